@@ -1,0 +1,279 @@
+//! Loading: TOML text -> spanned tree -> typed [`Config`] -> validated, with every finding
+//! located at file:line:col.
+//!
+//! serde stops at the first structural error (unknown key, wrong type). To still report all of
+//! them, the loader removes the offending entry from the spanned tree and deserializes again,
+//! up to a bound; spans stay those of the original text because the tree is never
+//! re-serialized.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::Path as FsPath;
+
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+
+use crate::diag::{Diagnostic, Location, Path, Report, Seg, Severity, line_col};
+use crate::model::Config;
+use crate::validate::{did_you_mean, validate};
+
+/// At most this many structural errors are collected from one file.
+const MAX_STRUCTURAL: usize = 32;
+
+/// A config that passed validation, with the warnings it raised.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Findings that do not prevent using it.
+    pub warnings: Vec<Diagnostic>,
+    /// The file name it came from.
+    pub file: String,
+    /// Its source text (kept to render the warnings).
+    pub source: String,
+}
+
+impl Loaded {
+    /// The warnings rendered like compiler output.
+    pub fn render_warnings(&self) -> String {
+        Report {
+            file: &self.file,
+            source: &self.source,
+            diagnostics: &self.warnings,
+        }
+        .to_string()
+    }
+}
+
+/// A config that was refused: every finding, errors and warnings, in file order.
+#[derive(Clone, Debug)]
+pub struct ConfigError {
+    /// The file name.
+    pub file: String,
+    /// Its source text (empty when it could not be read).
+    pub source: String,
+    /// The findings; at least one is an error.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl ConfigError {
+    /// Number of errors (not warnings).
+    pub fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}",
+            Report {
+                file: &self.file,
+                source: &self.source,
+                diagnostics: &self.diagnostics
+            }
+        )?;
+        let n = self.error_count();
+        write!(
+            f,
+            "{}: {n} error{} found, configuration refused",
+            self.file,
+            if n == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads and validates a config file. A missing or unreadable file is an error: a load
+/// balancer must refuse to start rather than fall back to defaults.
+pub fn load_file(path: &FsPath) -> Result<Loaded, ConfigError> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(src) => load_str(&src, &file),
+        Err(e) => Err(ConfigError {
+            file,
+            source: String::new(),
+            diagnostics: vec![
+                Diagnostic::error(Path::root(), format!("cannot read the configuration: {e}"))
+                    .hint("check the path given with --config"),
+            ],
+        }),
+    }
+}
+
+/// Parses and validates config text; `file` names it in diagnostics.
+pub fn load_str(src: &str, file: &str) -> Result<Loaded, ConfigError> {
+    let refuse = |diagnostics: Vec<Diagnostic>| ConfigError {
+        file: file.to_string(),
+        source: src.to_string(),
+        diagnostics,
+    };
+    let (mut tree, syntax) = DeTable::parse_recoverable(src);
+    if !syntax.is_empty() {
+        return Err(refuse(
+            syntax.iter().map(|e| from_toml_error(src, e)).collect(),
+        ));
+    }
+    let mut structural = Vec::new();
+    let mut removed_keys: Vec<String> = Vec::new();
+    let config = loop {
+        match Config::deserialize(toml::de::Deserializer::from(tree.clone())) {
+            Ok(c) => break Some(c),
+            Err(e) => {
+                // A required key we removed ourselves after a type error is not a new finding.
+                let cascade =
+                    missing_field(e.message()).is_some_and(|k| removed_keys.iter().any(|r| r == k));
+                if cascade {
+                    break None;
+                }
+                structural.push(from_toml_error(src, &e));
+                match e.span().and_then(|sp| remove_at(tree.get_mut(), &sp)) {
+                    Some(key) if structural.len() < MAX_STRUCTURAL => removed_keys.push(key),
+                    _ => break None,
+                }
+            }
+        }
+    };
+    match config {
+        Some(config) if structural.is_empty() => {
+            let mut diags = validate(&config);
+            for d in &mut diags {
+                d.location = locate(src, tree.get_ref(), &d.path);
+            }
+            diags.sort_by_key(|d| d.location.as_ref().map_or((0, 0), |l| (l.line, l.col)));
+            if diags.iter().any(Diagnostic::is_error) {
+                return Err(refuse(diags));
+            }
+            Ok(Loaded {
+                config,
+                warnings: diags,
+                file: file.to_string(),
+                source: src.to_string(),
+            })
+        }
+        _ => Err(refuse(structural)),
+    }
+}
+
+fn missing_field(msg: &str) -> Option<&str> {
+    msg.strip_prefix("missing field `")?.split('`').next()
+}
+
+fn from_toml_error(src: &str, e: &toml::de::Error) -> Diagnostic {
+    let raw = e.message().trim();
+    // Value types phrase their advice as a trailing "(write e.g. ...)": make it the hint.
+    let (msg, hint) = match raw.rsplit_once(" (write ") {
+        Some((m, h)) => (
+            m.to_string(),
+            Some(format!("write {}", h.trim_end_matches(')'))),
+        ),
+        None => (raw.to_string(), hint_for(raw)),
+    };
+    let mut d = Diagnostic {
+        severity: Severity::Error,
+        message: msg,
+        hint,
+        path: Path::root(),
+        location: None,
+    };
+    if let Some(sp) = e.span() {
+        d.location = Some(location(src, sp));
+    }
+    d
+}
+
+/// Turns serde's wording into advice an operator can act on.
+fn hint_for(msg: &str) -> Option<String> {
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        let (field, expected) = rest.split_once('`')?;
+        let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        return Some(match did_you_mean(field, known.iter().copied()) {
+            Some(m) => format!("did you mean `{m}`?"),
+            None if known.is_empty() => "this table takes no keys".to_string(),
+            None => format!("valid keys here: {}", known.join(", ")),
+        });
+    }
+    if let Some(rest) = msg.strip_prefix("unknown variant `") {
+        let (_, expected) = rest.split_once('`')?;
+        let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        return Some(format!("use one of: {}", known.join(", ")));
+    }
+    if msg.starts_with("missing field") {
+        return Some("add this key to the table".to_string());
+    }
+    if msg.starts_with("invalid type") {
+        return Some(
+            "check the value's type: strings are quoted, numbers and booleans are not".to_string(),
+        );
+    }
+    None
+}
+
+fn location(src: &str, span: Range<usize>) -> Location {
+    let (line, col) = line_col(src, span.start);
+    Location { line, col, span }
+}
+
+/// Removes the entry (key or array element) whose key or value is at `span` and returns the
+/// key it was under. `None` when no entry matches, so the caller stops retrying.
+fn remove_at(t: &mut DeTable<'_>, span: &Range<usize>) -> Option<String> {
+    let hit = t
+        .iter()
+        .find(|(k, v)| k.span() == *span || v.span() == *span)
+        .map(|(k, _)| k.get_ref().to_string());
+    if let Some(key) = hit {
+        t.remove(key.as_str());
+        return Some(key);
+    }
+    t.iter_mut()
+        .find_map(|(k, v)| remove_in_value(k.get_ref(), v.get_mut(), span))
+}
+
+fn remove_in_value(key: &str, v: &mut DeValue<'_>, span: &Range<usize>) -> Option<String> {
+    match v {
+        DeValue::Table(t) => remove_at(t, span),
+        DeValue::Array(a) => {
+            if let Some(i) = a
+                .iter()
+                .position(|e| e.span() == *span && !e.get_ref().is_table())
+            {
+                *a = a
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, e)| e.clone())
+                    .collect();
+                return Some(key.to_string());
+            }
+            a.iter_mut()
+                .find_map(|e| remove_in_value(key, e.get_mut(), span))
+        }
+        _ => None,
+    }
+}
+
+/// The location of `path`: its value when present, else its nearest present ancestor (a
+/// defaulted key points at the table that lacks it).
+fn locate(src: &str, root: &DeTable<'_>, path: &Path) -> Option<Location> {
+    let mut span: Option<Range<usize>> = None;
+    let mut cur: Option<&DeValue<'_>> = None;
+    for seg in &path.0 {
+        let next = match (seg, cur) {
+            (Seg::Key(k), None) => root.get(k.as_str()),
+            (Seg::Key(k), Some(DeValue::Table(t))) => t.get(k.as_str()),
+            (Seg::Index(i), Some(DeValue::Array(a))) => a.get(*i),
+            _ => None,
+        };
+        match next {
+            Some(v) => {
+                span = Some(v.span());
+                cur = Some(v.get_ref());
+            }
+            None => break,
+        }
+    }
+    span.map(|sp| location(src, sp))
+        .or_else(|| Some(location(src, 0..0)))
+}

@@ -1,0 +1,805 @@
+//! The configuration model, exactly as written in `vipd.toml`.
+//!
+//! Every struct denies unknown keys: a typo (`hold_tme`) is an error with a location, never a
+//! silently ignored setting. Defaults follow the design vipd implements (keepalived + ExaBGP
+//! on IPVS `mh` with tunnel forwarding), so a minimal service needs only a VIP, a port and
+//! its real servers. Cross-field rules live in `validate.rs`; a value of these types that
+//! came out of [`crate::load_str`] has passed them.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Community, Duration, LargeCommunity, Percent};
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Node-wide settings.
+    #[serde(default)]
+    pub global: Global,
+    /// The BGP speaker (directors). Absent: no route is announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<Bgp>,
+    /// Named, reusable health checks (`[[check]]`).
+    #[serde(default, rename = "check", skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckDef>,
+    /// Virtual services (`[[service]]`).
+    #[serde(default, rename = "service", skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<Service>,
+    /// The backend (L7 node) role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<Backend>,
+}
+
+/// What this node is in the topology.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// An L4 director: IPVS + health checks + BGP. Needs at least one `[[service]]`.
+    #[default]
+    Director,
+    /// An L7 node receiving tunnelled traffic. Needs `[backend]`.
+    Backend,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// `[global]`: node-wide settings.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Global {
+    /// Director or backend.
+    pub role: Role,
+    /// BGP identifier and node name in logs; must be IPv4 (RFC 6286 keeps it 4 octets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub router_id: Option<Ipv4Addr>,
+    /// Touch this file to drain the node; remove it to bring it back. Polled, not watched:
+    /// inotify misses changes on some filesystems.
+    pub drain_file: PathBuf,
+    /// Control socket for `vipd status`, `vipd reload`, ... (mode 0600, root only).
+    pub control_socket: PathBuf,
+    /// Listen address of `/metrics` and `/healthcheck`. Absent: no HTTP listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Period of the full IPVS resync that repairs drift made behind vipd's back.
+    pub resync_interval: Duration,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// IPVS sysctls applied at start in vipd's network namespace.
+    pub sysctl: Sysctl,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Self {
+            role: Role::Director,
+            router_id: None,
+            drain_file: PathBuf::from("/etc/lb/disable"),
+            control_socket: PathBuf::from("/run/vipd/vipd.sock"),
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9180))),
+            resync_interval: Duration::from_secs(30),
+            log_format: LogFormat::Human,
+            sysctl: Sysctl::default(),
+        }
+    }
+}
+
+/// `[global.sysctl]`: values written to `/proc/sys/net/ipv4/vs/<name>` (names as the kernel
+/// spells them). The defaults are the design's: route non-SYN packets of flows another
+/// director started, and never reroute a connection when its destination goes away.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sysctl {
+    /// `net.ipv4.vs.sloppy_tcp` (0 or 1).
+    pub sloppy_tcp: u32,
+    /// `net.ipv4.vs.expire_nodest_conn` (0 or 1).
+    pub expire_nodest_conn: u32,
+    /// `net.ipv4.vs.expire_quiescent_template` (0 or 1).
+    pub expire_quiescent_template: u32,
+    /// `net.ipv4.vs.pmtu_disc` (0 or 1); 0 lets tunnelled packets fragment. Unset: untouched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pmtu_disc: Option<u32>,
+    /// `net.ipv4.vs.conn_reuse_mode` (0 to 2). Unset: untouched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conn_reuse_mode: Option<u32>,
+    /// `net.ipv4.vs.schedule_icmp` (0 or 1). Unset: untouched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_icmp: Option<u32>,
+    /// `net.ipv4.vs.ignore_tunneled` (0 or 1). Unset: untouched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignore_tunneled: Option<u32>,
+}
+
+impl Default for Sysctl {
+    fn default() -> Self {
+        Self {
+            sloppy_tcp: 1,
+            expire_nodest_conn: 0,
+            expire_quiescent_template: 0,
+            pmtu_disc: None,
+            conn_reuse_mode: None,
+            schedule_icmp: None,
+            ignore_tunneled: None,
+        }
+    }
+}
+
+impl Sysctl {
+    /// The settings to apply, as `(kernel name, value, largest allowed value)`.
+    pub fn entries(&self) -> Vec<(&'static str, u32, u32)> {
+        let mut v = vec![
+            ("sloppy_tcp", self.sloppy_tcp, 1),
+            ("expire_nodest_conn", self.expire_nodest_conn, 1),
+            (
+                "expire_quiescent_template",
+                self.expire_quiescent_template,
+                1,
+            ),
+        ];
+        let opt = [
+            ("pmtu_disc", self.pmtu_disc, 1),
+            ("conn_reuse_mode", self.conn_reuse_mode, 2),
+            ("schedule_icmp", self.schedule_icmp, 1),
+            ("ignore_tunneled", self.ignore_tunneled, 1),
+        ];
+        v.extend(
+            opt.into_iter()
+                .filter_map(|(n, val, max)| val.map(|x| (n, x, max))),
+        );
+        v
+    }
+}
+
+/// `[bgp]`: the built-in BGP speaker.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bgp {
+    /// Local AS number (4-octet ASNs welcome).
+    pub local_as: u32,
+    /// BGP identifier; defaults to `global.router_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_id: Option<Ipv4Addr>,
+    /// Proposed hold time in seconds: 0 (no keepalives) or 3..=65535.
+    #[serde(default = "default_hold_time")]
+    pub hold_time: u16,
+    /// Keepalive interval in seconds; defaults to hold_time / 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive: Option<u16>,
+    /// First connect-retry delay in seconds (later ones back off exponentially, jittered).
+    #[serde(default = "default_connect_retry")]
+    pub connect_retry: u16,
+    /// Graceful restart (RFC 4724) as the restarting speaker.
+    #[serde(default)]
+    pub graceful_restart: GracefulRestart,
+    /// The routers to peer with (`[[bgp.neighbor]]`).
+    #[serde(default, rename = "neighbor")]
+    pub neighbors: Vec<Neighbor>,
+}
+
+fn default_hold_time() -> u16 {
+    90
+}
+fn default_connect_retry() -> u16 {
+    5
+}
+
+impl Bgp {
+    /// The keepalive interval actually used.
+    pub fn effective_keepalive(&self) -> u16 {
+        self.keepalive.unwrap_or(self.hold_time / 3)
+    }
+}
+
+/// `[bgp.graceful_restart]`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GracefulRestart {
+    /// Advertise the capability and keep forwarding across restarts.
+    pub enabled: bool,
+    /// Seconds the routers keep our routes while we restart (0..=4095, a 12-bit field).
+    pub restart_time: u16,
+}
+
+impl Default for GracefulRestart {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            restart_time: 120,
+        }
+    }
+}
+
+/// An address family carried on a BGP session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// IPv4 unicast.
+    Ipv4,
+    /// IPv6 unicast.
+    Ipv6,
+}
+
+impl Family {
+    /// The family of an address.
+    pub fn of(a: IpAddr) -> Family {
+        if a.is_ipv4() {
+            Family::Ipv4
+        } else {
+            Family::Ipv6
+        }
+    }
+}
+
+/// `[[bgp.neighbor]]`: one router.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Neighbor {
+    /// The router's address (IPv4 or IPv6).
+    pub address: IpAddr,
+    /// The router's AS; equal to `bgp.local_as` makes an iBGP session.
+    pub remote_as: u32,
+    /// TCP port of the router.
+    #[serde(default = "default_bgp_port")]
+    pub port: u16,
+    /// Source address of the session (and default next hop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_address: Option<IpAddr>,
+    /// TCP MD5 signature key (RFC 2385), at most 80 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// GTSM (RFC 5082): send with TTL 255 and accept only TTL 255 (directly connected).
+    #[serde(default)]
+    pub ttl_security: bool,
+    /// eBGP multihop: TTL of outgoing packets (1..=255). Unset: 1 for eBGP, 64 for iBGP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multihop: Option<u8>,
+    /// Wait for the router to connect instead of connecting.
+    #[serde(default)]
+    pub passive: bool,
+    /// Families to negotiate; defaults to the family of `address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub families: Option<Vec<Family>>,
+    /// Next hop for IPv4 routes on this session (needed on an IPv6 session carrying IPv4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_next_hop: Option<Ipv4Addr>,
+    /// Next hop for IPv6 routes on this session (needed on an IPv4 session carrying IPv6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_next_hop: Option<Ipv6Addr>,
+    /// Free text shown in status and logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+fn default_bgp_port() -> u16 {
+    179
+}
+
+impl Neighbor {
+    /// The families actually negotiated.
+    pub fn effective_families(&self) -> Vec<Family> {
+        self.families
+            .clone()
+            .unwrap_or_else(|| vec![Family::of(self.address)])
+    }
+}
+
+/// Kind of a health check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckKind {
+    /// HTTP GET/HEAD, expected status set.
+    Http,
+    /// HTTP over TLS.
+    Https,
+    /// TCP connect.
+    Tcp,
+    /// HAProxy agent-check protocol: one status line from a TCP port.
+    Agent,
+    /// A command: exit 0 is up.
+    Exec,
+    /// A local file holding UP/DOWN/MAINT/READY and/or a weight `N%`.
+    File,
+}
+
+impl CheckKind {
+    /// The kind's name as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckKind::Http => "http",
+            CheckKind::Https => "https",
+            CheckKind::Tcp => "tcp",
+            CheckKind::Agent => "agent",
+            CheckKind::Exec => "exec",
+            CheckKind::File => "file",
+        }
+    }
+}
+
+/// HTTP method of an HTTP(S) check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    /// GET (default).
+    #[default]
+    Get,
+    /// HEAD: no body is read, so `body_regex` is refused with it.
+    Head,
+}
+
+/// A health check as written: common timing keys plus the keys of its kind.
+///
+/// Kind-specific keys are optional here and checked against `kind` by validation, which
+/// reports a key that does not belong to the kind at its own line (`path` on a `tcp` check).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckDef {
+    /// Name, referenced from `checks = [...]`. Required in `[[check]]`, optional inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What to run.
+    pub kind: CheckKind,
+    /// Time between two checks of one target.
+    #[serde(default = "default_interval")]
+    pub interval: Duration,
+    /// Interval used while a rise/fall transition is pending. Unset: `interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fast_interval: Option<Duration>,
+    /// Total time allowed for one check.
+    #[serde(default = "default_timeout")]
+    pub timeout: Duration,
+    /// Time allowed for the TCP connect alone. Unset: `timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Duration>,
+    /// Consecutive passes to go up.
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    /// Consecutive failures to go down.
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+    /// Random spread of each interval, as a share of it (at most 50%).
+    #[serde(default = "default_jitter")]
+    pub jitter: Percent,
+    /// Source address of probes. Unset: chosen by the kernel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_address: Option<IpAddr>,
+    /// Port to probe. Unset: the real server's port (required for `agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Flap damping: hold a flapping server down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damping: Option<Damping>,
+
+    /// http/https: request path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// http/https: GET or HEAD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<HttpMethod>,
+    /// http/https: statuses counted as up. Unset: `[200]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_status: Option<Vec<u16>>,
+    /// http/https: Host header. The probe still connects to the real server's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// http/https: regex the body must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_regex: Option<String>,
+    /// http/https: extra request headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// https: verify the certificate chain and name. Unset: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_verify: Option<bool>,
+    /// https: TLS server name. Unset: `host`, else none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// exec: absolute path of the program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<PathBuf>,
+    /// exec: its arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    /// file: absolute path of the status file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_rise() -> u32 {
+    2
+}
+fn default_fall() -> u32 {
+    3
+}
+fn default_jitter() -> Percent {
+    Percent(10)
+}
+
+/// `damping = { window = "60s", max_flaps = 4, penalty = "120s" }`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Damping {
+    /// Window in which state changes are counted.
+    pub window: Duration,
+    /// More changes than this within `window` is flapping.
+    pub max_flaps: u32,
+    /// How long a flapping server is held down.
+    pub penalty: Duration,
+}
+
+/// The check of a kind with its kind's keys and defaults applied: what a probe needs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CheckSpec {
+    /// HTTP or HTTPS.
+    Http {
+        /// TLS on.
+        tls: bool,
+        /// Method.
+        method: HttpMethod,
+        /// Path.
+        path: String,
+        /// Accepted statuses.
+        expect_status: Vec<u16>,
+        /// Host header.
+        host: Option<String>,
+        /// Body regex.
+        body_regex: Option<String>,
+        /// Extra headers.
+        headers: BTreeMap<String, String>,
+        /// Verify certificates.
+        tls_verify: bool,
+        /// SNI.
+        sni: Option<String>,
+    },
+    /// TCP connect.
+    Tcp,
+    /// HAProxy agent-check.
+    Agent,
+    /// A command.
+    Exec {
+        /// Program.
+        command: PathBuf,
+        /// Arguments.
+        args: Vec<String>,
+    },
+    /// A status file.
+    File {
+        /// Path.
+        file: PathBuf,
+    },
+}
+
+impl CheckDef {
+    /// The kind-specific part with defaults applied. Meaningful on a validated config, where
+    /// the keys required by the kind are present.
+    pub fn spec(&self) -> CheckSpec {
+        match self.kind {
+            CheckKind::Http | CheckKind::Https => CheckSpec::Http {
+                tls: self.kind == CheckKind::Https,
+                method: self.method.unwrap_or_default(),
+                path: self.path.clone().unwrap_or_else(|| "/".to_string()),
+                expect_status: self.expect_status.clone().unwrap_or_else(|| vec![200]),
+                host: self.host.clone(),
+                body_regex: self.body_regex.clone(),
+                headers: self.headers.clone().unwrap_or_default(),
+                tls_verify: self.tls_verify.unwrap_or(true),
+                sni: self.sni.clone().or_else(|| self.host.clone()),
+            },
+            CheckKind::Tcp => CheckSpec::Tcp,
+            CheckKind::Agent => CheckSpec::Agent,
+            CheckKind::Exec => CheckSpec::Exec {
+                command: self.command.clone().unwrap_or_default(),
+                args: self.args.clone().unwrap_or_default(),
+            },
+            CheckKind::File => CheckSpec::File {
+                file: self.file.clone().unwrap_or_default(),
+            },
+        }
+    }
+
+    /// The connect timeout actually used.
+    pub fn effective_connect_timeout(&self) -> Duration {
+        self.connect_timeout.unwrap_or(self.timeout)
+    }
+}
+
+/// Transport protocol of a virtual service.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// TCP.
+    #[default]
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// IPVS forwarding method.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Forwarding {
+    /// IP-in-IP (or GUE/GRE) encapsulation: direct server return across routed networks.
+    #[default]
+    Tunnel,
+    /// Direct routing: MAC rewrite, real servers on the same L2 segment.
+    Dr,
+    /// Masquerading: replies come back through the director.
+    Nat,
+}
+
+/// Encapsulation of `tunnel` forwarding.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelType {
+    /// IPIP / ip6ip6 (the kernel picks by the real server's family).
+    #[default]
+    Ipip,
+    /// Generic UDP Encapsulation; needs `tunnel_port`.
+    Gue,
+    /// GRE.
+    Gre,
+}
+
+/// What happens to a real server that fails its checks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Weight 0: no new flows, established ones continue (keepalived's `inhibit_on_failure`).
+    #[default]
+    Inhibit,
+    /// Delete the destination from IPVS.
+    Remove,
+}
+
+/// `[[service]]`: one IPVS virtual service and the VIP announced for it.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Unique name used in logs, status and metrics.
+    pub name: String,
+    /// Virtual IP (IPv4 or IPv6).
+    pub vip: IpAddr,
+    /// Virtual port (1..=65535).
+    pub port: u16,
+    /// tcp or udp.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// IPVS scheduler. `mh` (Maglev) is what keeps directors consistent.
+    #[serde(default = "default_scheduler")]
+    pub scheduler: String,
+    /// mh: hash the source port too (the design's `sh-port`).
+    #[serde(default = "default_true")]
+    pub mh_port: bool,
+    /// mh: pick another destination when the chosen one has weight 0.
+    #[serde(default)]
+    pub mh_fallback: bool,
+    /// tunnel, dr or nat.
+    #[serde(default)]
+    pub forwarding: Forwarding,
+    /// Encapsulation of tunnel forwarding.
+    #[serde(default)]
+    pub tunnel_type: TunnelType,
+    /// UDP port of GUE encapsulation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_port: Option<u16>,
+    /// The VIP is announced when the sum of healthy real server weights reaches this.
+    #[serde(default = "default_quorum")]
+    pub quorum: u32,
+    /// Quorum goes up at `quorum + hysteresis` and down below `quorum - hysteresis`.
+    #[serde(default)]
+    pub hysteresis: u32,
+    /// Real servers start down until their first passing checks (keepalived's `alpha`).
+    #[serde(default = "default_true")]
+    pub alpha: bool,
+    /// inhibit (weight 0) or remove.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+    /// When more than this share of real servers is down, keep sending to all of them and
+    /// raise a loud event (Envoy's panic mode). Unset: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panic_threshold: Option<Percent>,
+    /// IPVS persistence (`ipvsadm -p`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<Persistence>,
+    /// Checks of every real server that does not list its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<String>,
+    /// How the VIP is announced.
+    #[serde(default)]
+    pub announce: Announce,
+    /// Real servers (`[[service.real_server]]`).
+    #[serde(default, rename = "real_server")]
+    pub real_servers: Vec<RealServer>,
+}
+
+fn default_scheduler() -> String {
+    "mh".to_string()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_quorum() -> u32 {
+    1
+}
+
+impl Service {
+    /// Sum of configured weights.
+    pub fn total_weight(&self) -> u64 {
+        self.real_servers.iter().map(|r| u64::from(r.weight)).sum()
+    }
+}
+
+/// `[service.persistence]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Persistence {
+    /// How long a client stays on its real server after its last connection.
+    pub timeout: Duration,
+    /// Prefix length grouping clients (IPv4 up to 32, IPv6 up to 128). Unset: host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netmask: Option<u8>,
+}
+
+/// `[service.announce]`: attributes of the VIP's route.
+///
+/// Every director of a VIP must announce identical attributes or the routers will not build
+/// an ECMP route: keep these equal across directors.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Announce {
+    /// Announce this VIP at all.
+    pub enabled: bool,
+    /// Standard communities.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub communities: Vec<Community>,
+    /// Large communities.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub large_communities: Vec<LargeCommunity>,
+    /// MED while serving. Unset: no MED.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub med: Option<u32>,
+    /// MED while draining. Unset: as `med`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drained_med: Option<u32>,
+    /// LOCAL_PREF (iBGP sessions only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_pref: Option<u32>,
+    /// On drain, first re-announce with GRACEFUL_SHUTDOWN (65535:0, RFC 8326).
+    pub graceful_shutdown: bool,
+    /// Time between the graceful-shutdown re-announce and the withdrawal.
+    pub drain_delay: Duration,
+}
+
+impl Default for Announce {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            communities: Vec::new(),
+            large_communities: Vec::new(),
+            med: None,
+            drained_med: None,
+            local_pref: None,
+            graceful_shutdown: true,
+            drain_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[[service.real_server]]`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealServer {
+    /// Address (may differ in family from the VIP with tunnel forwarding).
+    pub address: IpAddr,
+    /// Port. Unset: the service's port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// IPVS weight (0..=65535); 0 keeps it configured but sends it nothing.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Named checks. Unset: the service's `checks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<String>>,
+    /// Inline checks (`[[service.real_server.check]]`), in addition to the named ones.
+    #[serde(default, rename = "check", skip_serializing_if = "Vec::is_empty")]
+    pub inline_checks: Vec<CheckDef>,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// Largest IPVS weight vipd accepts (as ipvsadm and keepalived do).
+pub const MAX_WEIGHT: u32 = 65535;
+
+/// Tunnel device mode on a backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelMode {
+    /// IPv4 in IPv4 (`ip tunnel add NAME mode ipip`).
+    Ipip,
+    /// IPv6 in IPv6 (`ip tunnel add NAME mode ip6ip6`).
+    Ip6ip6,
+}
+
+/// `[backend]`: the L7 node role.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backend {
+    /// Tunnel devices to create and keep (`[[backend.tunnel]]`).
+    #[serde(default, rename = "tunnel")]
+    pub tunnels: Vec<BackendTunnel>,
+    /// VIPs to put on `lo` for `dr` forwarding (sets arp_ignore=1 / arp_announce=2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loopback_vips: Vec<IpAddr>,
+    /// Accept encapsulated packets only from these directors (nftables). Empty: from any
+    /// source, which is what the design's footnote calls unsafe.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_directors: Vec<IpAddr>,
+    /// HAProxy agent-check listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentListener>,
+}
+
+/// `[[backend.tunnel]]`: one tunnel device and the VIPs it receives.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendTunnel {
+    /// Device name (at most 15 bytes).
+    pub name: String,
+    /// ipip or ip6ip6.
+    pub mode: TunnelMode,
+    /// Local endpoint. Unset: any (receive from every address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<IpAddr>,
+    /// VIPs put on the device (as /32 or /128).
+    pub vips: Vec<IpAddr>,
+}
+
+/// `[backend.agent]`: answers directors' agent checks.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentListener {
+    /// Listen address.
+    #[serde(default = "default_agent_listen")]
+    pub listen: SocketAddr,
+    /// File holding the state to report (`UP`, `MAINT`, `75%`, ...).
+    #[serde(default = "default_agent_state_file")]
+    pub state_file: PathBuf,
+    /// Local checks (names of `[[check]]`) that must pass for the agent to report up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<String>,
+}
+
+fn default_agent_listen() -> SocketAddr {
+    SocketAddr::from((Ipv6Addr::UNSPECIFIED, 5555))
+}
+fn default_agent_state_file() -> PathBuf {
+    PathBuf::from("/etc/lb/agent-check")
+}
+
+/// Schedulers the kernel ships (`net/netfilter/ipvs/ip_vs_*.c`).
+pub const KNOWN_SCHEDULERS: &[&str] = &[
+    "mh", "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "twos",
+];

@@ -1,0 +1,278 @@
+//! Small value types used by the configuration model.
+//!
+//! Each one parses from the string form an operator writes (`"1s"`, `"75%"`, `"65000:100"`)
+//! and serializes back to the same form, so that `vipd` can print the effective config in the
+//! syntax it reads.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A duration written as a human string: `"500ms"`, `"2s"`, `"1m 30s"`.
+///
+/// Bare integers are refused on purpose: `interval = 5` is ambiguous (seconds? ms?) and the
+/// error says how to write it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Duration(pub std::time::Duration);
+
+impl Duration {
+    /// Build from whole seconds.
+    pub const fn from_secs(s: u64) -> Self {
+        Self(std::time::Duration::from_secs(s))
+    }
+    /// Build from milliseconds.
+    pub const fn from_millis(ms: u64) -> Self {
+        Self(std::time::Duration::from_millis(ms))
+    }
+    /// The std duration.
+    pub const fn get(self) -> std::time::Duration {
+        self.0
+    }
+    /// True for a zero duration.
+    pub fn is_zero(self) -> bool {
+        self.0.is_zero()
+    }
+}
+
+impl FromStr for Duration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        humantime::parse_duration(s.trim())
+            .map(Duration)
+            .map_err(|e| {
+                format!("invalid duration {s:?}: {e} (write e.g. \"500ms\", \"2s\", \"1m\")")
+            })
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration string such as \"500ms\", \"2s\" or \"1m\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl Serialize for Duration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A percentage written as `"10%"` (0 to 100, integral).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Percent(pub u8);
+
+impl Percent {
+    /// The value as a fraction in `0.0..=1.0`.
+    pub fn fraction(self) -> f64 {
+        f64::from(self.0) / 100.0
+    }
+}
+
+impl FromStr for Percent {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("invalid percentage {s:?} (write e.g. \"10%\", from \"0%\" to \"100%\")");
+        let n = s.trim().strip_suffix('%').ok_or_else(bad)?;
+        let v: u8 = n.trim().parse().map_err(|_| bad())?;
+        if v > 100 {
+            return Err(bad());
+        }
+        Ok(Percent(v))
+    }
+}
+
+impl fmt::Display for Percent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}%", self.0)
+    }
+}
+
+/// Implements `Deserialize` (from a string, through `FromStr`) and `Serialize` (through
+/// `Display`) for the string-typed values of this module.
+macro_rules! string_serde {
+    ($t:ty, $expecting:literal) => {
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = $t;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$t, E> {
+                        v.parse().map_err(E::custom)
+                    }
+                }
+                d.deserialize_str(V)
+            }
+        }
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    };
+}
+
+string_serde!(Percent, "a percentage string such as \"10%\"");
+string_serde!(
+    Community,
+    "a community such as \"65000:100\" or \"no-export\""
+);
+string_serde!(
+    LargeCommunity,
+    "a large community such as \"4200000001:1:2\""
+);
+
+/// A BGP standard community (RFC 1997), written `"ASN:VALUE"` or by its well-known name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Community(pub u32);
+
+impl Community {
+    /// RFC 8326 GRACEFUL_SHUTDOWN, 65535:0.
+    pub const GRACEFUL_SHUTDOWN: Community = Community(0xFFFF_0000);
+    /// RFC 1997 NO_EXPORT.
+    pub const NO_EXPORT: Community = Community(0xFFFF_FF01);
+    /// RFC 1997 NO_ADVERTISE.
+    pub const NO_ADVERTISE: Community = Community(0xFFFF_FF02);
+    /// RFC 1997 NO_EXPORT_SUBCONFED.
+    pub const NO_EXPORT_SUBCONFED: Community = Community(0xFFFF_FF03);
+    /// RFC 7999 BLACKHOLE.
+    pub const BLACKHOLE: Community = Community(0xFFFF_029A);
+
+    const NAMES: [(&'static str, Community); 5] = [
+        ("graceful-shutdown", Self::GRACEFUL_SHUTDOWN),
+        ("no-export", Self::NO_EXPORT),
+        ("no-advertise", Self::NO_ADVERTISE),
+        ("no-export-subconfed", Self::NO_EXPORT_SUBCONFED),
+        ("blackhole", Self::BLACKHOLE),
+    ];
+}
+
+impl FromStr for Community {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Some((_, c)) = Self::NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(s)) {
+            return Ok(*c);
+        }
+        let bad = || {
+            format!(
+                "invalid community {s:?} (write \"ASN:VALUE\" with both parts 0..=65535, or one of \
+                 graceful-shutdown, no-export, no-advertise, no-export-subconfed, blackhole)"
+            )
+        };
+        let (a, v) = s.split_once(':').ok_or_else(bad)?;
+        let a: u16 = a.parse().map_err(|_| bad())?;
+        let v: u16 = v.parse().map_err(|_| bad())?;
+        Ok(Community((u32::from(a) << 16) | u32::from(v)))
+    }
+}
+
+impl fmt::Display for Community {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.0 >> 16, self.0 & 0xFFFF)
+    }
+}
+
+/// A BGP large community (RFC 8092), written `"GLOBAL:LOCAL1:LOCAL2"`, each part a u32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LargeCommunity(pub u32, pub u32, pub u32);
+
+impl FromStr for LargeCommunity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "invalid large community {s:?} (write \"GLOBAL:LOCAL1:LOCAL2\", each 0..=4294967295)"
+            )
+        };
+        let mut it = s.trim().split(':').map(|p| p.parse::<u32>());
+        match (it.next(), it.next(), it.next(), it.next()) {
+            (Some(Ok(a)), Some(Ok(b)), Some(Ok(c)), None) => Ok(LargeCommunity(a, b, c)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl fmt::Display for LargeCommunity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.0, self.1, self.2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_print() {
+        assert_eq!("1s".parse::<Duration>().unwrap(), Duration::from_secs(1));
+        assert_eq!(
+            "250ms".parse::<Duration>().unwrap(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            "1m 30s".parse::<Duration>().unwrap(),
+            Duration::from_secs(90)
+        );
+        assert_eq!(Duration::from_millis(1500).to_string(), "1s 500ms");
+        let e = "5".parse::<Duration>().unwrap_err();
+        assert!(e.contains("write e.g."), "{e}");
+    }
+
+    #[test]
+    fn percent_bounds() {
+        assert_eq!("75%".parse::<Percent>().unwrap(), Percent(75));
+        assert_eq!(" 0 %".parse::<Percent>().unwrap(), Percent(0));
+        assert!("101%".parse::<Percent>().is_err());
+        assert!("75".parse::<Percent>().is_err());
+        assert!((Percent(50).fraction() - 0.5).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn communities() {
+        assert_eq!(
+            "65535:0".parse::<Community>().unwrap(),
+            Community::GRACEFUL_SHUTDOWN
+        );
+        assert_eq!(
+            "graceful-shutdown".parse::<Community>().unwrap(),
+            Community::GRACEFUL_SHUTDOWN
+        );
+        assert_eq!(
+            "NO-EXPORT".parse::<Community>().unwrap(),
+            Community::NO_EXPORT
+        );
+        assert_eq!(
+            "65000:100".parse::<Community>().unwrap().to_string(),
+            "65000:100"
+        );
+        assert!("65536:1".parse::<Community>().is_err());
+        assert!("4200000001:1".parse::<Community>().is_err());
+        assert_eq!(
+            "4200000001:1:2".parse::<LargeCommunity>().unwrap(),
+            LargeCommunity(4_200_000_001, 1, 2)
+        );
+        assert!("1:2".parse::<LargeCommunity>().is_err());
+        assert!("1:2:3:4".parse::<LargeCommunity>().is_err());
+    }
+}

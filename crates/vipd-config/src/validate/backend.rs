@@ -1,0 +1,126 @@
+//! Rules of `[backend]`, the L7-node role.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::services::check_names;
+use super::{Sink, absolute, unicast};
+use crate::diag::{Diagnostic, Path};
+use crate::model::{Backend, TunnelMode};
+
+/// IFNAMSIZ - 1.
+const MAX_IFNAME: usize = 15;
+
+pub(super) fn backend(b: &Backend, defined: &BTreeSet<&str>, s: &mut Sink) {
+    let p = Path::root().key("backend");
+    let mut devs: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut vips: BTreeMap<std::net::IpAddr, String> = BTreeMap::new();
+    for (i, t) in b.tunnels.iter().enumerate() {
+        let tp = p.key("tunnel").idx(i);
+        let name_ok = !t.name.is_empty()
+            && t.name.len() <= MAX_IFNAME
+            && t.name != "."
+            && t.name != ".."
+            && !t
+                .name
+                .contains(|c: char| c == '/' || c == ':' || c.is_whitespace());
+        if !name_ok {
+            s.push(
+                Diagnostic::error(tp.key("name"), format!("invalid device name {:?}", t.name))
+                    .hint("1 to 15 bytes, no '/', ':' or spaces (e.g. \"tunlv6\")"),
+            );
+        } else if let Some(first) = devs.insert(&t.name, i) {
+            s.push(
+                Diagnostic::error(
+                    tp.key("name"),
+                    format!("device {:?} is defined twice", t.name),
+                )
+                .hint(format!("backend.tunnel[{first}] has it already")),
+            );
+        }
+        let v4 = t.mode == TunnelMode::Ipip;
+        if let Some(l) = t.local {
+            if l.is_ipv4() != v4 || !unicast(l) {
+                s.push(
+                    Diagnostic::error(
+                        tp.key("local"),
+                        format!("local {l} does not fit mode {:?}", t.mode),
+                    )
+                    .hint("ipip tunnels have an IPv4 unicast local address, ip6ip6 an IPv6 one"),
+                );
+            }
+        }
+        for (j, v) in t.vips.iter().enumerate() {
+            if v.is_ipv4() != v4 {
+                s.push(
+                    Diagnostic::error(
+                        tp.key("vips").idx(j),
+                        format!("VIP {v} cannot arrive over a {:?} tunnel", t.mode),
+                    )
+                    .hint("IPv4 VIPs go on an ipip device, IPv6 VIPs on an ip6ip6 device"),
+                );
+            }
+            vip(*v, &t.name, tp.key("vips").idx(j), &mut vips, s);
+        }
+    }
+    for (j, v) in b.loopback_vips.iter().enumerate() {
+        vip(*v, "lo", p.key("loopback_vips").idx(j), &mut vips, s);
+    }
+    if b.tunnels.is_empty() && b.loopback_vips.is_empty() {
+        s.push(
+            Diagnostic::error(p.clone(), "[backend] receives no VIP")
+                .hint("add [[backend.tunnel]] with vips = [...] (tunnel forwarding) or loopback_vips (dr)"),
+        );
+    }
+    if !b.tunnels.is_empty() && b.allowed_directors.is_empty() {
+        s.push(
+            Diagnostic::warning(
+                p.key("tunnel"),
+                "tunnels accept encapsulated packets from any source",
+            )
+            .hint("list the directors in backend.allowed_directors to filter the others out"),
+        );
+    }
+    for (j, d) in b.allowed_directors.iter().enumerate() {
+        if !unicast(*d) {
+            s.push(
+                Diagnostic::error(
+                    p.key("allowed_directors").idx(j),
+                    format!("{d} is not a director address"),
+                )
+                .hint("use the directors' unicast addresses"),
+            );
+        }
+    }
+    if let Some(a) = &b.agent {
+        let ap = p.key("agent");
+        absolute(&a.state_file, ap.key("state_file"), s);
+        if a.listen.port() == 0 {
+            s.push(
+                Diagnostic::error(ap.key("listen"), "the agent needs a fixed port")
+                    .hint("e.g. listen = \"[::]:5555\""),
+            );
+        }
+        check_names(&a.checks, &ap.key("checks"), defined, s);
+    }
+}
+
+fn vip(
+    v: std::net::IpAddr,
+    dev: &str,
+    at: Path,
+    seen: &mut BTreeMap<std::net::IpAddr, String>,
+    s: &mut Sink,
+) {
+    if !unicast(v) {
+        s.push(
+            Diagnostic::error(at.clone(), format!("{v} cannot be a VIP"))
+                .hint("use the service's unicast VIP"),
+        );
+    }
+    if let Some(other) = seen.insert(v, dev.to_string()) {
+        s.push(
+            Diagnostic::error(at, format!("VIP {v} is already on {other}"))
+                .hint("put each VIP on one device"),
+        );
+    }
+}

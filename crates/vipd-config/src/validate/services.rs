@@ -1,0 +1,332 @@
+//! Rules of `[[service]]` and its real servers.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::checks::check_def;
+use super::{NAME_HINT, Sink, did_you_mean, good_name, unicast};
+use crate::diag::{Diagnostic, Path};
+use crate::model::{Config, Forwarding, MAX_WEIGHT, RealServer, Service, TunnelType};
+
+/// Schedulers whose choice depends only on the packet and the destination set, so that every
+/// director picks the same destination for a flow.
+const CONSISTENT: &[&str] = &["mh", "sh", "dh"];
+
+pub(super) fn services(cfg: &Config, defined: &BTreeSet<&str>, s: &mut Sink) {
+    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut vips: BTreeMap<_, usize> = BTreeMap::new();
+    for (i, svc) in cfg.services.iter().enumerate() {
+        let p = Path::root().key("service").idx(i);
+        if !good_name(&svc.name) {
+            s.push(
+                Diagnostic::error(
+                    p.key("name"),
+                    format!("invalid service name {:?}", svc.name),
+                )
+                .hint(NAME_HINT),
+            );
+        } else if let Some(first) = names.insert(&svc.name, i) {
+            s.push(
+                Diagnostic::error(
+                    p.key("name"),
+                    format!("service name {:?} is used twice", svc.name),
+                )
+                .hint(format!(
+                    "service[{first}] has it already; names key status and metrics"
+                )),
+            );
+        }
+        if let Some(first) = vips.insert((svc.vip, svc.port, svc.protocol), i) {
+            let other = &cfg.services[first].name;
+            s.push(
+                Diagnostic::error(
+                    p.key("vip"),
+                    format!("{:?} {}:{} is already the VIP of service {other:?}", svc.protocol, svc.vip, svc.port),
+                )
+                .hint("one VIP + port + protocol is one IPVS service: merge the two, or change the port"),
+            );
+        }
+        service(cfg, svc, &p, defined, s);
+    }
+}
+
+fn service(cfg: &Config, svc: &Service, p: &Path, defined: &BTreeSet<&str>, s: &mut Sink) {
+    if !unicast(svc.vip) {
+        s.push(
+            Diagnostic::error(p.key("vip"), format!("{} cannot be a VIP", svc.vip))
+                .hint("use a unicast address the routers can route to this node"),
+        );
+    }
+    if svc.port == 0 {
+        s.push(
+            Diagnostic::error(p.key("port"), "port 0 is not a service port").hint("use 1..=65535"),
+        );
+    }
+    if !crate::model::KNOWN_SCHEDULERS.contains(&svc.scheduler.as_str()) {
+        let mut d = Diagnostic::error(
+            p.key("scheduler"),
+            format!("unknown IPVS scheduler {:?}", svc.scheduler),
+        );
+        d = match did_you_mean(
+            &svc.scheduler,
+            crate::model::KNOWN_SCHEDULERS.iter().copied(),
+        ) {
+            Some(m) => d.hint(format!("did you mean {m:?}?")),
+            None => d.hint(format!(
+                "one of {}",
+                crate::model::KNOWN_SCHEDULERS.join(", ")
+            )),
+        };
+        s.push(d);
+    } else if !CONSISTENT.contains(&svc.scheduler.as_str()) {
+        s.push(
+            Diagnostic::warning(p.key("scheduler"), format!("scheduler {:?} keeps per-director state", svc.scheduler))
+                .hint("with several directors behind ECMP only mh (or sh/dh) sends a flow to the same real server from every director"),
+        );
+    }
+    if svc.mh_fallback && svc.scheduler != "mh" {
+        s.push(
+            Diagnostic::error(p.key("mh_fallback"), "mh_fallback needs scheduler = \"mh\"")
+                .hint("remove mh_fallback or use the mh scheduler"),
+        );
+    }
+    tunnel(svc, p, s);
+    quorum(svc, p, s);
+    if let Some(per) = &svc.persistence {
+        if per.timeout.is_zero() {
+            s.push(
+                Diagnostic::error(
+                    p.key("persistence").key("timeout"),
+                    "persistence timeout must be above 0",
+                )
+                .hint("e.g. timeout = \"300s\""),
+            );
+        }
+        let max = if svc.vip.is_ipv4() { 32 } else { 128 };
+        if let Some(m) = per.netmask {
+            if m == 0 || m > max {
+                s.push(
+                    Diagnostic::error(
+                        p.key("persistence").key("netmask"),
+                        format!("netmask /{m} does not fit the VIP's family"),
+                    )
+                    .hint(format!("use 1..={max}")),
+                );
+            }
+        }
+    }
+    check_names(&svc.checks, &p.key("checks"), defined, s);
+    if svc.announce.enabled && cfg.bgp.is_none() {
+        s.push(
+            Diagnostic::warning(
+                p.key("announce"),
+                format!(
+                    "service {:?} is to be announced but there is no [bgp]",
+                    svc.name
+                ),
+            )
+            .hint("add [bgp] with neighbors, or set announce.enabled = false"),
+        );
+    }
+    let mut seen: BTreeMap<_, usize> = BTreeMap::new();
+    for (j, rs) in svc.real_servers.iter().enumerate() {
+        let rp = p.key("real_server").idx(j);
+        let port = rs.port.unwrap_or(svc.port);
+        if let Some(first) = seen.insert((rs.address, port), j) {
+            s.push(
+                Diagnostic::error(
+                    rp.key("address"),
+                    format!("real server {}:{port} is listed twice", rs.address),
+                )
+                .hint(format!("real_server[{first}] has it already")),
+            );
+        }
+        real_server(svc, rs, &rp, defined, s);
+    }
+}
+
+fn tunnel(svc: &Service, p: &Path, s: &mut Sink) {
+    if svc.forwarding != Forwarding::Tunnel {
+        if svc.tunnel_type != TunnelType::Ipip {
+            s.push(
+                Diagnostic::error(
+                    p.key("tunnel_type"),
+                    "tunnel_type needs forwarding = \"tunnel\"",
+                )
+                .hint("remove tunnel_type or use tunnel forwarding"),
+            );
+        }
+        if svc.tunnel_port.is_some() {
+            s.push(
+                Diagnostic::error(
+                    p.key("tunnel_port"),
+                    "tunnel_port needs forwarding = \"tunnel\"",
+                )
+                .hint("remove tunnel_port or use tunnel forwarding"),
+            );
+        }
+        return;
+    }
+    match (svc.tunnel_type, svc.tunnel_port) {
+        (TunnelType::Gue, None) => s.push(
+            Diagnostic::error(
+                p.key("tunnel_type"),
+                "GUE encapsulation needs a tunnel_port",
+            )
+            .hint("set tunnel_port to the UDP port the real servers' fou/gue listener uses"),
+        ),
+        (TunnelType::Gue, Some(0)) => s.push(
+            Diagnostic::error(p.key("tunnel_port"), "tunnel_port 0 is not a UDP port")
+                .hint("use 1..=65535"),
+        ),
+        (TunnelType::Ipip | TunnelType::Gre, Some(_)) => s.push(
+            Diagnostic::error(
+                p.key("tunnel_port"),
+                "tunnel_port only applies to tunnel_type = \"gue\"",
+            )
+            .hint("remove tunnel_port"),
+        ),
+        _ => {}
+    }
+}
+
+fn quorum(svc: &Service, p: &Path, s: &mut Sink) {
+    let total = svc.total_weight();
+    if u64::from(svc.quorum) > total {
+        s.push(
+            Diagnostic::error(
+                p.key("quorum"),
+                format!(
+                    "quorum {} is above the total weight {total} of the real servers",
+                    svc.quorum
+                ),
+            )
+            .hint("the VIP would never be announced: lower quorum or raise weights"),
+        );
+    } else if u64::from(svc.quorum) + u64::from(svc.hysteresis) > total {
+        s.push(
+            Diagnostic::error(
+                p.key("hysteresis"),
+                format!(
+                    "quorum {} + hysteresis {} is above the total weight {total}",
+                    svc.quorum, svc.hysteresis
+                ),
+            )
+            .hint("quorum goes up at quorum + hysteresis: that must be reachable"),
+        );
+    }
+    if svc.hysteresis > 0 && svc.hysteresis >= svc.quorum {
+        s.push(
+            Diagnostic::error(
+                p.key("hysteresis"),
+                format!(
+                    "hysteresis {} must be below quorum {}",
+                    svc.hysteresis, svc.quorum
+                ),
+            )
+            .hint("quorum goes down below quorum - hysteresis, which must stay above 0"),
+        );
+    }
+    if svc.quorum == 0 {
+        s.push(
+            Diagnostic::warning(
+                p.key("quorum"),
+                "quorum 0: the VIP is announced even with no healthy real server",
+            )
+            .hint("quorum = 1 withdraws the VIP when every real server is down"),
+        );
+    }
+}
+
+fn real_server(svc: &Service, rs: &RealServer, p: &Path, defined: &BTreeSet<&str>, s: &mut Sink) {
+    if !unicast(rs.address) {
+        s.push(
+            Diagnostic::error(
+                p.key("address"),
+                format!("{} cannot be a real server", rs.address),
+            )
+            .hint("use the server's unicast address"),
+        );
+    }
+    if rs.address.is_ipv4() != svc.vip.is_ipv4() && svc.forwarding != Forwarding::Tunnel {
+        s.push(
+            Diagnostic::error(
+                p.key("address"),
+                format!(
+                    "real server {} and VIP {} are of different families",
+                    rs.address, svc.vip
+                ),
+            )
+            .hint("IPVS mixes families only with forwarding = \"tunnel\""),
+        );
+    }
+    match rs.port {
+        Some(0) => s.push(
+            Diagnostic::error(p.key("port"), "port 0 is not a real server port")
+                .hint("use 1..=65535, or omit it to use the service's port"),
+        ),
+        Some(port) if port != svc.port && svc.forwarding != Forwarding::Nat => s.push(
+            Diagnostic::error(
+                p.key("port"),
+                format!("port {port} differs from the service port {}", svc.port),
+            )
+            .hint(
+                "tunnel and dr forwarding do not rewrite ports: only nat can map to another port",
+            ),
+        ),
+        _ => {}
+    }
+    if rs.weight > MAX_WEIGHT {
+        s.push(
+            Diagnostic::error(
+                p.key("weight"),
+                format!("weight {} is out of range", rs.weight),
+            )
+            .hint(format!("use 0..={MAX_WEIGHT}")),
+        );
+    }
+    if let Some(names) = &rs.checks {
+        check_names(names, &p.key("checks"), defined, s);
+    }
+    for (k, c) in rs.inline_checks.iter().enumerate() {
+        let cp = p.key("check").idx(k);
+        check_def(c, &cp, s);
+        if let Some(n) = &c.name {
+            if !good_name(n) {
+                s.push(
+                    Diagnostic::error(cp.key("name"), format!("invalid check name {n:?}"))
+                        .hint(NAME_HINT),
+                );
+            }
+        }
+    }
+    if rs.checks.as_ref().unwrap_or(&svc.checks).is_empty() && rs.inline_checks.is_empty() {
+        s.push(
+            Diagnostic::warning(
+                p.key("address"),
+                format!("real server {} has no health check", rs.address),
+            )
+            .hint(
+                "it is always considered up: add checks = [...] to the service or the real server",
+            ),
+        );
+    }
+}
+
+pub(super) fn check_names(names: &[String], p: &Path, defined: &BTreeSet<&str>, s: &mut Sink) {
+    for (i, n) in names.iter().enumerate() {
+        if !defined.contains(n.as_str()) {
+            let d = Diagnostic::error(p.idx(i), format!("unknown check {n:?}"));
+            let d = match did_you_mean(n, defined.iter().copied()) {
+                Some(m) => d.hint(format!("did you mean {m:?}?")),
+                None if defined.is_empty() => {
+                    d.hint("define it in a [[check]] table with name = \"...\"")
+                }
+                None => d.hint(format!(
+                    "defined checks: {}",
+                    defined.iter().copied().collect::<Vec<_>>().join(", ")
+                )),
+            };
+            s.push(d);
+        }
+    }
+}
