@@ -1,1 +1,81 @@
-fn main() {}
+//! `vipd`: the load-balancer control plane binary.
+//!
+//! One binary, subcommands per job. Each subcommand lives in `cmd/`; this file only parses
+//! the command line, sets up logging and maps results to exit codes (0 ok, 1 failure, 2 usage,
+//! which clap produces itself).
+
+mod cmd;
+mod logging;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  vipd check-config /etc/vipd/vipd.toml
+  vipd check-config deploy/examples/*.toml
+  vipd run --config /etc/vipd/vipd.toml
+  RUST_LOG=vipd=debug vipd run --config vipd.toml";
+
+/// L4 load-balancer control plane: health checks drive in-kernel IPVS (Maglev, tunnel
+/// forwarding) and a built-in BGP speaker announces each VIP while its service has quorum.
+#[derive(Debug, Parser)]
+#[command(name = "vipd", version, about, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate configuration files; print every error with file:line:col and a hint.
+    ///
+    /// Exits 0 when every file is valid (warnings are printed but allowed), 1 otherwise.
+    #[command(
+        after_help = "Example:\n  vipd check-config /etc/vipd/vipd.toml deploy/examples/*.toml"
+    )]
+    CheckConfig {
+        /// Files to check.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Print nothing for valid files.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Run the daemon with a configuration file.
+    ///
+    /// Refuses to start with a missing or invalid file. SIGHUP re-reads the file: an invalid
+    /// one is reported and the running configuration stays. SIGTERM or SIGINT stops.
+    #[command(after_help = "Example:\n  vipd run --config /etc/vipd/vipd.toml")]
+    Run {
+        /// Configuration file.
+        #[arg(
+            short,
+            long,
+            value_name = "FILE",
+            default_value = "/etc/vipd/vipd.toml"
+        )]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { files, quiet } => cmd::check_config::run(&files, quiet),
+        Command::Run { config } => cmd::run::run(&config),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

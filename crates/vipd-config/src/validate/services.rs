@@ -40,7 +40,7 @@ pub(super) fn services(cfg: &Config, defined: &BTreeSet<&str>, s: &mut Sink) {
             s.push(
                 Diagnostic::error(
                     p.key("vip"),
-                    format!("{:?} {}:{} is already the VIP of service {other:?}", svc.protocol, svc.vip, svc.port),
+                    format!("{} {}:{} is already the VIP of service {other:?}", svc.protocol, svc.vip, svc.port),
                 )
                 .hint("one VIP + port + protocol is one IPVS service: merge the two, or change the port"),
             );

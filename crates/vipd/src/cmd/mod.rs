@@ -1,0 +1,4 @@
+//! Subcommands.
+
+pub mod check_config;
+pub mod run;

@@ -1,0 +1,200 @@
+//! The `vipd` binary as an operator runs it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn vipd() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vipd"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn examples_are_valid() {
+    let dir = repo().join("deploy/examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("deploy/examples")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    let o = vipd()
+        .arg("check-config")
+        .args(&files)
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", text(&o));
+    for f in &files {
+        assert!(
+            text(&o).contains(&format!("{}: ok", f.display())),
+            "{}",
+            text(&o)
+        );
+    }
+}
+
+/// Each broken file: exit 1, and the error is located at `file:line:col` with a hint.
+#[test]
+fn broken_configs_are_refused_with_location_and_hint() {
+    let cases = [
+        (
+            "unknown-key.toml",
+            "unknown field `drain_fle`",
+            ":3:1",
+            "did you mean `drain_file`?",
+        ),
+        (
+            "duplicate-vip.toml",
+            "is already the VIP of service \"web\"",
+            ":10:7",
+            "merge the two",
+        ),
+        (
+            "bad-hold-time.toml",
+            "hold_time 2 is not allowed",
+            ":6:13",
+            "RFC 4271",
+        ),
+        (
+            "quorum-above-weight.toml",
+            "quorum 5 is above the total weight 4",
+            ":5:10",
+            "lower quorum",
+        ),
+        (
+            "unknown-check.toml",
+            "unknown check \"http-helth\"",
+            ":10:11",
+            "did you mean \"http-health\"?",
+        ),
+    ];
+    for (file, msg, loc, hint) in cases {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/broken")
+            .join(file);
+        let o = vipd().arg("check-config").arg(&path).output().expect("run");
+        let out = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{file}: {out}");
+        assert!(out.contains(msg), "{file}: {out}");
+        assert!(
+            out.contains(&format!("{}{loc}", path.display())),
+            "{file}: want {loc} in {out}"
+        );
+        let hint_line = out
+            .lines()
+            .find(|l| l.contains("= hint: ") && l.contains(hint));
+        assert!(hint_line.is_some(), "{file}: want hint {hint:?} in {out}");
+    }
+    // All files at once: one failure makes the whole run fail, valid files still say ok.
+    let o = vipd()
+        .arg("check-config")
+        .arg(repo().join("deploy/examples/director-ipv6.toml"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/broken/bad-hold-time.toml"))
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("director-ipv6.toml: ok"));
+}
+
+#[test]
+fn run_refuses_a_missing_or_bad_config() {
+    let o = vipd()
+        .args(["run", "--config", "/nonexistent/vipd.toml"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("cannot read the configuration"),
+        "{}",
+        text(&o)
+    );
+    let bad = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/broken/unknown-key.toml");
+    let o = vipd()
+        .arg("run")
+        .arg("--config")
+        .arg(bad)
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("configuration refused"), "{}", text(&o));
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+/// Waits until the child's stderr (redirected to `log`) contains `needle`.
+fn wait_for(log: &Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = std::fs::read_to_string(log).unwrap_or_default();
+        if s.contains(needle) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {needle:?} in:\n{s}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn run_reloads_on_sighup_keeps_config_on_error_and_stops_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("vipd-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let cfg = dir.join("vipd.toml");
+    let log = dir.join("vipd.log");
+    let good = std::fs::read_to_string(repo().join("deploy/examples/director-ipv6.toml"))
+        .expect("example");
+    std::fs::write(&cfg, &good).expect("write");
+    let mut child = vipd()
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn");
+    wait_for(&log, "vipd started");
+    let pid = child.id();
+    wait_for(&log, "would manage IPVS service");
+
+    std::fs::File::create(&cfg)
+        .and_then(|mut f| f.write_all(good.replace("hold_time = 6", "hold_time = 1").as_bytes()))
+        .expect("write");
+    signal(pid, "HUP");
+    let s = wait_for(&log, "reload refused, the running configuration stays");
+    assert!(s.contains("hold_time 1 is not allowed"), "{s}");
+    assert!(
+        !s.contains('\u{1b}'),
+        "no terminal colour codes in a log file: {s}"
+    );
+
+    std::fs::write(&cfg, good.replace("quorum = 2", "quorum = 3")).expect("write");
+    signal(pid, "HUP");
+    wait_for(&log, "reload: new configuration accepted");
+
+    signal(pid, "TERM");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+    wait_for(&log, "vipd stopped");
+    let _ = std::fs::remove_dir_all(&dir);
+}
