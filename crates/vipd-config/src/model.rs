@@ -779,7 +779,8 @@ pub struct BackendTunnel {
     pub name: String,
     /// ipip or ip6ip6.
     pub mode: TunnelMode,
-    /// Local endpoint. Unset: any (receive from every address).
+    /// Local endpoint. Unset only on the kernel's catch-all devices `tunl0` (ipip) and
+    /// `ip6tnl0` (ip6ip6), which receive on every address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<IpAddr>,
     /// VIPs put on the device (as /32 or /128).

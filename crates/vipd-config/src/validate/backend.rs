@@ -38,6 +38,15 @@ pub(super) fn backend(b: &Backend, defined: &BTreeSet<&str>, s: &mut Sink) {
             );
         }
         let v4 = t.mode == TunnelMode::Ipip;
+        // The kernel keeps one catch-all device per mode and namespace (tunl0, ip6tnl0)
+        // that receives from any address; another device without endpoints collides with it.
+        let catch_all = if v4 { "tunl0" } else { "ip6tnl0" };
+        if t.local.is_none() && t.name != catch_all {
+            s.push(
+                Diagnostic::error(tp.key("name"), format!("tunnel {:?} has no local address", t.name))
+                    .hint(format!("set local = \"<this node's address>\", or name it {catch_all:?}: the kernel's device that receives from any address")),
+            );
+        }
         if let Some(l) = t.local {
             if l.is_ipv4() != v4 || !unicast(l) {
                 s.push(

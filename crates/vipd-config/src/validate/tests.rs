@@ -751,7 +751,7 @@ fn global_rules() {
 fn backend_rules() {
     let base = "[global]\nrole = \"backend\"\n[backend]\nallowed_directors = [\"192.0.2.1\"]\n";
     let ok = format!(
-        "{base}[[backend.tunnel]]\nname = \"tunlv6\"\nmode = \"ip6ip6\"\nvips = [\"2001:db8::1\"]\n"
+        "{base}[[backend.tunnel]]\nname = \"tunlv6\"\nmode = \"ip6ip6\"\nlocal = \"2001:db8::2\"\nvips = [\"2001:db8::1\"]\n"
     );
     load_str(&ok, "t.toml").expect("valid backend");
     error_at(
@@ -760,19 +760,21 @@ fn backend_rules() {
         "name = ",
     );
     error_at(
-        &ok.replace("2001:db8::1", "198.51.100.1"),
+        &ok.replace("\"2001:db8::1\"", "\"198.51.100.1\""),
         "cannot arrive over a Ip6ip6 tunnel",
         "vips",
     );
     error_at(
-        &ok.replace("vips", "local = \"192.0.2.9\"\nvips"),
+        &ok.replace("2001:db8::2", "192.0.2.9"),
         "does not fit mode",
         "local",
     );
     error_at(
-        &format!("{ok}[[backend.tunnel]]\nname = \"tunlv6\"\nmode = \"ip6ip6\"\nvips = []\n"),
+        &format!(
+            "{ok}[[backend.tunnel]]\nname = \"tunlv6\"\nmode = \"ip6ip6\"\nlocal = \"2001:db8::3\"\nvips = []\n"
+        ),
         "defined twice",
-        "name = \"tunlv6\"\nmode = \"ip6ip6\"\nvips = []",
+        "name = \"tunlv6\"",
     );
     error_at(
         &ok.replace(
@@ -783,6 +785,11 @@ fn backend_rules() {
         "loopback_vips",
     );
     error_at(base, "receives no VIP", "[backend]");
+    let no_local = ok.replace("local = \"2001:db8::2\"\n", "");
+    let d = error_at(&no_local, "has no local address", "name = \"tunlv6\"");
+    assert!(d.hint.expect("hint").contains("ip6tnl0"));
+    load_str(&no_local.replace("tunlv6", "ip6tnl0"), "t.toml")
+        .expect("the catch-all device needs no local");
     error_at(
         &format!("{ok}[backend.agent]\nstate_file = \"agent\"\n"),
         "not an absolute path",
@@ -806,7 +813,7 @@ fn warnings_do_not_refuse() {
             .any(|d| d.message.contains("keeps per-director state")),
         "{w:?}"
     );
-    let no_tunnel_filter = "[global]\nrole = \"backend\"\n[backend]\n[[backend.tunnel]]\nname = \"t\"\nmode = \"ipip\"\nvips = [\"198.51.100.1\"]\n";
+    let no_tunnel_filter = "[global]\nrole = \"backend\"\n[backend]\n[[backend.tunnel]]\nname = \"tunl0\"\nmode = \"ipip\"\nvips = [\"198.51.100.1\"]\n";
     assert!(
         warnings(no_tunnel_filter)
             .iter()

@@ -1,0 +1,65 @@
+# vipd — build, test and testbed entry points. `make help` lists them.
+#
+# Everything a fresh Debian 12 machine needs is installed by `make deps` (idempotent:
+# only what is missing). The kernel tests run inside Debian's user-mode-linux kernel
+# (testbed/uml/), because the host kernel here has no IPVS and no ip tunnels.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+
+# Debian packages, in one place. user-mode-linux: the guest kernel with IPVS/ipip;
+# kmod: modprobe in the guest; ipvsadm/iproute2: independent witnesses in kernel tests.
+APT_PACKAGES := user-mode-linux kmod iproute2 ipvsadm procps iputils-ping python3 util-linux coreutils
+
+.PHONY: help deps build test test-unit test-kernel fmt-check clippy testbed bench check-examples clean
+
+help:
+	@echo "make deps         install missing Debian packages (root)"
+	@echo "make build        build the workspace"
+	@echo "make test         deps + fmt check + clippy -D warnings + unit tests + kernel tests in UML"
+	@echo "make test-unit    host tests (kernel tests skip here, with a reason)"
+	@echo "make test-kernel  kernel tests inside the user-mode-linux guest (VIPD_REQUIRE_KERNEL=1)"
+	@echo "make testbed      boot the UML guest once and show what its kernel offers"
+	@echo "make bench        run the benchmarks under testbed/bench/"
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "deps: installing$$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "deps: all Debian packages present"; fi
+	@$(CARGO) fmt --version >/dev/null && $(CARGO) clippy --version >/dev/null
+
+build:
+	$(CARGO) build --workspace
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test-unit:
+	$(CARGO) test --workspace
+
+test-kernel: deps
+	VIPD_REQUIRE_KERNEL=1 testbed/uml/ktest
+
+check-examples: build
+	target/debug/vipd check-config deploy/examples/*.toml
+
+test: deps fmt-check clippy test-unit check-examples test-kernel
+	@echo "make test: all passed"
+
+testbed: deps
+	testbed/uml/run -- testbed/uml/probe
+
+bench: deps
+	@for b in testbed/bench/*/run; do echo "== $$b"; $$b || exit 1; done
+
+clean:
+	$(CARGO) clean
+	rm -rf testbed/out

@@ -1,0 +1,254 @@
+//! Tunnel devices and addresses.
+
+use std::net::IpAddr;
+
+use futures::TryStreamExt;
+use netlink_packet_route::IpProtocol;
+use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
+use rtnetlink::{Handle, LinkIp6Tnl, LinkIpIp, LinkUnspec};
+use vipd_config::TunnelMode;
+
+/// errno values the idempotent operations interpret.
+const EEXIST: i32 = 17;
+const ENODEV: i32 = 19;
+
+/// Whether an idempotent operation changed the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// It was created or modified.
+    Changed,
+    /// It was already as asked.
+    Unchanged,
+}
+
+/// An rtnetlink failure, with the operation it interrupted.
+#[derive(Debug, thiserror::Error)]
+#[error("{op}: {detail}")]
+pub struct NetError {
+    /// What vipd was doing, as the equivalent `ip` command.
+    pub op: String,
+    /// What the kernel or the socket said.
+    pub detail: String,
+    /// The errno, when the kernel returned one.
+    pub errno: Option<i32>,
+}
+
+impl NetError {
+    fn new(op: impl Into<String>, e: rtnetlink::Error) -> Self {
+        let errno = match &e {
+            rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+            _ => None,
+        };
+        let detail = match &e {
+            rtnetlink::Error::NetlinkError(m) => m.to_io().to_string(),
+            other => other.to_string(),
+        };
+        Self {
+            op: op.into(),
+            detail,
+            errno,
+        }
+    }
+}
+
+/// A tunnel device to receive encapsulated traffic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunnelSpec {
+    /// Device name.
+    pub name: String,
+    /// ipip or ip6ip6.
+    pub mode: TunnelMode,
+    /// Local endpoint; `None` receives from any address.
+    pub local: Option<IpAddr>,
+}
+
+impl TunnelSpec {
+    /// The equivalent `ip` command, used in logs and errors.
+    pub fn ip_command(&self) -> String {
+        let local = self
+            .local
+            .map(|l| format!(" local {l}"))
+            .unwrap_or_default();
+        match self.mode {
+            TunnelMode::Ipip => format!("ip link add {} type ipip{local}", self.name),
+            TunnelMode::Ip6ip6 => {
+                format!("ip link add {} type ip6tnl mode ip6ip6{local}", self.name)
+            }
+        }
+    }
+
+    fn kind(&self) -> InfoKind {
+        match self.mode {
+            TunnelMode::Ipip => InfoKind::IpIp,
+            TunnelMode::Ip6ip6 => InfoKind::Ip6Tnl,
+        }
+    }
+
+    fn message(&self) -> Result<LinkMessage, String> {
+        match (self.mode, self.local) {
+            (TunnelMode::Ipip, None) => Ok(LinkIpIp::new(&self.name).up().build()),
+            (TunnelMode::Ipip, Some(IpAddr::V4(l))) => {
+                Ok(LinkIpIp::new(&self.name).local(l).up().build())
+            }
+            (TunnelMode::Ip6ip6, None) => Ok(LinkIp6Tnl::new(&self.name)
+                .mode(IpProtocol::Ipv6)
+                .up()
+                .build()),
+            (TunnelMode::Ip6ip6, Some(IpAddr::V6(l))) => Ok(LinkIp6Tnl::new(&self.name)
+                .mode(IpProtocol::Ipv6)
+                .local(l)
+                .up()
+                .build()),
+            (m, Some(l)) => Err(format!("local address {l} does not fit tunnel mode {m:?}")),
+        }
+    }
+}
+
+/// One rtnetlink socket.
+#[derive(Debug, Clone)]
+pub struct Net {
+    handle: Handle,
+}
+
+impl Net {
+    /// Opens an rtnetlink socket in the calling thread's namespace and spawns its driver.
+    pub fn connect() -> std::io::Result<Self> {
+        let (conn, handle, _) = rtnetlink::new_connection()?;
+        tokio::spawn(conn);
+        Ok(Self { handle })
+    }
+
+    /// The link named `name`, if it exists (`ip link show NAME`).
+    pub async fn link(&self, name: &str) -> Result<Option<LinkMessage>, NetError> {
+        let mut s = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match s.try_next().await {
+            Ok(l) => Ok(l),
+            Err(rtnetlink::Error::NetlinkError(m))
+                if m.code.is_some_and(|c| -c.get() == ENODEV) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(NetError::new(format!("ip link show {name}"), e)),
+        }
+    }
+
+    /// Creates the tunnel device, up, unless a device of that name and kind exists (then
+    /// only brings it up). A device of that name but another kind is an error: vipd does not
+    /// delete what it did not create.
+    pub async fn ensure_tunnel(&self, t: &TunnelSpec) -> Result<Change, NetError> {
+        let op = t.ip_command();
+        if let Some(existing) = self.link(&t.name).await? {
+            let kind = link_kind(&existing);
+            if kind.as_ref() != Some(&t.kind()) {
+                return Err(NetError {
+                    op,
+                    detail: format!(
+                        "device {} exists with kind {kind:?}, not {:?}",
+                        t.name,
+                        t.kind()
+                    ),
+                    errno: Some(EEXIST),
+                });
+            }
+            return self.set_up(&t.name, existing.header.index).await;
+        }
+        let msg = t.message().map_err(|detail| NetError {
+            op: op.clone(),
+            detail,
+            errno: None,
+        })?;
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(|e| NetError::new(op, e))?;
+        Ok(Change::Changed)
+    }
+
+    async fn set_up(&self, name: &str, index: u32) -> Result<Change, NetError> {
+        let msg = LinkUnspec::new_with_index(index).up().build();
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(|e| NetError::new(format!("ip link set {name} up"), e))?;
+        Ok(Change::Unchanged)
+    }
+
+    /// Adds `addr/prefix` to device `dev` (`ip addr add ADDR/PREFIX dev DEV`); an address
+    /// already there is [`Change::Unchanged`].
+    pub async fn ensure_address(
+        &self,
+        dev: &str,
+        addr: IpAddr,
+        prefix: u8,
+    ) -> Result<Change, NetError> {
+        let op = format!("ip addr add {addr}/{prefix} dev {dev}");
+        let link = self.link(dev).await?.ok_or_else(|| NetError {
+            op: op.clone(),
+            detail: format!("no device {dev}"),
+            errno: Some(ENODEV),
+        })?;
+        match self
+            .handle
+            .address()
+            .add(link.header.index, addr, prefix)
+            .execute()
+            .await
+        {
+            Ok(()) => Ok(Change::Changed),
+            Err(rtnetlink::Error::NetlinkError(m))
+                if m.code.is_some_and(|c| -c.get() == EEXIST) =>
+            {
+                Ok(Change::Unchanged)
+            }
+            Err(e) => Err(NetError::new(op, e)),
+        }
+    }
+}
+
+/// The `IFLA_INFO_KIND` of a link.
+fn link_kind(l: &LinkMessage) -> Option<InfoKind> {
+    l.attributes.iter().find_map(|a| match a {
+        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+            LinkInfo::Kind(k) => Some(k.clone()),
+            _ => None,
+        }),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_command_names_the_equivalent() {
+        let t = TunnelSpec {
+            name: "tunlv6".into(),
+            mode: TunnelMode::Ip6ip6,
+            local: Some("2001:db8::1".parse().unwrap()),
+        };
+        assert_eq!(
+            t.ip_command(),
+            "ip link add tunlv6 type ip6tnl mode ip6ip6 local 2001:db8::1"
+        );
+    }
+
+    #[test]
+    fn mismatched_local_is_refused_before_any_syscall() {
+        let t = TunnelSpec {
+            name: "t".into(),
+            mode: TunnelMode::Ipip,
+            local: Some("2001:db8::1".parse().unwrap()),
+        };
+        assert!(t.message().unwrap_err().contains("does not fit"));
+    }
+}
