@@ -2,8 +2,9 @@
 # PID 1 of the vipd user-mode-linux guest (started by testbed/uml/run).
 #
 # The guest's root is the host filesystem (hostfs), read-write: binaries built on the host
-# are at the same paths. This init gives the guest private /run, /tmp and /dev/shm (so
-# `ip netns` state and scratch files never land on the host), makes the UML kernel modules
+# are at the same paths. This init gives the guest private /run and /dev/shm and a private
+# TMPDIR (/run/tmp), so `ip netns` state and scratch files never land on the host; /tmp
+# itself stays the host's, since the repository may live there. It makes the UML kernel modules
 # loadable, runs $VIPD_UML_DIR/cmd, writes its exit status to $VIPD_UML_DIR/rc and powers off.
 # PID 1 must never exit (the guest would panic), hence no `set -e` and the final loop.
 
@@ -12,7 +13,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /dev/shm && mount -t tmpfs tmpfs /dev/shm
-mount -t tmpfs tmpfs /tmp
+mkdir -p /run/tmp && export TMPDIR=/run/tmp
 date +%s.%N > "$VIPD_UML_DIR/ready"
 
 # Debian ships the UML modules under /usr/lib/uml/modules/<release>; modprobe looks in
