@@ -11,6 +11,7 @@ use netlink_packet_core::{
 };
 use netlink_packet_generic::{GenlFamily, GenlHeader};
 
+use crate::attr::{DestAttr, Nested, SvcAttr, nested_kind, parse_nested};
 use crate::constants::*;
 
 /// An IPVS command.
@@ -118,6 +119,10 @@ impl IpvsCmd {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum IpvsAttr {
+    /// `IPVS_CMD_ATTR_SERVICE`: a service.
+    Service(Nested<SvcAttr>),
+    /// `IPVS_CMD_ATTR_DEST`: a destination.
+    Dest(Nested<DestAttr>),
     /// `IPVS_CMD_ATTR_TIMEOUT_TCP`, seconds.
     TimeoutTcp(u32),
     /// `IPVS_CMD_ATTR_TIMEOUT_TCP_FIN`, seconds.
@@ -128,7 +133,7 @@ pub enum IpvsAttr {
     InfoVersion(u32),
     /// `IPVS_INFO_ATTR_CONN_TAB_SIZE`: buckets of the connection hash table.
     InfoConnTabSize(u32),
-    /// Anything else, kept verbatim (nested service/dest/daemon attributes for now).
+    /// Anything else, kept verbatim (sync daemon attributes, unknown kinds).
     Other(DefaultNla),
 }
 
@@ -140,6 +145,8 @@ impl Nla for IpvsAttr {
             | IpvsAttr::TimeoutUdp(_)
             | IpvsAttr::InfoVersion(_)
             | IpvsAttr::InfoConnTabSize(_) => 4,
+            IpvsAttr::Service(n) => n.attrs.as_slice().buffer_len(),
+            IpvsAttr::Dest(n) => n.attrs.as_slice().buffer_len(),
             IpvsAttr::Other(n) => n.value_len(),
         }
     }
@@ -151,6 +158,8 @@ impl Nla for IpvsAttr {
             IpvsAttr::TimeoutUdp(_) => IPVS_CMD_ATTR_TIMEOUT_UDP,
             IpvsAttr::InfoVersion(_) => IPVS_INFO_ATTR_VERSION,
             IpvsAttr::InfoConnTabSize(_) => IPVS_INFO_ATTR_CONN_TAB_SIZE,
+            IpvsAttr::Service(n) => nested_kind(IPVS_CMD_ATTR_SERVICE, n.flag),
+            IpvsAttr::Dest(n) => nested_kind(IPVS_CMD_ATTR_DEST, n.flag),
             IpvsAttr::Other(n) => n.kind(),
         }
     }
@@ -162,6 +171,8 @@ impl Nla for IpvsAttr {
             | IpvsAttr::TimeoutUdp(v)
             | IpvsAttr::InfoVersion(v)
             | IpvsAttr::InfoConnTabSize(v) => buf[..4].copy_from_slice(&v.to_ne_bytes()),
+            IpvsAttr::Service(n) => n.attrs.as_slice().emit(buf),
+            IpvsAttr::Dest(n) => n.attrs.as_slice().emit(buf),
             IpvsAttr::Other(n) => n.emit_value(buf),
         }
     }
@@ -184,6 +195,12 @@ impl IpvsAttr {
             }
         } else {
             match kind {
+                IPVS_CMD_ATTR_SERVICE => {
+                    IpvsAttr::Service(parse_nested(buf, "service", SvcAttr::parse)?)
+                }
+                IPVS_CMD_ATTR_DEST => {
+                    IpvsAttr::Dest(parse_nested(buf, "destination", DestAttr::parse)?)
+                }
                 IPVS_CMD_ATTR_TIMEOUT_TCP => IpvsAttr::TimeoutTcp(u32_of("CMD_ATTR_TIMEOUT_TCP")?),
                 IPVS_CMD_ATTR_TIMEOUT_TCP_FIN => {
                     IpvsAttr::TimeoutTcpFin(u32_of("CMD_ATTR_TIMEOUT_TCP_FIN")?)
