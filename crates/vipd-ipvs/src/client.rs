@@ -6,10 +6,13 @@
 
 use futures::StreamExt;
 use genetlink::{GenetlinkError, GenetlinkHandle};
-use netlink_packet_core::{NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
 use netlink_packet_generic::GenlMessage;
 
+use crate::attr::Nested;
 use crate::message::{IpvsAttr, IpvsCmd, IpvsMessage};
+use crate::model::{Dest, Service, ServiceKey, family_of};
+use crate::op::Op;
 
 /// What went wrong talking to IPVS. Every variant names the operation.
 #[derive(Debug, thiserror::Error)]
@@ -26,8 +29,8 @@ pub enum IpvsError {
     /// The kernel answered the operation with an error.
     #[error("IPVS {op} failed: {source}")]
     Kernel {
-        /// The operation, e.g. `GET_INFO`.
-        op: &'static str,
+        /// The operation: `GET_INFO`, or a write as its `ipvsadm` equivalent.
+        op: String,
         /// errno from the kernel.
         source: std::io::Error,
     },
@@ -35,7 +38,7 @@ pub enum IpvsError {
     #[error("IPVS {op}: {detail}")]
     Transport {
         /// The operation.
-        op: &'static str,
+        op: String,
         /// What failed.
         detail: String,
     },
@@ -43,7 +46,7 @@ pub enum IpvsError {
     #[error("IPVS {op}: unexpected reply: {detail}")]
     Protocol {
         /// The operation.
-        op: &'static str,
+        op: String,
         /// What was missing or wrong.
         detail: String,
     },
@@ -116,7 +119,7 @@ impl IpvsClient {
                 Err(IpvsError::NotAvailable(e))
             }
             Err(e) => Err(IpvsError::Transport {
-                op: "resolve family",
+                op: "resolve family".into(),
                 detail: e.to_string(),
             }),
         }
@@ -143,7 +146,7 @@ impl IpvsClient {
                 conn_tab_size,
             }),
             _ => Err(IpvsError::Protocol {
-                op: OP,
+                op: OP.into(),
                 detail: "version or table size missing".into(),
             }),
         }
@@ -167,7 +170,7 @@ impl IpvsClient {
         match (tcp, tcp_fin, udp) {
             (Some(tcp), Some(tcp_fin), Some(udp)) => Ok(Timeouts { tcp, tcp_fin, udp }),
             _ => Err(IpvsError::Protocol {
-                op: OP,
+                op: OP.into(),
                 detail: "a timeout attribute is missing".into(),
             }),
         }
@@ -179,36 +182,137 @@ impl IpvsClient {
         op: &'static str,
         msg: IpvsMessage,
     ) -> Result<IpvsMessage, IpvsError> {
-        let mut nl = NetlinkMessage::from(GenlMessage::from_payload(msg));
-        nl.header.flags = NLM_F_REQUEST;
-        let mut replies = self
-            .handle
-            .request(nl)
-            .await
-            .map_err(|e| IpvsError::Transport {
-                op,
-                detail: e.to_string(),
-            })?;
-        let mut found = None;
-        while let Some(r) = replies.next().await {
-            let r = r.map_err(|e| IpvsError::Transport {
-                op,
-                detail: format!("cannot decode the reply: {e}"),
-            })?;
-            match r.payload {
-                NetlinkPayload::InnerMessage(genl) => found = Some(genl.payload),
-                NetlinkPayload::Error(e) if e.code.is_some() => {
-                    return Err(IpvsError::Kernel {
-                        op,
-                        source: e.to_io(),
-                    });
-                }
-                _ => {}
-            }
-        }
-        found.ok_or(IpvsError::Protocol {
-            op,
+        let mut replies = request(&self.handle, op, msg, NLM_F_REQUEST).await?;
+        replies.pop().ok_or(IpvsError::Protocol {
+            op: op.into(),
             detail: "no reply message".into(),
         })
     }
+
+    /// Every service, in the kernel's hash order (`ipvsadm -Ln` without destinations).
+    pub async fn services(&mut self) -> Result<Vec<Service>, IpvsError> {
+        const OP: &str = "GET_SERVICE dump";
+        let replies = request(
+            &self.handle,
+            OP,
+            IpvsMessage::new(IpvsCmd::GetService),
+            NLM_F_REQUEST | NLM_F_DUMP,
+        )
+        .await?;
+        replies
+            .iter()
+            .filter_map(|m| {
+                m.attrs.iter().find_map(|a| match a {
+                    IpvsAttr::Service(n) => Some(n),
+                    _ => None,
+                })
+            })
+            .map(|n| {
+                Service::from_attrs(&n.attrs).map_err(|e| IpvsError::Protocol {
+                    op: OP.into(),
+                    detail: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// The destinations of a service IN KERNEL LIST ORDER (head first, the order `mh` walks
+    /// to build its table; `ipvsadm -Ln --nosort`).
+    pub async fn dests(&mut self, key: &ServiceKey) -> Result<Vec<Dest>, IpvsError> {
+        let op = format!("GET_DEST dump of {key}");
+        let msg = IpvsMessage {
+            cmd: IpvsCmd::GetDest,
+            attrs: vec![IpvsAttr::Service(Nested::new(key.attrs()))],
+        };
+        let replies = request(&self.handle, &op, msg, NLM_F_REQUEST | NLM_F_DUMP).await?;
+        let family = family_of(key);
+        replies
+            .iter()
+            .filter_map(|m| {
+                m.attrs.iter().find_map(|a| match a {
+                    IpvsAttr::Dest(n) => Some(n),
+                    _ => None,
+                })
+            })
+            .map(|n| {
+                Dest::from_attrs(&n.attrs, family).map_err(|e| IpvsError::Protocol {
+                    op: op.clone(),
+                    detail: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Every service with its destinations in list order.
+    pub async fn dump(&mut self) -> Result<Vec<(Service, Vec<Dest>)>, IpvsError> {
+        let services = self.services().await?;
+        let mut out = Vec::with_capacity(services.len());
+        for s in services {
+            let d = self.dests(&s.key).await?;
+            out.push((s, d));
+        }
+        Ok(out)
+    }
+
+    /// Executes one write and waits for the kernel's acknowledgement.
+    pub async fn apply(&mut self, op: &Op) -> Result<(), IpvsError> {
+        write(&self.handle, op).await
+    }
+
+    /// Executes writes with up to `window` requests in flight on the socket, and returns one
+    /// result per operation, in order. Operations are sent in order and the kernel handles
+    /// one socket's requests in order, so a later operation sees the earlier ones' effects;
+    /// `window = 1` waits for each acknowledgement before sending the next.
+    pub async fn apply_all(&mut self, ops: &[Op], window: usize) -> Vec<Result<(), IpvsError>> {
+        futures::stream::iter(ops.iter().map(|op| write(&self.handle, op)))
+            .buffered(window.max(1))
+            .collect()
+            .await
+    }
+}
+
+async fn write(handle: &GenetlinkHandle, op: &Op) -> Result<(), IpvsError> {
+    request(
+        handle,
+        &op.to_string(),
+        op.message(),
+        NLM_F_REQUEST | NLM_F_ACK,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Sends one request and collects its reply messages; a kernel error becomes
+/// [`IpvsError::Kernel`] naming `op`.
+async fn request(
+    handle: &GenetlinkHandle,
+    op: &str,
+    msg: IpvsMessage,
+    flags: u16,
+) -> Result<Vec<IpvsMessage>, IpvsError> {
+    let mut nl = NetlinkMessage::from(GenlMessage::from_payload(msg));
+    nl.header.flags = flags;
+    let mut handle = handle.clone();
+    let mut replies = handle.request(nl).await.map_err(|e| IpvsError::Transport {
+        op: op.into(),
+        detail: e.to_string(),
+    })?;
+    let mut out = Vec::new();
+    while let Some(r) = replies.next().await {
+        let r = r.map_err(|e| IpvsError::Transport {
+            op: op.into(),
+            detail: format!("cannot decode the reply: {e}"),
+        })?;
+        match r.payload {
+            NetlinkPayload::InnerMessage(genl) => out.push(genl.payload),
+            NetlinkPayload::Error(e) if e.code.is_some() => {
+                return Err(IpvsError::Kernel {
+                    op: op.into(),
+                    source: e.to_io(),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
 }

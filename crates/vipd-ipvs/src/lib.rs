@@ -11,8 +11,10 @@ pub mod client;
 pub mod constants;
 pub mod message;
 pub mod model;
+pub mod op;
 
 #[cfg(feature = "client")]
 pub use client::{Info, IpvsClient, IpvsError, Timeouts, Version};
 pub use message::{IpvsAttr, IpvsCmd, IpvsMessage};
 pub use model::{Dest, Forward, Protocol, Service, ServiceKey, Stats, TunnelType};
+pub use op::Op;
