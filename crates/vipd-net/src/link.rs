@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use futures::TryStreamExt;
 use netlink_packet_route::IpProtocol;
+use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressProtocol};
 use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
 use rtnetlink::{Handle, LinkIp6Tnl, LinkIpIp, LinkUnspec};
 use vipd_config::TunnelMode;
@@ -212,6 +213,95 @@ impl Net {
             Err(e) => Err(NetError::new(op, e)),
         }
     }
+}
+
+/// `IFA_PROTO` value marking the addresses vipd adds (Linux >= 5.18; iproute2 >= 6.3 shows
+/// it as `proto 118`): vipd removes only addresses carrying it, never an operator's.
+pub const VIPD_ADDR_PROTO: u8 = 118;
+
+impl Net {
+    /// Adds `addr/prefix` to `dev` tagged with [`VIPD_ADDR_PROTO`]
+    /// (`ip addr add ADDR/PREFIX dev DEV proto 118`). An address already there, tagged or
+    /// not, is [`Change::Unchanged`] and left as it is.
+    pub async fn ensure_owned_address(&self, dev: &str, addr: IpAddr, prefix: u8) -> Result<Change, NetError> {
+        let op = format!("ip addr add {addr}/{prefix} dev {dev} proto {VIPD_ADDR_PROTO}");
+        let index = self.index(dev, &op).await?;
+        let mut req = self.handle.address().add(index, addr, prefix);
+        req.message_mut().attributes.push(AddressAttribute::Protocol(AddressProtocol::Other(VIPD_ADDR_PROTO)));
+        match req.execute().await {
+            Ok(()) => Ok(Change::Changed),
+            Err(rtnetlink::Error::NetlinkError(m)) if m.code.is_some_and(|c| -c.get() == EEXIST) => Ok(Change::Unchanged),
+            Err(e) => Err(NetError::new(op, e)),
+        }
+    }
+
+    /// The addresses on `dev` that carry vipd's tag, as `(address, prefix)`.
+    pub async fn owned_addresses(&self, dev: &str) -> Result<Vec<(IpAddr, u8)>, NetError> {
+        Ok(self
+            .tagged(dev)
+            .await?
+            .into_iter()
+            .filter_map(|m| address_of(&m).map(|a| (a, m.header.prefix_len)))
+            .collect())
+    }
+
+    /// Removes `addr` from `dev` if vipd's tag is on it; an untagged address is left alone
+    /// and reported as [`Change::Unchanged`].
+    pub async fn remove_owned_address(&self, dev: &str, addr: IpAddr) -> Result<Change, NetError> {
+        for m in self.tagged(dev).await? {
+            if address_of(&m) == Some(addr) {
+                let op = format!("ip addr del {addr}/{} dev {dev}", m.header.prefix_len);
+                self.handle.address().del(m).execute().await.map_err(|e| NetError::new(op, e))?;
+                return Ok(Change::Changed);
+            }
+        }
+        Ok(Change::Unchanged)
+    }
+
+    async fn tagged(&self, dev: &str) -> Result<Vec<AddressMessage>, NetError> {
+        let op = format!("ip addr show dev {dev}");
+        let index = self.index(dev, &op).await?;
+        let all: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| NetError::new(op, e))?;
+        Ok(all
+            .into_iter()
+            .filter(|m| {
+                m.attributes.iter().any(|a| matches!(a, AddressAttribute::Protocol(AddressProtocol::Other(p)) if *p == VIPD_ADDR_PROTO))
+            })
+            .collect())
+    }
+
+    async fn index(&self, dev: &str, op: &str) -> Result<u32, NetError> {
+        Ok(self
+            .link(dev)
+            .await?
+            .ok_or_else(|| NetError { op: op.to_string(), detail: format!("no device {dev}"), errno: Some(ENODEV) })?
+            .header
+            .index)
+    }
+}
+
+fn address_of(m: &AddressMessage) -> Option<IpAddr> {
+    // IFA_LOCAL is the address on point-to-point devices; IFA_ADDRESS otherwise.
+    m.attributes
+        .iter()
+        .find_map(|a| match a {
+            AddressAttribute::Local(ip) => Some(*ip),
+            _ => None,
+        })
+        .or_else(|| {
+            m.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            })
+        })
 }
 
 /// The `IFLA_INFO_KIND` of a link.
