@@ -76,6 +76,9 @@ pub struct Global {
     pub listen: Option<SocketAddr>,
     /// Period of the full IPVS resync that repairs drift made behind vipd's back.
     pub resync_interval: Duration,
+    /// Where vipd keeps what must survive restarts (the IPVS services it created, so that a
+    /// service removed from the config is deleted while an operator's is left alone).
+    pub state_dir: PathBuf,
     /// Log format.
     pub log_format: LogFormat,
     /// IPVS sysctls applied at start in vipd's network namespace.
@@ -91,6 +94,7 @@ impl Default for Global {
             control_socket: PathBuf::from("/run/vipd/vipd.sock"),
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 9180))),
             resync_interval: Duration::from_secs(30),
+            state_dir: PathBuf::from("/var/lib/vipd"),
             log_format: LogFormat::Human,
             sysctl: Sysctl::default(),
         }

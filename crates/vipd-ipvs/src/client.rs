@@ -264,7 +264,19 @@ impl IpvsClient {
     /// one socket's requests in order, so a later operation sees the earlier ones' effects;
     /// `window = 1` waits for each acknowledgement before sending the next.
     pub async fn apply_all(&mut self, ops: &[Op], window: usize) -> Vec<Result<(), IpvsError>> {
-        futures::stream::iter(ops.iter().map(|op| write(&self.handle, op)))
+        // Each future owns its request, so that many can be in flight on one socket.
+        let pending: Vec<_> = ops
+            .iter()
+            .map(|op| {
+                let (handle, name, msg) = (self.handle.clone(), op.to_string(), op.message());
+                async move {
+                    request(&handle, &name, msg, NLM_F_REQUEST | NLM_F_ACK)
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .collect();
+        futures::stream::iter(pending)
             .buffered(window.max(1))
             .collect()
             .await

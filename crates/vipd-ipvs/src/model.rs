@@ -95,6 +95,27 @@ impl fmt::Display for ServiceKey {
     }
 }
 
+impl std::str::FromStr for ServiceKey {
+    type Err = String;
+    /// Parses what `Display` prints: `TCP 198.51.100.1:80`, `UDP [2001:db8::1]:53`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid service {s:?} (expected e.g. \"TCP 198.51.100.1:80\")");
+        let (proto, hostport) = s.trim().split_once(' ').ok_or_else(bad)?;
+        let protocol = match proto {
+            "TCP" => Protocol::Tcp,
+            "UDP" => Protocol::Udp,
+            "SCTP" => Protocol::Sctp,
+            _ => return Err(bad()),
+        };
+        let sa: std::net::SocketAddr = hostport.parse().map_err(|_| bad())?;
+        Ok(ServiceKey::Addr {
+            protocol,
+            addr: sa.ip(),
+            port: sa.port(),
+        })
+    }
+}
+
 impl ServiceKey {
     /// The attributes that identify the service in a request.
     pub fn attrs(&self) -> Vec<SvcAttr> {
@@ -506,6 +527,14 @@ pub fn family_of(key: &ServiceKey) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_keys_parse_what_they_print() {
+        for s in ["TCP 198.51.100.1:80", "UDP [2001:db8::1]:53"] {
+            assert_eq!(s.parse::<ServiceKey>().unwrap().to_string(), s);
+        }
+        assert!("FWM 3".parse::<ServiceKey>().is_err());
+    }
 
     #[test]
     fn netmasks() {

@@ -223,14 +223,27 @@ impl Net {
     /// Adds `addr/prefix` to `dev` tagged with [`VIPD_ADDR_PROTO`]
     /// (`ip addr add ADDR/PREFIX dev DEV proto 118`). An address already there, tagged or
     /// not, is [`Change::Unchanged`] and left as it is.
-    pub async fn ensure_owned_address(&self, dev: &str, addr: IpAddr, prefix: u8) -> Result<Change, NetError> {
+    pub async fn ensure_owned_address(
+        &self,
+        dev: &str,
+        addr: IpAddr,
+        prefix: u8,
+    ) -> Result<Change, NetError> {
         let op = format!("ip addr add {addr}/{prefix} dev {dev} proto {VIPD_ADDR_PROTO}");
         let index = self.index(dev, &op).await?;
         let mut req = self.handle.address().add(index, addr, prefix);
-        req.message_mut().attributes.push(AddressAttribute::Protocol(AddressProtocol::Other(VIPD_ADDR_PROTO)));
+        req.message_mut()
+            .attributes
+            .push(AddressAttribute::Protocol(AddressProtocol::Other(
+                VIPD_ADDR_PROTO,
+            )));
         match req.execute().await {
             Ok(()) => Ok(Change::Changed),
-            Err(rtnetlink::Error::NetlinkError(m)) if m.code.is_some_and(|c| -c.get() == EEXIST) => Ok(Change::Unchanged),
+            Err(rtnetlink::Error::NetlinkError(m))
+                if m.code.is_some_and(|c| -c.get() == EEXIST) =>
+            {
+                Ok(Change::Unchanged)
+            }
             Err(e) => Err(NetError::new(op, e)),
         }
     }
@@ -251,7 +264,12 @@ impl Net {
         for m in self.tagged(dev).await? {
             if address_of(&m) == Some(addr) {
                 let op = format!("ip addr del {addr}/{} dev {dev}", m.header.prefix_len);
-                self.handle.address().del(m).execute().await.map_err(|e| NetError::new(op, e))?;
+                self.handle
+                    .address()
+                    .del(m)
+                    .execute()
+                    .await
+                    .map_err(|e| NetError::new(op, e))?;
                 return Ok(Change::Changed);
             }
         }
@@ -282,7 +300,11 @@ impl Net {
         Ok(self
             .link(dev)
             .await?
-            .ok_or_else(|| NetError { op: op.to_string(), detail: format!("no device {dev}"), errno: Some(ENODEV) })?
+            .ok_or_else(|| NetError {
+                op: op.to_string(),
+                detail: format!("no device {dev}"),
+                errno: Some(ENODEV),
+            })?
             .header
             .index)
     }

@@ -174,19 +174,46 @@ fn kernel_vips_on_lo_are_tagged_and_only_ours_are_removed() {
     ns.ip(&["addr", "add", "198.51.100.9/32", "dev", "lo"]); // an operator's
     let (owned, untagged, removed) = ns.run(|| async {
         let net = Net::connect().expect("rtnetlink");
-        assert_eq!(net.ensure_owned_address("lo", ip("198.51.100.1"), 32).await.unwrap(), Change::Changed);
-        assert_eq!(net.ensure_owned_address("lo", ip("2001:db8::c633:6401"), 128).await.unwrap(), Change::Changed);
-        assert_eq!(net.ensure_owned_address("lo", ip("198.51.100.1"), 32).await.unwrap(), Change::Unchanged);
+        assert_eq!(
+            net.ensure_owned_address("lo", ip("198.51.100.1"), 32)
+                .await
+                .unwrap(),
+            Change::Changed
+        );
+        assert_eq!(
+            net.ensure_owned_address("lo", ip("2001:db8::c633:6401"), 128)
+                .await
+                .unwrap(),
+            Change::Changed
+        );
+        assert_eq!(
+            net.ensure_owned_address("lo", ip("198.51.100.1"), 32)
+                .await
+                .unwrap(),
+            Change::Unchanged
+        );
         let owned = net.owned_addresses("lo").await.unwrap();
-        let untagged = net.remove_owned_address("lo", ip("198.51.100.9")).await.unwrap();
-        let removed = net.remove_owned_address("lo", ip("198.51.100.1")).await.unwrap();
+        let untagged = net
+            .remove_owned_address("lo", ip("198.51.100.9"))
+            .await
+            .unwrap();
+        let removed = net
+            .remove_owned_address("lo", ip("198.51.100.1"))
+            .await
+            .unwrap();
         (owned, untagged, removed)
     });
     assert_eq!(owned.len(), 2, "{owned:?}");
-    assert!(owned.contains(&(ip("198.51.100.1"), 32)) && owned.contains(&(ip("2001:db8::c633:6401"), 128)));
+    assert!(
+        owned.contains(&(ip("198.51.100.1"), 32))
+            && owned.contains(&(ip("2001:db8::c633:6401"), 128))
+    );
     assert_eq!((untagged, removed), (Change::Unchanged, Change::Changed));
     let shown = ns.ip(&["addr", "show", "dev", "lo"]);
-    assert!(shown.contains("198.51.100.9/32"), "the operator's address stays: {shown}");
+    assert!(
+        shown.contains("198.51.100.9/32"),
+        "the operator's address stays: {shown}"
+    );
     assert!(!shown.contains("198.51.100.1/32"), "{shown}");
     assert!(shown.contains("2001:db8::c633:6401/128"), "{shown}");
     // iproute2 >= 6.3 prints the tag as `proto 118`; Debian 12's 6.1 neither shows nor sets it.

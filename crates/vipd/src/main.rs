@@ -5,7 +5,10 @@
 //! which clap produces itself).
 
 mod cmd;
+mod director;
+mod ipvs_task;
 mod logging;
+mod owned;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,8 +49,10 @@ enum Command {
     },
     /// Run the daemon with a configuration file.
     ///
-    /// Refuses to start with a missing or invalid file. SIGHUP re-reads the file: an invalid
-    /// one is reported and the running configuration stays. SIGTERM or SIGINT stops.
+    /// Refuses to start with a missing or invalid file. On a director: programs IPVS (adopting
+    /// what the kernel holds; never flushing), sets the IPVS sysctls, puts the VIPs on lo.
+    /// SIGHUP re-reads the file: an invalid one is reported and the running configuration
+    /// stays. SIGUSR1 resyncs IPVS now. SIGTERM or SIGINT stops, leaving IPVS as it is.
     #[command(after_help = "Example:\n  vipd run --config /etc/vipd/vipd.toml")]
     Run {
         /// Configuration file.

@@ -51,6 +51,7 @@ fn global(cfg: &Config, s: &mut Sink) {
     let p = Path::root().key("global");
     absolute(&g.drain_file, p.key("drain_file"), s);
     absolute(&g.control_socket, p.key("control_socket"), s);
+    absolute(&g.state_dir, p.key("state_dir"), s);
     if let Some(rid) = g.router_id {
         if rid.is_unspecified() || rid.is_broadcast() || rid.is_multicast() {
             s.push(

@@ -1,17 +1,22 @@
-//! `vipd run`: load the configuration, report what this node manages, and serve until told
-//! to stop.
+//! `vipd run`: the daemon's life cycle.
 //!
-//! The daemon's components (IPVS reconciler, health checks, BGP speaker) attach here as they
-//! are built; what exists now is the life cycle they plug into: refuse a bad config at start,
-//! re-validate on SIGHUP keeping the running config when the new one is bad, and stop on
-//! SIGTERM/SIGINT.
+//! Start: refuse a bad config; on a director, open the IPVS socket, apply sysctls, put the
+//! VIPs on `lo` and hand the desired state to the IPVS task, which adopts what the kernel
+//! already holds (zero writes when it matches). SIGHUP re-reads the file: a refused config
+//! leaves everything running as it was; an accepted one is applied as a diff. SIGUSR1 asks
+//! for an immediate IPVS resync. SIGTERM/SIGINT stop without touching IPVS.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{broadcast, mpsc};
 use tracing::{error, info, warn};
-use vipd_config::{Config, Loaded};
+use vipd_config::{Config, Loaded, Role};
+
+use crate::director;
+use crate::ipvs_task::{IpvsTask, Request};
+use crate::owned::OwnedStore;
 
 /// Entry point of `vipd run`.
 pub fn run(path: &Path) -> ExitCode {
@@ -37,44 +42,99 @@ pub fn run(path: &Path) -> ExitCode {
     match rt.block_on(serve(path, loaded)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            error!(error = %e, "vipd stopped on an error");
+            error!("vipd stopped: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn serve(path: &Path, loaded: Loaded) -> std::io::Result<()> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
+/// Handles to the director's tasks.
+struct Director {
+    ipvs: mpsc::Sender<Request>,
+    net: vipd_net::Net,
+}
+
+async fn start_director(
+    cfg: &Config,
+    shutdown: &broadcast::Sender<()>,
+) -> Result<Director, String> {
+    let client = vipd_ipvs::IpvsClient::connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    director::apply_sysctls(cfg).map_err(|e| e.to_string())?;
+    let net =
+        vipd_net::Net::connect().map_err(|e| format!("cannot open an rtnetlink socket: {e}"))?;
+    director::sync_vips(&net, cfg)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (owned, bad) = OwnedStore::load(&cfg.global.state_dir);
+    for b in bad {
+        warn!("ownership record: {b}; line ignored");
+    }
+    let (tx, rx) = mpsc::channel(16);
+    let task = IpvsTask::new(client, owned, cfg.global.resync_interval.get());
+    tokio::spawn(task.run(rx, shutdown.subscribe()));
+    let _ = tx
+        .send(Request::Desired(director::desired_all_up(cfg), None))
+        .await;
+    Ok(Director { ipvs: tx, net })
+}
+
+async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
+    let sig = |k| signal(k).map_err(|e| format!("cannot install signal handlers: {e}"));
+    let (mut term, mut int, mut hup, mut usr1) = (
+        sig(SignalKind::terminate())?,
+        sig(SignalKind::interrupt())?,
+        sig(SignalKind::hangup())?,
+        sig(SignalKind::user_defined1())?,
+    );
     log_warnings(&loaded);
     let mut running = loaded.config;
-    info!(config = %path.display(), version = env!("CARGO_PKG_VERSION"), "vipd started");
-    describe(&running);
+    info!(config = %path.display(), version = env!("CARGO_PKG_VERSION"), role = ?running.global.role, "vipd started");
+    let (shutdown, _) = broadcast::channel(1);
+    let director = match running.global.role {
+        Role::Director => Some(start_director(&running, &shutdown).await?),
+        Role::Backend => {
+            info!("backend role: nothing to program yet in this version");
+            None
+        }
+    };
     loop {
         tokio::select! {
-            _ = term.recv() => { info!("SIGTERM: stopping"); break; }
-            _ = int.recv() => { info!("SIGINT: stopping"); break; }
+            _ = term.recv() => { info!("SIGTERM: stopping (IPVS left as it is)"); break; }
+            _ = int.recv() => { info!("SIGINT: stopping (IPVS left as it is)"); break; }
+            _ = usr1.recv() => {
+                if let Some(d) = &director { let _ = d.ipvs.send(Request::Resync(None)).await; }
+            }
             _ = hup.recv() => {
-                match vipd_config::load_file(path) {
-                    Ok(new) => {
-                        log_warnings(&new);
-                        if new.config == running {
-                            info!(config = %path.display(), "reload: configuration unchanged");
-                        } else {
-                            info!(config = %path.display(), "reload: new configuration accepted");
-                            running = new.config;
-                            describe(&running);
-                        }
-                    }
+                let new = match vipd_config::load_file(path) {
+                    Ok(new) => new,
                     Err(e) => {
                         error!(config = %path.display(), errors = e.error_count(),
                             "reload refused, the running configuration stays:\n{e}");
+                        continue;
                     }
+                };
+                log_warnings(&new);
+                if new.config == running {
+                    info!(config = %path.display(), "reload: configuration unchanged");
+                    continue;
+                }
+                if new.config.global.role != running.global.role {
+                    error!("reload refused: changing global.role needs a restart");
+                    continue;
+                }
+                info!(config = %path.display(), "reload: new configuration accepted");
+                running = new.config;
+                if let Some(d) = &director {
+                    if let Err(e) = director::apply_sysctls(&running) { director::log_setup_error("sysctls", &e); }
+                    let _ = d.ipvs.send(Request::Desired(director::desired_all_up(&running), None)).await;
+                    if let Err(e) = director::sync_vips(&d.net, &running).await { director::log_setup_error("VIP addresses", &e); }
                 }
             }
         }
     }
+    let _ = shutdown.send(());
     info!("vipd stopped");
     Ok(())
 }
@@ -82,39 +142,5 @@ async fn serve(path: &Path, loaded: Loaded) -> std::io::Result<()> {
 fn log_warnings(l: &Loaded) {
     if !l.warnings.is_empty() {
         warn!("configuration warnings:\n{}", l.render_warnings());
-    }
-}
-
-/// Logs what the configuration asks this node to manage, one line per object.
-fn describe(c: &Config) {
-    info!(role = ?c.global.role, drain_file = %c.global.drain_file.display(),
-        control_socket = %c.global.control_socket.display(), "node");
-    for (name, value, _) in c.global.sysctl.entries() {
-        info!(
-            sysctl = format!("net.ipv4.vs.{name}"),
-            value, "would set sysctl"
-        );
-    }
-    for s in &c.services {
-        info!(service = %s.name, vip = %s.vip, port = s.port, protocol = ?s.protocol,
-            scheduler = %s.scheduler, mh_port = s.mh_port, mh_fallback = s.mh_fallback,
-            forwarding = ?s.forwarding, quorum = s.quorum, real_servers = s.real_servers.len(),
-            "would manage IPVS service");
-        for r in &s.real_servers {
-            info!(service = %s.name, address = %r.address, port = r.port.unwrap_or(s.port),
-                weight = r.weight, "would manage real server");
-        }
-    }
-    if let Some(b) = &c.bgp {
-        for n in &b.neighbors {
-            info!(neighbor = %n.address, remote_as = n.remote_as, local_as = b.local_as,
-                families = ?n.effective_families(), md5 = n.password.is_some(),
-                "would peer with");
-        }
-    }
-    if let Some(b) = &c.backend {
-        for t in &b.tunnels {
-            info!(device = %t.name, mode = ?t.mode, vips = ?t.vips, "would keep tunnel device");
-        }
     }
 }
