@@ -162,8 +162,9 @@ fn run_reloads_on_sighup_keeps_config_on_error_and_stops_on_sigterm() {
     std::fs::create_dir_all(&dir).expect("tmp");
     let cfg = dir.join("vipd.toml");
     let log = dir.join("vipd.log");
-    let good = std::fs::read_to_string(repo().join("deploy/examples/director-ipv6.toml"))
-        .expect("example");
+    // The backend role needs no IPVS, so this life-cycle test runs on any kernel.
+    let good =
+        std::fs::read_to_string(repo().join("deploy/examples/backend.toml")).expect("example");
     std::fs::write(&cfg, &good).expect("write");
     let mut child = vipd()
         .arg("run")
@@ -175,20 +176,28 @@ fn run_reloads_on_sighup_keeps_config_on_error_and_stops_on_sigterm() {
         .expect("spawn");
     wait_for(&log, "vipd started");
     let pid = child.id();
-    wait_for(&log, "would manage IPVS service");
 
     std::fs::File::create(&cfg)
-        .and_then(|mut f| f.write_all(good.replace("hold_time = 6", "hold_time = 1").as_bytes()))
+        .and_then(|mut f| {
+            f.write_all(
+                good.replace("timeout = \"500ms\"", "timeout = \"5s\"")
+                    .as_bytes(),
+            )
+        })
         .expect("write");
     signal(pid, "HUP");
     let s = wait_for(&log, "reload refused, the running configuration stays");
-    assert!(s.contains("hold_time 1 is not allowed"), "{s}");
+    assert!(s.contains("timeout 5s is longer than interval 1s"), "{s}");
     assert!(
         !s.contains('\u{1b}'),
         "no terminal colour codes in a log file: {s}"
     );
 
-    std::fs::write(&cfg, good.replace("quorum = 2", "quorum = 3")).expect("write");
+    std::fs::write(
+        &cfg,
+        good.replace("timeout = \"500ms\"", "timeout = \"400ms\""),
+    )
+    .expect("write");
     signal(pid, "HUP");
     wait_for(&log, "reload: new configuration accepted");
 
@@ -196,5 +205,32 @@ fn run_reloads_on_sighup_keeps_config_on_error_and_stops_on_sigterm() {
     let status = child.wait().expect("wait");
     assert!(status.success(), "{status:?}");
     wait_for(&log, "vipd stopped");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A director needs IPVS: on a kernel without it, `vipd run` refuses to start and says why.
+#[test]
+fn director_without_ipvs_refuses_to_start() {
+    if std::path::Path::new("/sys/module/ip_vs").exists() {
+        return; // this kernel has IPVS: the kernel tests cover the director
+    }
+    let dir = std::env::temp_dir().join(format!("vipd-noipvs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let cfg = dir.join("vipd.toml");
+    let example = std::fs::read_to_string(repo().join("deploy/examples/director-ipv4.toml"))
+        .expect("example");
+    std::fs::write(&cfg, example).expect("write");
+    let o = vipd()
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("IPVS is not available") && text(&o).contains("modprobe ip_vs"),
+        "{}",
+        text(&o)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
