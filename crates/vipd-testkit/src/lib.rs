@@ -151,6 +151,22 @@ impl Netns {
         })
     }
 
+    /// Runs blocking `f` on a detached thread inside the namespace (servers that live as
+    /// long as the test process).
+    pub fn spawn<F: FnOnce() + Send + 'static>(&self, f: F) -> std::thread::JoinHandle<()> {
+        let path = self.path();
+        std::thread::spawn(move || {
+            vipd_sys::netns::enter(&path)
+                .unwrap_or_else(|e| panic!("setns {}: {e}", path.display()));
+            f()
+        })
+    }
+
+    /// Sets a sysctl inside the namespace (`net.ipv4.conf.all.rp_filter`, ...).
+    pub fn sysctl(&self, name: &str, value: &str) {
+        self.exec(&["sysctl", "-qw", &format!("{name}={value}")]);
+    }
+
     /// Runs a command inside the namespace (`ip netns exec`); panics on failure with its
     /// output; returns stdout.
     pub fn exec(&self, args: &[&str]) -> String {
@@ -162,6 +178,54 @@ impl Netns {
     /// `ip -n NAME ARGS...`; returns stdout.
     pub fn ip(&self, args: &[&str]) -> String {
         run(Command::new("ip").args(["-n", &self.name]).args(args))
+    }
+}
+
+/// An Ethernet segment: a bridge in a namespace of its own, which hosts plug into with veth
+/// pairs.
+#[derive(Debug)]
+pub struct Lan {
+    sw: Netns,
+    ports: AtomicUsize,
+}
+
+impl Lan {
+    /// A new segment.
+    pub fn new(tag: &str) -> Self {
+        let sw = Netns::new(&format!("{tag}-sw"));
+        sw.ip(&["link", "add", "br0", "type", "bridge"]);
+        sw.ip(&["link", "set", "br0", "up"]);
+        Lan {
+            sw,
+            ports: AtomicUsize::new(0),
+        }
+    }
+
+    /// Plugs `host` in as interface `ifname` with the given addresses (`10.0.0.1/24`, IPv6
+    /// ones without duplicate address detection) and brings it up.
+    pub fn attach(&self, host: &Netns, ifname: &str, addrs: &[&str]) {
+        let port = format!("p{}", self.ports.fetch_add(1, Ordering::Relaxed));
+        self.sw.ip(&[
+            "link",
+            "add",
+            &port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            ifname,
+            "netns",
+            host.name(),
+        ]);
+        self.sw.ip(&["link", "set", &port, "master", "br0", "up"]);
+        for a in addrs {
+            if a.contains(':') {
+                host.ip(&["addr", "add", a, "dev", ifname, "nodad"]);
+            } else {
+                host.ip(&["addr", "add", a, "dev", ifname]);
+            }
+        }
+        host.ip(&["link", "set", ifname, "up"]);
     }
 }
 
