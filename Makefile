@@ -9,7 +9,9 @@ CARGO ?= cargo
 
 # Debian packages, in one place. user-mode-linux: the guest kernel with IPVS/ipip;
 # kmod: modprobe in the guest; ipvsadm/iproute2: independent witnesses in kernel tests.
-APT_PACKAGES := user-mode-linux kmod iproute2 ipvsadm procps iputils-ping python3 util-linux coreutils
+APT_PACKAGES := user-mode-linux kmod iproute2 ipvsadm procps iputils-ping python3 util-linux coreutils strace
+# Only for `make bench`: the contenders vipd is measured against.
+BENCH_APT_PACKAGES := keepalived
 
 .PHONY: help deps build test test-unit test-kernel fmt-check clippy testbed bench check-examples clean
 
@@ -58,6 +60,9 @@ testbed: deps
 	testbed/uml/run -- testbed/uml/probe
 
 bench: deps
+	@$(MAKE) --no-print-directory APT_PACKAGES="$(BENCH_APT_PACKAGES)" deps
+	@# Debian starts keepalived as a service on install where systemd runs: the bench runs its own.
+	@systemctl disable --now keepalived >/dev/null 2>&1 || true
 	@for b in testbed/bench/*/run; do echo "== $$b"; $$b || exit 1; done
 
 clean:

@@ -112,49 +112,56 @@ pub fn load_str(src: &str, file: &str) -> Result<Loaded, ConfigError> {
     };
     let (mut tree, syntax) = DeTable::parse_recoverable(src);
     if !syntax.is_empty() {
-        return Err(refuse(
-            syntax.iter().map(|e| from_toml_error(src, e)).collect(),
-        ));
+        return Err(refuse(syntax.iter().map(|e| from_toml_error(src, e)).collect()));
     }
-    let mut structural = Vec::new();
-    let mut removed_keys: Vec<String> = Vec::new();
-    let config = loop {
-        match Config::deserialize(toml::de::Deserializer::from(tree.clone())) {
-            Ok(c) => break Some(c),
-            Err(e) => {
-                // A required key we removed ourselves after a type error is not a new finding.
-                let cascade =
-                    missing_field(e.message()).is_some_and(|k| removed_keys.iter().any(|r| r == k));
-                if cascade {
-                    break None;
-                }
-                structural.push(from_toml_error(src, &e));
-                match e.span().and_then(|sp| remove_at(tree.get_mut(), &sp)) {
-                    Some(key) if structural.len() < MAX_STRUCTURAL => removed_keys.push(key),
-                    _ => break None,
-                }
-            }
+    // The common case, a valid file, deserializes the tree without copying it (large
+    // configs: tens of thousands of real servers). Only when there is something to report is
+    // the text parsed again to locate it.
+    let first = Config::deserialize(toml::de::Deserializer::from(tree));
+    let config = match first {
+        Ok(c) => c,
+        Err(e) => {
+            tree = DeTable::parse_recoverable(src).0;
+            return Err(refuse(structural_errors(src, tree, e)));
         }
     };
-    match config {
-        Some(config) if structural.is_empty() => {
-            let mut diags = validate(&config);
-            for d in &mut diags {
-                d.location = locate(src, tree.get_ref(), &d.path);
-            }
-            diags.sort_by_key(|d| d.location.as_ref().map_or((0, 0), |l| (l.line, l.col)));
-            if diags.iter().any(Diagnostic::is_error) {
-                return Err(refuse(diags));
-            }
-            Ok(Loaded {
-                config,
-                warnings: diags,
-                file: file.to_string(),
-                source: src.to_string(),
-            })
-        }
-        _ => Err(refuse(structural)),
+    let mut diags = validate(&config);
+    if diags.is_empty() {
+        return Ok(Loaded { config, warnings: diags, file: file.to_string(), source: src.to_string() });
     }
+    let tree = DeTable::parse_recoverable(src).0;
+    for d in &mut diags {
+        d.location = locate(src, tree.get_ref(), &d.path);
+    }
+    diags.sort_by_key(|d| d.location.as_ref().map_or((0, 0), |l| (l.line, l.col)));
+    if diags.iter().any(Diagnostic::is_error) {
+        return Err(refuse(diags));
+    }
+    Ok(Loaded { config, warnings: diags, file: file.to_string(), source: src.to_string() })
+}
+
+/// Collects every structural error: records `first`, removes the offending entry from the
+/// tree and deserializes again, until the tree deserializes or nothing more can be removed.
+fn structural_errors(src: &str, mut tree: toml::Spanned<DeTable<'_>>, first: toml::de::Error) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut removed_keys: Vec<String> = Vec::new();
+    let mut err = first;
+    loop {
+        // A required key we removed ourselves after a type error is not a new finding.
+        if missing_field(err.message()).is_some_and(|k| removed_keys.iter().any(|r| r == k)) {
+            break;
+        }
+        out.push(from_toml_error(src, &err));
+        match err.span().and_then(|sp| remove_at(tree.get_mut(), &sp)) {
+            Some(key) if out.len() < MAX_STRUCTURAL => removed_keys.push(key),
+            _ => break,
+        }
+        match Config::deserialize(toml::de::Deserializer::from(tree.clone())) {
+            Ok(_) => break,
+            Err(e) => err = e,
+        }
+    }
+    out
 }
 
 fn missing_field(msg: &str) -> Option<&str> {

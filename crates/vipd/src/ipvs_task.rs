@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 use vipd_ipvs::{IpvsClient, ServiceKey};
 use vipd_reconcile::{DesiredService, plan};
 
@@ -19,6 +19,9 @@ use crate::owned::OwnedStore;
 
 /// Requests in flight on the socket at once when applying a plan (see testbed/bench/ipvs).
 pub const WINDOW: usize = 64;
+
+/// Plans up to this size log every operation at info level.
+const VERBOSE_OPS: usize = 32;
 
 /// What the task is asked to do.
 #[derive(Debug)]
@@ -127,9 +130,13 @@ impl IpvsTask {
             report.writes += p.ops.len();
             let mut failed_deletes = BTreeSet::new();
             let mut failures = 0;
+            // Steady-state changes are a handful of operations, each worth a line; a
+            // programming from empty can be tens of thousands, logged at debug level.
+            let verbose = p.ops.len() <= VERBOSE_OPS;
             for (op, r) in p.ops.iter().zip(results) {
                 match r {
-                    Ok(()) => info!(op = %op, "IPVS"),
+                    Ok(()) if verbose => info!(op = %op, "IPVS"),
+                    Ok(()) => debug!(op = %op, "IPVS"),
                     Err(e) => {
                         failures += 1;
                         let retry = if attempt == 0 {

@@ -104,9 +104,11 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
             _ = term.recv() => { info!("SIGTERM: stopping (IPVS left as it is)"); break; }
             _ = int.recv() => { info!("SIGINT: stopping (IPVS left as it is)"); break; }
             _ = usr1.recv() => {
+                info!("SIGUSR1: IPVS resync requested");
                 if let Some(d) = &director { let _ = d.ipvs.send(Request::Resync(None)).await; }
             }
             _ = hup.recv() => {
+                info!(config = %path.display(), "SIGHUP: reloading the configuration");
                 let new = match vipd_config::load_file(path) {
                     Ok(new) => new,
                     Err(e) => {

@@ -1,0 +1,96 @@
+#!/bin/bash
+# Inside the UML guest (see ./run). Arguments: OUT SERVICES DESTS REPO.
+set -u
+out=$1; S=$2; D=$3; repo=$4
+vipd=$repo/target/release/vipd
+apply=$repo/target/release/examples/ipvs_apply
+total=$((S * D + S))
+res=$out/results.txt
+: > "$res"
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+# Epoch seconds of the first vipd log line containing $2 (RFC 3339 timestamps, UTC). Only
+# ever subtracted from another vipd timestamp: inside UML the shell's clock and vipd's
+# were seen to disagree by ~0.7 s.
+logtime() { local ts; ts=$(grep -m1 -- "$2" "$1" | cut -d' ' -f1); date -d "$ts" +%s.%N; }
+waitlog() { local i=0; until grep -q -- "$2" "$1"; do sleep 0.02; i=$((i + 1)); [ $i -gt 30000 ] && { echo "timeout waiting for $2" >&2; return 1; }; done; }
+objects() { ip netns exec "$1" cat /proc/net/ip_vs | awk 'NR > 3 && ($1 == "TCP" || $1 == "->") { n++ } END { print n + 0 }'; }
+mkns() {
+    ip netns add "$1"
+    ip -n "$1" link set lo up
+    ip -n "$1" link add rs type dummy && ip -n "$1" link set rs up && ip -n "$1" addr add 10.1.255.254/16 dev rs
+}
+
+# 1. ipvsadm -R (anchor)
+mkns a; t0=$(now); ip netns exec a ipvsadm -R < "$out/rules.ipvsadm"; t1=$(now)
+n=$(objects a); anchor=$(since "$t0" "$t1")
+t0=$(now); ip netns exec a ipvsadm -e -t 198.51.100.1:1000 -r 10.1.0.1:1000 -i -w 2; t1=$(now)
+ipvsadm_weight=$(since "$t0" "$t1"); ip netns del a
+echo "ipvsadm_R $anchor $n" >> "$res"
+
+# 2. vipd's client alone, pipelining window 1 and 64
+for w in 1 64; do
+    mkns "w$w"; line=$(ip netns exec "w$w" "$apply" "$S" "$D" "$w"); n=$(objects "w$w"); ip netns del "w$w"
+    echo "client_w$w $(echo "$line" | sed 's/.*seconds=//') $n" >> "$res"
+done
+
+# 3. vipd run
+mkns v; cp "$out/vipd.toml" "$out/vipd-run.toml"
+t0=$(now)
+ip netns exec v "$vipd" run --config "$out/vipd-run.toml" 2> "$out/vipd.log" &
+waitlog "$out/vipd.log" "reconcile: $total writes"; t1=$(now)
+n=$(objects v)
+echo "vipd_run $(since "$t0" "$t1") $n" >> "$res"
+pid=$(pgrep -f "^$vipd run --config $out/vipd-run.toml")
+# One weight change: the first real server of the first service, 1 -> 2.
+python3 - "$out/vipd-run.toml" <<'PY'
+import sys
+p = sys.argv[1]; s = open(p).read()
+s = s.replace('address = "10.1.0.1"\n', 'address = "10.1.0.1"\nweight = 2\n', 1)
+open(p, "w").write(s)
+PY
+kill -HUP "$pid"
+waitlog "$out/vipd.log" "reconcile: 1 writes"
+t0=$(logtime "$out/vipd.log" "SIGHUP: reloading"); t1=$(logtime "$out/vipd.log" "reconcile: 1 writes")
+echo "vipd_weight $(since "$t0" "$t1") $(grep -c 'op=ipvsadm -e' "$out/vipd.log")" >> "$res"
+kill -USR1 "$pid"
+waitlog "$out/vipd.log" 'reconcile: 0 writes'
+t0=$(logtime "$out/vipd.log" "SIGUSR1: IPVS resync"); t1=$(logtime "$out/vipd.log" 'reconcile: 0 writes')
+echo "vipd_resync $(since "$t0" "$t1") 0" >> "$res"
+grep -q 'reason="resync requested"' "$out/vipd.log" || echo "vipd_resync_missing" >> "$res"
+echo "vipd_rss_kb $(awk '/VmHWM/ {print $2}' /proc/$pid/status) 0" >> "$res"
+kill -TERM "$pid"; wait "$pid" 2>/dev/null; ip netns del v
+
+# 4. keepalived
+mkns k
+t0=$(now)
+ip netns exec k keepalived --dont-fork --log-console --check -f "$out/keepalived.conf" \
+    -p /run/ka.pid -c /run/ka-checkers.pid > "$out/keepalived.log" 2>&1 &
+i=0; until [ "$(objects k)" -ge "$total" ]; do sleep 0.1; i=$((i + 1)); [ $i -gt 9000 ] && break; done
+t1=$(now); n=$(objects k)
+echo "keepalived $(since "$t0" "$t1") $n" >> "$res"
+sed -i '0,/    weight 1/s//    weight 2/' "$out/keepalived.conf"
+t0=$(now); kill -HUP "$(cat /run/ka.pid)"
+i=0; until ip netns exec k ipvsadm -Ln -t 198.51.100.1:1000 | grep -q '10.1.0.1:1000 .* 2 '; do sleep 0.05; i=$((i + 1)); [ $i -gt 6000 ] && break; done
+t1=$(now)
+echo "keepalived_weight $(since "$t0" "$t1") 0" >> "$res"
+kill -TERM "$(cat /run/ka.pid)"; sleep 1; ip netns del k
+
+awk -v S="$S" -v D="$D" -v total="$total" -v ipvsadm_weight="$ipvsadm_weight" '
+{ t[$1] = $2; n[$1] = $3 }
+END {
+    a = t["ipvsadm_R"]
+    printf "IPVS programming: %d services x %d real servers = %d objects, one UML guest run\n", S, D, total
+    printf "%-44s %10s %10s %12s\n", "contender", "seconds", "vs -R", "objects"
+    split("ipvsadm_R client_w1 client_w64 vipd_run keepalived", k, " ")
+    names["ipvsadm_R"] = "ipvsadm -R < rules (anchor)"
+    names["client_w1"] = "vipd client, one ack at a time (window 1)"
+    names["client_w64"] = "vipd client, pipelined (window 64)"
+    names["vipd_run"] = "vipd run: start -> programmed"
+    names["keepalived"] = "keepalived 2.2.7: start -> all rules present"
+    for (i = 1; i <= 5; i++) printf "%-44s %10.3f %9.2fx %12d\n", names[k[i]], t[k[i]], t[k[i]] / a, n[k[i]]
+    printf "\none weight change: vipd SIGHUP -> done %.3f s with %d IPVS write(s); ipvsadm -e %.3f s; keepalived SIGHUP -> visible %.3f s\n", t["vipd_weight"], n["vipd_weight"], ipvsadm_weight, t["keepalived_weight"]
+    printf "no-change resync (dump %d objects + plan): vipd SIGUSR1 -> done %.3f s, 0 IPVS writes\n", total, t["vipd_resync"]
+    printf "vipd peak RSS: %d KiB\n", t["vipd_rss_kb"]
+}' "$res" > "$res.table"
+mv "$res.table" "$res"
