@@ -112,7 +112,9 @@ pub fn load_str(src: &str, file: &str) -> Result<Loaded, ConfigError> {
     };
     let (mut tree, syntax) = DeTable::parse_recoverable(src);
     if !syntax.is_empty() {
-        return Err(refuse(syntax.iter().map(|e| from_toml_error(src, e)).collect()));
+        return Err(refuse(
+            syntax.iter().map(|e| from_toml_error(src, e)).collect(),
+        ));
     }
     // The common case, a valid file, deserializes the tree without copying it (large
     // configs: tens of thousands of real servers). Only when there is something to report is
@@ -127,7 +129,12 @@ pub fn load_str(src: &str, file: &str) -> Result<Loaded, ConfigError> {
     };
     let mut diags = validate(&config);
     if diags.is_empty() {
-        return Ok(Loaded { config, warnings: diags, file: file.to_string(), source: src.to_string() });
+        return Ok(Loaded {
+            config,
+            warnings: diags,
+            file: file.to_string(),
+            source: src.to_string(),
+        });
     }
     let tree = DeTable::parse_recoverable(src).0;
     for d in &mut diags {
@@ -137,12 +144,21 @@ pub fn load_str(src: &str, file: &str) -> Result<Loaded, ConfigError> {
     if diags.iter().any(Diagnostic::is_error) {
         return Err(refuse(diags));
     }
-    Ok(Loaded { config, warnings: diags, file: file.to_string(), source: src.to_string() })
+    Ok(Loaded {
+        config,
+        warnings: diags,
+        file: file.to_string(),
+        source: src.to_string(),
+    })
 }
 
 /// Collects every structural error: records `first`, removes the offending entry from the
 /// tree and deserializes again, until the tree deserializes or nothing more can be removed.
-fn structural_errors(src: &str, mut tree: toml::Spanned<DeTable<'_>>, first: toml::de::Error) -> Vec<Diagnostic> {
+fn structural_errors(
+    src: &str,
+    mut tree: toml::Spanned<DeTable<'_>>,
+    first: toml::de::Error,
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let mut removed_keys: Vec<String> = Vec::new();
     let mut err = first;

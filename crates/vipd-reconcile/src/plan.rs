@@ -9,6 +9,8 @@
 //! * **Never flush.** Nothing is deleted wholesale; a kernel already in the desired state
 //!   yields no operation at all, which is what makes restarts hitless.
 //! * **One change, one operation.** A weight change is one `SetDest`, in place.
+//! * **Build `mh` tables once.** A new `mh` service is created with no scheduler, filled,
+//!   then switched to `mh` (one table build instead of one per destination).
 //! * **Cross-director consistency.** The `mh` scheduler builds its lookup table by walking
 //!   the destination list in list order, and contested slots go to whichever destination
 //!   comes first; the kernel inserts new destinations at the head of that list. Two
@@ -98,14 +100,32 @@ pub fn plan(desired: &[DesiredService], actual: &Actual, owned: &BTreeSet<Servic
     p
 }
 
+/// Schedulers whose table the kernel rebuilds on every destination change.
+const TABLE_SCHEDULERS: &[&str] = &["mh"];
+
 fn create(d: &DesiredService, p: &mut Plan) {
     let key = d.service.key;
-    p.ops.push(Op::NewService(d.service.clone()));
     let mut want = d.dests.clone();
     canonical_order(&mut want);
+    // `mh` rebuilds its 4093-slot table on every destination added. A new service is
+    // therefore created without a scheduler ("none": new connections are not scheduled
+    // meanwhile), filled, then switched to its scheduler, which builds the table once from
+    // the finished list: half the kernel time of a large programming (testbed/bench/ipvs).
+    let staged = want.len() > 1 && TABLE_SCHEDULERS.contains(&d.service.scheduler.as_str());
+    if staged {
+        let mut empty = d.service.clone();
+        empty.scheduler = "none".into();
+        empty.flags = 0;
+        p.ops.push(Op::NewService(empty));
+    } else {
+        p.ops.push(Op::NewService(d.service.clone()));
+    }
     // Head insertion: add the last one first.
     p.ops
         .extend(want.into_iter().rev().map(|x| Op::NewDest(key, x)));
+    if staged {
+        p.ops.push(Op::SetService(d.service.clone()));
+    }
 }
 
 fn update(d: &DesiredService, svc: &Service, actual: &[Dest], p: &mut Plan) {

@@ -124,11 +124,27 @@ fn from_empty_creates_in_canonical_order() {
         vec![dest(30, 3), dest(10, 1), dest(20, 2)],
     )];
     let p = plan(&d, &[], &BTreeSet::new());
-    assert_eq!(p.ops.len(), 4);
-    assert!(matches!(p.ops[0], Op::NewService(_)));
+    assert_eq!(p.ops.len(), 5);
+    // Staged: created without a scheduler, filled, then switched to mh (one table build).
+    assert!(matches!(&p.ops[0], Op::NewService(s) if s.scheduler == "none"));
+    assert!(matches!(&p.ops[4], Op::SetService(s) if s.scheduler == "mh" && s.flags == 0x10));
     let mut k = Kernel::default();
     k.apply_all(&p.ops);
     assert_eq!(order(&k, "198.51.100.1"), [(10, 1), (20, 2), (30, 3)]);
+}
+
+#[test]
+fn single_destination_services_are_not_staged() {
+    let p = plan(
+        &[want("198.51.100.1", vec![dest(10, 1)])],
+        &[],
+        &BTreeSet::new(),
+    );
+    assert!(
+        matches!(&p.ops[..], [Op::NewService(s), Op::NewDest(..)] if s.scheduler == "mh"),
+        "{:?}",
+        p.ops
+    );
 }
 
 #[test]

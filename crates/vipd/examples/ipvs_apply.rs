@@ -1,6 +1,8 @@
-//! Benchmark helper (testbed/bench/ipvs): programs `SERVICES x DESTS` into an empty IPVS in
-//! the current namespace through vipd's client, with a given pipelining window, and prints
-//! the time taken. Usage: `ipvs_apply SERVICES DESTS WINDOW`.
+//! Benchmark helper (testbed/bench/ipvs): programs `SERVICES x DESTS` (`mh` + port hashing,
+//! tunnel) into an empty IPVS in the current namespace through vipd's planner and client,
+//! and prints the time taken. MODE: `w1` (one request, one acknowledgement at a time), `w64`
+//! (64 requests in flight, each acknowledged), `batch` (what vipd uses: batches per sendmsg).
+//! Usage: `ipvs_apply SERVICES DESTS MODE`.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -12,49 +14,61 @@ use vipd_reconcile::{DesiredService, plan};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("numbers")).collect();
-    let (staged, args) = match std::env::var("STAGED") { Ok(_) => (true, args), Err(_) => (false, args) };
-    let [services, dests, window] = args[..] else {
-        eprintln!("usage: ipvs_apply SERVICES DESTS WINDOW");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(services), Some(dests), Some(mode)) = (
+        args.first().and_then(|a| a.parse::<u16>().ok()),
+        args.get(1).and_then(|a| a.parse::<u16>().ok()),
+        args.get(2),
+    ) else {
+        eprintln!("usage: ipvs_apply SERVICES DESTS w1|w64|batch");
         std::process::exit(2);
     };
     let desired: Vec<DesiredService> = (0..services)
         .map(|i| {
-            let port = 1000 + i as u16;
-            let key = ServiceKey::Addr { protocol: Protocol::Tcp, addr: "198.51.100.1".parse().unwrap(), port };
-            DesiredService {
-                service: Service { key, scheduler: "mh".into(), flags: 0x10, timeout: 0, netmask: host_netmask(false), pe_name: None, stats: None },
-                dests: (0..dests)
-                    .map(|j| Dest::new(IpAddr::from([10, 1, (j / 250) as u8, (j % 250 + 1) as u8]), port, Forward::Tunnel, 1))
-                    .collect(),
-            }
+            let port = 1000 + i;
+            let key = ServiceKey::Addr {
+                protocol: Protocol::Tcp,
+                addr: IpAddr::from([198, 51, 100, 1]),
+                port,
+            };
+            let service = Service {
+                key,
+                scheduler: "mh".into(),
+                flags: 0x10,
+                timeout: 0,
+                netmask: host_netmask(false),
+                pe_name: None,
+                stats: None,
+            };
+            let dests = (0..dests)
+                .map(|j| {
+                    Dest::new(
+                        IpAddr::from([10, 1, (j / 250) as u8, (j % 250 + 1) as u8]),
+                        port,
+                        Forward::Tunnel,
+                        1,
+                    )
+                })
+                .collect();
+            DesiredService { service, dests }
         })
         .collect();
     let mut c = IpvsClient::connect().await.expect("IPVS");
     let t0 = Instant::now();
-    let mut p = plan(&desired, &c.dump().await.expect("dump"), &BTreeSet::new());
-    if staged {
-        let mut ops = Vec::new();
-        let mut pending = None;
-        for op in p.ops {
-            match op {
-                vipd_ipvs::Op::NewService(s) => {
-                    if let Some(s) = pending.take() { ops.push(vipd_ipvs::Op::SetService(s)); }
-                    let mut rr = s.clone(); rr.scheduler = "rr".into(); rr.flags = 0;
-                    ops.push(vipd_ipvs::Op::NewService(rr));
-                    pending = Some(s);
-                }
-                o => ops.push(o),
-            }
-        }
-        if let Some(s) = pending.take() { ops.push(vipd_ipvs::Op::SetService(s)); }
-        p.ops = ops;
-    }
-    let results = c.apply_all(&p.ops, window).await;
+    let p = plan(&desired, &c.dump().await.expect("dump"), &BTreeSet::new());
+    let results = match mode.as_str() {
+        "w1" => c.apply_all(&p.ops, 1).await,
+        "w64" => c.apply_all(&p.ops, 64).await,
+        "batch" => c.apply_batched(&p.ops).await,
+        m => panic!("unknown mode {m}"),
+    };
     let secs = t0.elapsed().as_secs_f64();
     let failed = results.iter().filter(|r| r.is_err()).count();
     if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
         eprintln!("first failure: {e}");
     }
-    println!("window={window} ops={} failed={failed} seconds={secs:.3}", p.ops.len());
+    println!(
+        "mode={mode} ops={} failed={failed} seconds={secs:.3}",
+        p.ops.len()
+    );
 }

@@ -17,9 +17,6 @@ use vipd_reconcile::{DesiredService, plan};
 
 use crate::owned::OwnedStore;
 
-/// Requests in flight on the socket at once when applying a plan (see testbed/bench/ipvs).
-pub const WINDOW: usize = 64;
-
 /// Plans up to this size log every operation at info level.
 const VERBOSE_OPS: usize = 32;
 
@@ -126,7 +123,7 @@ impl IpvsTask {
                 }
             }
             report.foreign = p.foreign.clone();
-            let results = self.client.apply_all(&p.ops, WINDOW).await;
+            let results = self.client.apply_batched(&p.ops).await;
             report.writes += p.ops.len();
             let mut failed_deletes = BTreeSet::new();
             let mut failures = 0;

@@ -179,7 +179,7 @@ fn kernel_two_directors_with_different_histories_send_flows_to_the_same_backends
     // and destinations, but a different history, as an operator or a restart in another
     // order would leave it: destinations added in ascending order.
     let ops_a = reconcile(&a);
-    assert_eq!(ops_a.len(), 4);
+    assert_eq!(ops_a.len(), 5, "staged creation: none, 3 destinations, mh");
     let key = vipd_reconcile::service_key(&vipd_config::load_str(
         "[[service]]\nname = \"w\"\nvip = \"198.51.100.1\"\nport = 80\n[service.announce]\nenabled = false\n[[service.real_server]]\naddress = \"10.0.0.11\"\n",
         "t.toml",

@@ -151,7 +151,11 @@ fn kernel_programs_services_then_one_op_per_change() {
             (p.ops.len(), c.dump().await.expect("dump"))
         }
     });
-    assert_eq!(first, 2 + 4 + 3, "two services, seven destinations");
+    assert_eq!(
+        first,
+        2 + 4 + 3 + 2,
+        "two staged services (none, fill, mh), seven destinations"
+    );
     assert_eq!(
         witness(&ns),
         [
@@ -255,6 +259,9 @@ impl Vipd {
                 "strace",
                 "-f",
                 "-qq",
+                // strace abbreviates arrays (here: netlink messages in one send) past -s.
+                "-s",
+                "1024",
                 "-e",
                 "trace=sendto,sendmsg",
                 "-o",
@@ -326,15 +333,16 @@ impl Vipd {
     }
 }
 
-/// IPVS write commands (NEW/SET/DEL SERVICE, NEW/SET/DEL DEST) in an strace log.
+/// IPVS write commands (NEW/SET/DEL SERVICE, NEW/SET/DEL DEST) in an strace log. One
+/// `sendto` may carry many netlink messages (vipd batches them): each is printed as
+/// `{nlmsg_len=.., nlmsg_type=IPVS, ..}, "\xCC..."` where CC is the genl command.
 fn ipvs_writes(trace: &Path) -> usize {
     let t = std::fs::read_to_string(trace).expect("strace output");
     t.lines()
-        .filter(|l| l.contains("nlmsg_type=IPVS"))
-        .filter_map(|l| {
-            l.split("}, \"\\x")
-                .nth(1)
-                .and_then(|r| u8::from_str_radix(&r[..2], 16).ok())
+        .flat_map(|l| l.split("nlmsg_type=IPVS").skip(1))
+        .filter_map(|m| {
+            m.split_once("}, \"\\x")
+                .and_then(|(_, r)| u8::from_str_radix(r.get(..2)?, 16).ok())
         })
         .filter(|cmd| matches!(cmd, 1 | 2 | 3 | 5 | 6 | 7))
         .count()
@@ -354,9 +362,12 @@ fn kernel_restart_adopts_with_zero_writes_and_keeps_connections() {
     std::fs::write(&cfg, config(&dir, "30s")).expect("cfg");
 
     let v = Vipd::start(&ns, &cfg, &dir, 1);
-    v.wait("reconcile: 9 writes", 1);
+    v.wait("reconcile: 11 writes", 1);
     let (log1, writes1) = v.stop(&cfg);
-    assert_eq!(writes1, 9, "strace counts the writes vipd reports:\n{log1}");
+    assert_eq!(
+        writes1, 11,
+        "strace counts the writes vipd reports:\n{log1}"
+    );
     assert!(
         log1.contains("sysctl set") && log1.contains("net.ipv4.vs.sloppy_tcp"),
         "{log1}"
@@ -423,7 +434,7 @@ fn kernel_drift_is_repaired_and_foreign_services_are_left_alone() {
     ]);
 
     let v = Vipd::start(&ns, &cfg, &dir, 1);
-    v.wait("reconcile: 9 writes", 1);
+    v.wait("reconcile: 11 writes", 1);
     let good = witness(&ns);
 
     // Behind vipd's back: a weight, an extra destination, a scheduler flag.
@@ -515,4 +526,81 @@ fn kernel_drift_is_repaired_and_foreign_services_are_left_alone() {
     }
     let (log, _) = v.stop(&cfg);
     assert!(log.contains("periodic resync"), "{log}");
+}
+
+/// Batched writes: a failure in the middle of a batch is reported for that operation, with
+/// the kernel's errno, and the others are applied.
+#[test]
+fn kernel_batched_writes_report_each_failure() {
+    if !require(
+        "kernel_batched_writes_report_each_failure",
+        &[Feature::Ipvs],
+    ) {
+        return;
+    }
+    let ns = director_ns("batch");
+    let svc = |port| vipd_ipvs::Service {
+        key: vipd_ipvs::ServiceKey::Addr {
+            protocol: vipd_ipvs::Protocol::Tcp,
+            addr: "198.51.100.1".parse().unwrap(),
+            port,
+        },
+        scheduler: "mh".into(),
+        flags: 0x10,
+        timeout: 0,
+        netmask: u32::MAX,
+        pe_name: None,
+        stats: None,
+    };
+    let dest = |last: u8, port| {
+        vipd_ipvs::Dest::new(
+            std::net::IpAddr::from([192, 0, 2, last]),
+            port,
+            vipd_ipvs::Forward::Tunnel,
+            1,
+        )
+    };
+    let missing = svc(81).key; // never created
+    let mut ops = vec![Op::NewService(svc(80))];
+    ops.extend((10..200u8).map(|i| Op::NewDest(svc(80).key, dest(i, 80))));
+    ops.insert(100, Op::NewDest(missing, dest(9, 81))); // fails: no such service
+    ops.insert(150, Op::NewDest(svc(80).key, dest(50, 80))); // fails: already there
+    let results = ns.run(|| {
+        let ops = ops.clone();
+        async move {
+            IpvsClient::connect()
+                .await
+                .expect("IPVS")
+                .apply_batched(&ops)
+                .await
+        }
+    });
+    assert_eq!(results.len(), ops.len());
+    let failed: Vec<(usize, String)> = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e.to_string())))
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(failed[0].0, 100);
+    assert!(
+        failed[0]
+            .1
+            .contains("ipvsadm -a -t 198.51.100.1:81 -r 192.0.2.9:81"),
+        "{failed:?}"
+    );
+    assert_eq!(failed[1].0, 150);
+    assert!(
+        failed[1].1.contains("192.0.2.50:80") && failed[1].1.contains("File exists"),
+        "{failed:?}"
+    );
+    let listed = ns
+        .exec(&["ipvsadm", "-Ln"])
+        .lines()
+        .filter(|l| l.contains("-> 192.0.2."))
+        .count();
+    assert_eq!(
+        listed, 190,
+        "every other destination was added (more than one batch of 128)"
+    );
 }
