@@ -352,3 +352,76 @@ proptest! {
         }
     }
 }
+
+mod from_config {
+    use vipd_ipvs::constants::{IP_VS_SVC_F_PERSISTENT, IP_VS_SVC_F_SCHED1, IP_VS_SVC_F_SCHED2};
+    use vipd_ipvs::{Forward, TunnelType};
+
+    use crate::{Health, desired, service};
+
+    fn cfg(extra: &str) -> vipd_config::Service {
+        let src = format!(
+            "[[service]]\nname = \"w\"\nvip = \"2001:db8::1\"\nport = 443\n{extra}\n[service.announce]\nenabled = false\n\
+             [[service.real_server]]\naddress = \"192.0.2.10\"\nweight = 4\n[[service.real_server]]\naddress = \"192.0.2.11\"\nweight = 8\n"
+        );
+        vipd_config::load_str(&src, "t.toml")
+            .expect("config")
+            .config
+            .services
+            .remove(0)
+    }
+
+    #[test]
+    fn inhibit_sets_weight_zero_and_remove_drops_the_destination() {
+        let down_11 = |a: std::net::IpAddr, _| {
+            if a.to_string() == "192.0.2.11" {
+                Health::Down
+            } else {
+                Health::Up(4)
+            }
+        };
+        let d = desired(&cfg(""), down_11);
+        assert_eq!(
+            d.dests.iter().map(|x| x.weight).collect::<Vec<_>>(),
+            [4, 0],
+            "inhibit (default): weight 0"
+        );
+        let d = desired(&cfg("on_failure = \"remove\""), down_11);
+        assert_eq!(d.dests.len(), 1, "remove: absent");
+        assert_eq!(d.dests[0].addr.to_string(), "192.0.2.10");
+    }
+
+    #[test]
+    fn effective_weight_comes_from_health() {
+        // Health decides the weight: agents report 50% of the configured 4 and 8.
+        let d = desired(&cfg(""), |a, _| {
+            Health::Up(if a.to_string() == "192.0.2.11" { 4 } else { 2 })
+        });
+        assert_eq!(d.dests.iter().map(|x| x.weight).collect::<Vec<_>>(), [2, 4]);
+        assert!(
+            d.dests
+                .iter()
+                .all(|x| x.forward == Forward::Tunnel && x.tun_type == TunnelType::Ipip)
+        );
+    }
+
+    #[test]
+    fn flags_persistence_and_tunnel_types_map_to_ipvs() {
+        let s = service(&cfg("mh_fallback = true"));
+        assert_eq!(s.flags, IP_VS_SVC_F_SCHED1 | IP_VS_SVC_F_SCHED2);
+        assert_eq!((s.timeout, s.netmask), (0, 128));
+        let s = service(&cfg(
+            "mh_port = false\n[service.persistence]\ntimeout = \"5m\"\nnetmask = 64",
+        ));
+        assert_eq!(s.flags, IP_VS_SVC_F_PERSISTENT);
+        assert_eq!((s.timeout, s.netmask), (300, 64));
+        let d = desired(&cfg("tunnel_type = \"gue\"\ntunnel_port = 6080"), |_, _| {
+            Health::Up(1)
+        });
+        assert!(
+            d.dests
+                .iter()
+                .all(|x| x.tun_type == TunnelType::Gue && x.tun_port == 6080)
+        );
+    }
+}

@@ -38,9 +38,10 @@ done
 mkns v; cp "$out/vipd.toml" "$out/vipd-run.toml"
 t0=$(now)
 ip netns exec v "$vipd" run --config "$out/vipd-run.toml" 2> "$out/vipd.log" &
-waitlog "$out/vipd.log" "reconcile: $total writes"; t1=$(now)
+waitlog "$out/vipd.log" 'writes reason="configuration"'; t1=$(now)
 n=$(objects v)
 echo "vipd_run $(since "$t0" "$t1") $n" >> "$res"
+echo "vipd_run_writes $(grep -m1 'writes reason="configuration"' "$out/vipd.log" | sed 's/.*reconcile: \([0-9]*\) writes.*/\1/') 0" >> "$res"
 pid=$(pgrep -f "^$vipd run --config $out/vipd-run.toml")
 # One weight change: the first real server of the first service, 1 -> 2.
 python3 - "$out/vipd-run.toml" <<'PY'
@@ -90,6 +91,7 @@ END {
     names["vipd_run"] = "vipd run: start -> programmed"
     names["keepalived"] = "keepalived 2.2.7: start -> all rules present"
     for (i = 1; i <= 6; i++) printf "%-44s %10.3f %9.2fx %12d\n", names[k[i]], t[k[i]], t[k[i]] / a, n[k[i]]
+    printf "vipd run wrote %d IPVS objects: each service is created without a scheduler, filled, then switched to mh\n", t["vipd_run_writes"]
     printf "\none weight change: vipd SIGHUP -> done %.3f s with %d IPVS write(s); ipvsadm -e %.3f s; keepalived SIGHUP -> visible %.3f s\n", t["vipd_weight"], n["vipd_weight"], ipvsadm_weight, t["keepalived_weight"]
     printf "no-change resync (dump %d objects + plan): vipd SIGUSR1 -> done %.3f s, 0 IPVS writes\n", total, t["vipd_resync"]
     printf "vipd peak RSS: %d KiB\n", t["vipd_rss_kb"]
