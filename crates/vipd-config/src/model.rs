@@ -83,6 +83,21 @@ pub struct Global {
     pub log_format: LogFormat,
     /// IPVS sysctls applied at start in vipd's network namespace.
     pub sysctl: Sysctl,
+    /// IPVS connection timeouts (`ipvsadm --set`). Absent: the kernel's are left alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipvs_timeouts: Option<IpvsTimeouts>,
+}
+
+/// `[global.ipvs_timeouts]`: how long IPVS keeps idle connection entries.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpvsTimeouts {
+    /// Established TCP connections (kernel default 15m).
+    pub tcp: Duration,
+    /// TCP connections after a FIN (kernel default 2m).
+    pub tcp_fin: Duration,
+    /// UDP "connections" (kernel default 5m).
+    pub udp: Duration,
 }
 
 impl Default for Global {
@@ -97,6 +112,7 @@ impl Default for Global {
             state_dir: PathBuf::from("/var/lib/vipd"),
             log_format: LogFormat::Human,
             sysctl: Sysctl::default(),
+            ipvs_timeouts: None,
         }
     }
 }

@@ -224,6 +224,23 @@ impl IpvsClient {
         }
     }
 
+    /// `SET_CONFIG`: connection timeouts in seconds (`ipvsadm --set TCP TCPFIN UDP`); 0
+    /// leaves a timeout unchanged, as in ipvsadm.
+    pub async fn set_timeouts(&mut self, t: Timeouts) -> Result<(), IpvsError> {
+        let op = format!("ipvsadm --set {} {} {}", t.tcp, t.tcp_fin, t.udp);
+        let msg = IpvsMessage {
+            cmd: IpvsCmd::SetConfig,
+            attrs: vec![
+                IpvsAttr::TimeoutTcp(t.tcp),
+                IpvsAttr::TimeoutTcpFin(t.tcp_fin),
+                IpvsAttr::TimeoutUdp(t.udp),
+            ],
+        };
+        request(&self.handle, &op, msg, NLM_F_REQUEST | NLM_F_ACK)
+            .await
+            .map(|_| ())
+    }
+
     /// Sends a request expecting exactly one reply message.
     async fn request_one(
         &mut self,

@@ -23,6 +23,17 @@ pub fn apply_sysctls(cfg: &Config) -> Result<(), vipd_net::sysctl::SysctlError> 
     Ok(())
 }
 
+/// The IPVS connection timeouts the config asks for, if any.
+pub fn timeouts(cfg: &Config) -> Option<vipd_ipvs::Timeouts> {
+    let t = cfg.global.ipvs_timeouts.as_ref()?;
+    let secs = |d: vipd_config::Duration| u32::try_from(d.get().as_secs()).unwrap_or(u32::MAX);
+    Some(vipd_ipvs::Timeouts {
+        tcp: secs(t.tcp),
+        tcp_fin: secs(t.tcp_fin),
+        udp: secs(t.udp),
+    })
+}
+
 /// Puts every configured VIP on `lo` (tagged as vipd's), and removes vipd's own VIPs that
 /// the config no longer has. A director must own the VIP locally for IPVS to see the
 /// packets addressed to it.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, error, info, warn};
-use vipd_ipvs::{IpvsClient, ServiceKey};
+use vipd_ipvs::{IpvsClient, ServiceKey, Timeouts};
 use vipd_reconcile::{DesiredService, plan};
 
 use crate::owned::OwnedStore;
@@ -23,8 +23,13 @@ const VERBOSE_OPS: usize = 32;
 /// What the task is asked to do.
 #[derive(Debug)]
 pub enum Request {
-    /// Make the kernel match this state (replaces the previous desired state).
-    Desired(Vec<DesiredService>, Option<oneshot::Sender<Report>>),
+    /// Make the kernel match these services and connection timeouts (replaces the previous
+    /// desired state).
+    Desired(
+        Vec<DesiredService>,
+        Option<Timeouts>,
+        Option<oneshot::Sender<Report>>,
+    ),
     /// Dump and repair now.
     Resync(Option<oneshot::Sender<Report>>),
 }
@@ -46,6 +51,7 @@ pub struct IpvsTask {
     client: IpvsClient,
     owned: OwnedStore,
     desired: Option<Vec<DesiredService>>,
+    timeouts: Option<Timeouts>,
     resync: Duration,
     last_foreign: Vec<ServiceKey>,
 }
@@ -57,6 +63,7 @@ impl IpvsTask {
             client,
             owned,
             desired: None,
+            timeouts: None,
             resync,
             last_foreign: Vec::new(),
         }
@@ -77,8 +84,9 @@ impl IpvsTask {
                 _ = shutdown.recv() => break,
                 req = rx.recv() => match req {
                     None => break,
-                    Some(Request::Desired(d, reply)) => {
+                    Some(Request::Desired(d, t, reply)) => {
                         self.desired = Some(d);
+                        self.timeouts = t;
                         let r = self.reconcile("configuration").await;
                         if let Some(tx) = reply { let _ = tx.send(r); }
                     }
@@ -98,6 +106,9 @@ impl IpvsTask {
         let Some(desired) = self.desired.clone() else {
             return report;
         };
+        if let Some(want) = self.timeouts {
+            report.writes += self.sync_timeouts(want).await;
+        }
         for attempt in 0..2 {
             report.failed.clear();
             let actual = match self.client.dump().await {
@@ -167,5 +178,26 @@ impl IpvsTask {
             report.writes
         );
         report
+    }
+
+    /// Makes the connection timeouts what the config says; returns the writes made.
+    async fn sync_timeouts(&mut self, want: Timeouts) -> usize {
+        match self.client.timeouts().await {
+            Ok(have) if have == want => 0,
+            Ok(have) => match self.client.set_timeouts(want).await {
+                Ok(()) => {
+                    info!(old = ?have, new = ?want, "IPVS connection timeouts set");
+                    1
+                }
+                Err(e) => {
+                    error!(error = %e, "cannot set the IPVS connection timeouts; retrying at the next resync");
+                    1
+                }
+            },
+            Err(e) => {
+                error!(error = %e, "cannot read the IPVS connection timeouts");
+                0
+            }
+        }
     }
 }

@@ -18,6 +18,11 @@ state_dir = "STATE"
 resync_interval = "RESYNC"
 listen = "127.0.0.1:0"
 
+[global.ipvs_timeouts]
+tcp = "10m"
+tcp_fin = "1m"
+udp = "4m"
+
 [[service]]
 name = "web4"
 vip = "198.51.100.1"
@@ -333,7 +338,7 @@ impl Vipd {
     }
 }
 
-/// IPVS write commands (NEW/SET/DEL SERVICE, NEW/SET/DEL DEST) in an strace log. One
+/// IPVS write commands (NEW/SET/DEL SERVICE, NEW/SET/DEL DEST, SET_CONFIG) in an strace log. One
 /// `sendto` may carry many netlink messages (vipd batches them): each is printed as
 /// `{nlmsg_len=.., nlmsg_type=IPVS, ..}, "\xCC..."` where CC is the genl command.
 fn ipvs_writes(trace: &Path) -> usize {
@@ -344,7 +349,7 @@ fn ipvs_writes(trace: &Path) -> usize {
             m.split_once("}, \"\\x")
                 .and_then(|(_, r)| u8::from_str_radix(r.get(..2)?, 16).ok())
         })
-        .filter(|cmd| matches!(cmd, 1 | 2 | 3 | 5 | 6 | 7))
+        .filter(|cmd| matches!(cmd, 1 | 2 | 3 | 5 | 6 | 7 | 12))
         .count()
 }
 
@@ -362,10 +367,10 @@ fn kernel_restart_adopts_with_zero_writes_and_keeps_connections() {
     std::fs::write(&cfg, config(&dir, "30s")).expect("cfg");
 
     let v = Vipd::start(&ns, &cfg, &dir, 1);
-    v.wait("reconcile: 11 writes", 1);
+    v.wait("reconcile: 12 writes", 1);
     let (log1, writes1) = v.stop(&cfg);
     assert_eq!(
-        writes1, 11,
+        writes1, 12,
         "strace counts the writes vipd reports:\n{log1}"
     );
     assert!(
@@ -434,7 +439,7 @@ fn kernel_drift_is_repaired_and_foreign_services_are_left_alone() {
     ]);
 
     let v = Vipd::start(&ns, &cfg, &dir, 1);
-    v.wait("reconcile: 11 writes", 1);
+    v.wait("reconcile: 12 writes", 1);
     let good = witness(&ns);
 
     // Behind vipd's back: a weight, an extra destination, a scheduler flag.
@@ -468,6 +473,7 @@ fn kernel_drift_is_repaired_and_foreign_services_are_left_alone() {
         "-s",
         "mh",
     ]);
+    ns.exec(&["ipvsadm", "--set", "1", "1", "1"]);
     v.signal(&cfg, "USR1");
     let log = v.wait("IPVS differs from the desired state", 3);
     for needle in [
@@ -479,6 +485,7 @@ fn kernel_drift_is_repaired_and_foreign_services_are_left_alone() {
     }
     // The pass that logged the drift ends with its own "reconcile:" line.
     v.wait("reconcile:", 2);
+    assert!(ns.exec(&["ipvsadm", "-L", "--timeout"]).contains("600 60 240"), "timeouts restored");
     let w = witness(&ns);
     assert_eq!(
         w.iter()

@@ -72,6 +72,19 @@ fn global(cfg: &Config, s: &mut Sink) {
             .hint("a full IPVS dump every few seconds to minutes is plenty, e.g. \"30s\""),
         );
     }
+    if let Some(t) = &g.ipvs_timeouts {
+        for (key, d) in [("tcp", t.tcp), ("tcp_fin", t.tcp_fin), ("udp", t.udp)] {
+            if d.get() < std::time::Duration::from_secs(1) || d.get().subsec_nanos() != 0 {
+                s.push(
+                    Diagnostic::error(
+                        p.key("ipvs_timeouts").key(key),
+                        format!("IPVS {key} timeout {d} is not a whole number of seconds >= 1s"),
+                    )
+                    .hint("IPVS counts timeouts in seconds, e.g. \"15m\", \"120s\""),
+                );
+            }
+        }
+    }
     for (name, value, max) in g.sysctl.entries() {
         if value > max {
             s.push(

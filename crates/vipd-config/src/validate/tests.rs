@@ -748,6 +748,27 @@ fn global_rules() {
 }
 
 #[test]
+fn ipvs_timeouts_are_whole_seconds() {
+    let base = "router_id = \"192.0.2.1\"\n";
+    let ok = with(
+        base,
+        &format!("{base}[global.ipvs_timeouts]\ntcp = \"15m\"\ntcp_fin = \"2m\"\nudp = \"5m\"\n"),
+    );
+    let t = load_str(&ok, "t.toml")
+        .expect("valid")
+        .config
+        .global
+        .ipvs_timeouts
+        .expect("set");
+    assert_eq!(t.tcp.get().as_secs(), 900);
+    error_at(
+        &ok.replace("\"2m\"", "\"1500ms\""),
+        "tcp_fin timeout",
+        "tcp_fin",
+    );
+}
+
+#[test]
 fn backend_rules() {
     let base = "[global]\nrole = \"backend\"\n[backend]\nallowed_directors = [\"192.0.2.1\"]\n";
     let ok = format!(
