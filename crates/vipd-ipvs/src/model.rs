@@ -244,6 +244,26 @@ impl Service {
     /// Flags vipd compares and sets (HASHED is the kernel's own bookkeeping).
     pub const FLAG_MASK: u32 = !IP_VS_SVC_F_HASHED;
 
+    /// A service without flags or persistence.
+    pub fn new(key: ServiceKey, scheduler: &str) -> Self {
+        let v6 = matches!(
+            key,
+            ServiceKey::Addr {
+                addr: IpAddr::V6(_),
+                ..
+            } | ServiceKey::Fwmark { v6: true, .. }
+        );
+        Service {
+            key,
+            scheduler: scheduler.into(),
+            flags: 0,
+            timeout: 0,
+            netmask: host_netmask(v6),
+            pe_name: None,
+            stats: None,
+        }
+    }
+
     /// Attributes of a NEW/SET_SERVICE request (all four the kernel requires for a full
     /// entry: scheduler, flags, timeout, netmask).
     pub fn attrs(&self) -> Vec<SvcAttr> {
@@ -546,19 +566,15 @@ mod tests {
 
     #[test]
     fn service_round_trips_through_attrs() {
-        let s = Service {
-            key: ServiceKey::Addr {
+        let mut s = Service::new(
+            ServiceKey::Addr {
                 protocol: Protocol::Tcp,
                 addr: "2001:db8::1".parse().unwrap(),
                 port: 80,
             },
-            scheduler: "mh".into(),
-            flags: IP_VS_SVC_F_SCHED1 | IP_VS_SVC_F_SCHED2,
-            timeout: 0,
-            netmask: host_netmask(true),
-            pe_name: None,
-            stats: None,
-        };
+            "mh",
+        );
+        s.flags = IP_VS_SVC_F_SCHED1 | IP_VS_SVC_F_SCHED2;
         assert_eq!(Service::from_attrs(&s.attrs()).unwrap(), s);
     }
 

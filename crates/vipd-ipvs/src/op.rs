@@ -160,7 +160,6 @@ impl fmt::Display for Op {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::host_netmask;
 
     #[test]
     fn ops_print_as_ipvsadm() {
@@ -169,15 +168,8 @@ mod tests {
             addr: "2001:db8::1".parse().unwrap(),
             port: 80,
         };
-        let s = Service {
-            key: k,
-            scheduler: "mh".into(),
-            flags: IP_VS_SVC_F_SCHED1 | IP_VS_SVC_F_SCHED2,
-            timeout: 0,
-            netmask: host_netmask(true),
-            pe_name: None,
-            stats: None,
-        };
+        let mut s = Service::new(k, "mh");
+        s.flags = IP_VS_SVC_F_SCHED1 | IP_VS_SVC_F_SCHED2;
         assert_eq!(
             Op::NewService(s).to_string(),
             "ipvsadm -A -t [2001:db8::1]:80 -s mh -b mh-fallback,mh-port"

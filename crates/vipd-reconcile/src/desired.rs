@@ -101,3 +101,21 @@ pub fn desired(s: &SvcConfig, health: impl Fn(IpAddr, u16) -> Health) -> Desired
         dests,
     }
 }
+
+/// The desired state of every configured service with each real server up at its configured
+/// weight: what a director programs before health checks report (and in tests).
+pub fn all_up(cfg: &vipd_config::Config) -> Vec<DesiredService> {
+    cfg.services
+        .iter()
+        .map(|s| {
+            desired(s, |addr, port| {
+                let w = s
+                    .real_servers
+                    .iter()
+                    .find(|r| r.address == addr && r.port.unwrap_or(s.port) == port)
+                    .map_or(0, |r| r.weight);
+                Health::Up(w)
+            })
+        })
+        .collect()
+}

@@ -11,5 +11,5 @@ mod plan;
 #[cfg(test)]
 mod tests;
 
-pub use desired::{Health, desired, service, service_key};
+pub use desired::{Health, all_up, desired, service, service_key};
 pub use plan::{Actual, DesiredService, Plan, canonical_order, plan};

@@ -6,7 +6,6 @@ use std::net::IpAddr;
 use tracing::{error, info};
 use vipd_config::Config;
 use vipd_net::{Change, Net};
-use vipd_reconcile::{DesiredService, Health, desired};
 
 /// Applies the IPVS sysctls of the config in this namespace, logging each change.
 pub fn apply_sysctls(cfg: &Config) -> Result<(), vipd_net::sysctl::SysctlError> {
@@ -52,24 +51,6 @@ pub async fn sync_vips(net: &Net, cfg: &Config) -> Result<(), vipd_net::NetError
         }
     }
     Ok(())
-}
-
-/// The desired IPVS state with every real server considered up at its configured weight
-/// (until health checks drive the weights).
-pub fn desired_all_up(cfg: &Config) -> Vec<DesiredService> {
-    cfg.services
-        .iter()
-        .map(|s| {
-            desired(s, |addr, port| {
-                let w = s
-                    .real_servers
-                    .iter()
-                    .find(|r| r.address == addr && r.port.unwrap_or(s.port) == port)
-                    .map_or(0, |r| r.weight);
-                Health::Up(w)
-            })
-        })
-        .collect()
 }
 
 /// Logs a set-up failure with what to check.

@@ -50,19 +50,7 @@ weight = 3
     )
     .expect("config")
     .config;
-    svc.services
-        .iter()
-        .map(|s| {
-            vipd_reconcile::desired(s, |a, _| {
-                vipd_reconcile::Health::Up(
-                    s.real_servers
-                        .iter()
-                        .find(|r| r.address == a)
-                        .map_or(0, |r| r.weight),
-                )
-            })
-        })
-        .collect()
+    vipd_reconcile::all_up(&svc)
 }
 
 fn backend(lan: &Lan, name: &'static str, ip: &str) -> Netns {

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vipd_ipvs::{IpvsClient, Op};
-use vipd_reconcile::{Health, desired, plan};
+use vipd_reconcile::plan;
 use vipd_testkit::{Feature, Netns, require};
 
 const CONFIG: &str = r#"
@@ -129,22 +129,7 @@ fn kernel_programs_services_then_one_op_per_change() {
     let cfg = vipd_config::load_str(&config(&dir, "30s"), "t.toml")
         .expect("config")
         .config;
-    let all_up = |c: &vipd_config::Config| -> Vec<vipd_reconcile::DesiredService> {
-        c.services
-            .iter()
-            .map(|s| {
-                desired(s, |a, _| {
-                    Health::Up(
-                        s.real_servers
-                            .iter()
-                            .find(|r| r.address == a)
-                            .map_or(0, |r| r.weight),
-                    )
-                })
-            })
-            .collect()
-    };
-    let mut want = all_up(&cfg);
+    let mut want = vipd_reconcile::all_up(&cfg);
     let (first, dump) = ns.run(|| {
         let want = want.clone();
         async move {
@@ -186,24 +171,12 @@ fn kernel_programs_services_then_one_op_per_change() {
     let steps: [Step; 3] = [
         (
             "weight 2 -> 5",
-            Box::new(|w| {
-                w[0].dests
-                    .iter_mut()
-                    .find(|d| d.addr.to_string() == "192.0.2.11")
-                    .unwrap()
-                    .weight = 5
-            }),
+            Box::new(|w| set_weight(w, 0, "192.0.2.11", 5)),
             "  192.0.2.11:80 Tunnel 5",
         ),
         (
             "drain",
-            Box::new(|w| {
-                w[0].dests
-                    .iter_mut()
-                    .find(|d| d.addr.to_string() == "192.0.2.12")
-                    .unwrap()
-                    .weight = 0
-            }),
+            Box::new(|w| set_weight(w, 0, "192.0.2.12", 0)),
             "  192.0.2.12:80 Tunnel 0",
         ),
         (
@@ -236,6 +209,15 @@ fn kernel_programs_services_then_one_op_per_change() {
             assert!(w.iter().any(|l| l == expect_line), "{what}: {w:?}");
         }
     }
+}
+
+fn set_weight(w: &mut [vipd_reconcile::DesiredService], svc: usize, addr: &str, weight: u32) {
+    let d = w[svc]
+        .dests
+        .iter_mut()
+        .find(|d| d.addr.to_string() == addr)
+        .expect("destination");
+    d.weight = weight;
 }
 
 /// A change to the desired state, its name and the witness line it must produce.
@@ -485,7 +467,11 @@ fn kernel_drift_is_repaired_and_foreign_services_are_left_alone() {
     }
     // The pass that logged the drift ends with its own "reconcile:" line.
     v.wait("reconcile:", 2);
-    assert!(ns.exec(&["ipvsadm", "-L", "--timeout"]).contains("600 60 240"), "timeouts restored");
+    assert!(
+        ns.exec(&["ipvsadm", "-L", "--timeout"])
+            .contains("600 60 240"),
+        "timeouts restored"
+    );
     let w = witness(&ns);
     assert_eq!(
         w.iter()

@@ -76,7 +76,7 @@ async fn start_director(
     tokio::spawn(task.run(rx, shutdown.subscribe()));
     let _ = tx
         .send(Request::Desired(
-            director::desired_all_up(cfg),
+            vipd_reconcile::all_up(cfg),
             director::timeouts(cfg),
             None,
         ))
@@ -134,7 +134,7 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
                 running = new.config;
                 if let Some(d) = &director {
                     if let Err(e) = director::apply_sysctls(&running) { director::log_setup_error("sysctls", &e); }
-                    let _ = d.ipvs.send(Request::Desired(director::desired_all_up(&running), director::timeouts(&running), None)).await;
+                    let _ = d.ipvs.send(Request::Desired(vipd_reconcile::all_up(&running), director::timeouts(&running), None)).await;
                     if let Err(e) = director::sync_vips(&d.net, &running).await { director::log_setup_error("VIP addresses", &e); }
                 }
             }
