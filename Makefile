@@ -13,7 +13,7 @@ APT_PACKAGES := user-mode-linux kmod iproute2 ipvsadm procps iputils-ping python
 # Only for `make bench`: the contenders vipd is measured against.
 BENCH_APT_PACKAGES := keepalived
 
-.PHONY: help deps build test test-unit test-kernel fmt-check clippy testbed bench check-examples clean
+.PHONY: help deps build test test-unit test-kernel fmt-check clippy testbed bench check-examples fuzz fuzz-check clean
 
 help:
 	@echo "make deps         install missing Debian packages (root)"
@@ -23,6 +23,7 @@ help:
 	@echo "make test-kernel  kernel tests inside the user-mode-linux guest (VIPD_REQUIRE_KERNEL=1)"
 	@echo "make testbed      boot the UML guest once and show what its kernel offers"
 	@echo "make bench        run the benchmarks under testbed/bench/"
+	@echo "make fuzz         fuzz the BGP decoder and the config loader (FUZZ_SECONDS each, default 60)"
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -53,7 +54,18 @@ test-kernel: deps
 check-examples: build
 	target/debug/vipd check-config deploy/examples/*.toml
 
-test: deps fmt-check clippy test-unit check-examples test-kernel
+# The fuzz targets must keep compiling even when nobody fuzzes.
+fuzz-check:
+	$(CARGO) check --manifest-path fuzz/Cargo.toml --bins
+
+# cargo-fuzz needs nightly-only flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in bgp_message config; do \
+	    RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+
+test: deps fmt-check clippy test-unit check-examples fuzz-check test-kernel
 	@echo "make test: all passed"
 
 testbed: deps

@@ -16,8 +16,8 @@ pub mod update;
 
 pub use capability::{Afi, Capability, GrFamily, Safi};
 pub use message::{
-    HEADER_LEN, MAX_LEN, MAX_LEN_EXTENDED, Message, MessageType, RouteRefresh, RouteRefreshSubtype,
-    Session, WireError,
+    Decoded, HEADER_LEN, MAX_LEN, MAX_LEN_EXTENDED, Message, MessageType, RouteRefresh,
+    RouteRefreshSubtype, Session, WireError,
 };
 pub use notification::{Notification, cease};
 pub use open::{AS_TRANS, Open};
