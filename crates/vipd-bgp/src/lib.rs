@@ -5,4 +5,7 @@
 //! encodes AS_PATH wrongly and panics on large communities. vipd only announces routes, but it
 //! must read whatever a router sends without ever panicking, and answer it as RFC 7606 says.
 
+pub mod fsm;
+#[cfg(test)]
+mod fsm_tests;
 pub mod wire;
