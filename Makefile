@@ -9,7 +9,8 @@ CARGO ?= cargo
 
 # Debian packages, in one place. user-mode-linux: the guest kernel with IPVS/ipip;
 # kmod: modprobe in the guest; ipvsadm/iproute2: independent witnesses in kernel tests.
-APT_PACKAGES := user-mode-linux kmod iproute2 ipvsadm procps iputils-ping python3 util-linux coreutils strace
+# bird2: the first real BGP peer of the speaker's tests.
+APT_PACKAGES := user-mode-linux kmod iproute2 ipvsadm procps iputils-ping python3 util-linux coreutils strace bird2
 # Only for `make bench`: the contenders vipd is measured against.
 BENCH_APT_PACKAGES := keepalived
 
@@ -34,6 +35,8 @@ deps:
 	    export DEBIAN_FRONTEND=noninteractive; \
 	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else echo "deps: all Debian packages present"; fi
+	@# Debian starts bird as a service where systemd runs; tests run their own instances.
+	@systemctl disable --now bird >/dev/null 2>&1 || true
 	@$(CARGO) fmt --version >/dev/null && $(CARGO) clippy --version >/dev/null
 
 build:
@@ -45,8 +48,9 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# Real-daemon tests must not skip here: deps installed the daemons.
 test-unit:
-	$(CARGO) test --workspace
+	VIPD_REQUIRE_DAEMONS=1 $(CARGO) test --workspace
 
 test-kernel: deps
 	VIPD_REQUIRE_KERNEL=1 testbed/uml/ktest

@@ -8,4 +8,7 @@
 pub mod fsm;
 #[cfg(test)]
 mod fsm_tests;
+pub mod rib;
+#[cfg(feature = "speaker")]
+pub mod speaker;
 pub mod wire;

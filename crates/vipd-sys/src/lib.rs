@@ -4,3 +4,4 @@
 //! it is sound. Everything here is synchronous and small on purpose.
 
 pub mod netns;
+pub mod sockopt;

@@ -98,6 +98,22 @@ fn kernel_release() -> String {
         .map_or_else(|_| "unknown".into(), |s| s.trim().to_string())
 }
 
+/// Checks that a program a test needs (a BGP daemon) is installed. Skips with a printed
+/// reason, or fails when `VIPD_REQUIRE_DAEMONS=1` (`make test` sets it after installing them).
+pub fn require_program(test: &str, program: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()));
+    if found {
+        return true;
+    }
+    let why = format!("test {test}: {program} is not installed");
+    if std::env::var("VIPD_REQUIRE_DAEMONS").is_ok_and(|v| v == "1") {
+        panic!("{why}; VIPD_REQUIRE_DAEMONS=1 makes this a failure (make deps installs it)");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIP {why}; `make deps` installs it");
+    false
+}
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A named network namespace (`ip netns add`), deleted on drop.
