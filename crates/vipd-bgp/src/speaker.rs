@@ -27,8 +27,8 @@ use crate::fsm::{Action, Config as FsmConfig, Event, Fsm, Negotiated, State, Tim
 use crate::rib::{PeerCtx, Rib, RouteAttrs, updates};
 use crate::wire::{Decoded, Message, Prefix, Session, Update};
 
-/// How long an outbound connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an outbound connection attempt may take, unless configured.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One neighbor.
 #[derive(Clone, Debug)]
@@ -47,6 +47,8 @@ pub struct PeerConfig {
     pub next_hop_v4: Option<std::net::Ipv4Addr>,
     /// Next hop of IPv6 routes when the session is IPv4.
     pub next_hop_v6: Option<std::net::Ipv6Addr>,
+    /// How long a connection attempt may take ([`CONNECT_TIMEOUT`] is a good default).
+    pub connect_timeout: Duration,
     /// Session parameters.
     pub fsm: FsmConfig,
 }
@@ -64,6 +66,8 @@ pub struct PeerStatus {
     pub updates_sent: u64,
     /// When it last became Established.
     pub established_at: Option<std::time::SystemTime>,
+    /// Why the session last went down or failed to come up (like BIRD's "Last error").
+    pub last_error: Option<String>,
 }
 
 /// Handle to the running speaker.
@@ -88,6 +92,7 @@ impl Speaker {
                     prefixes_sent: 0,
                     updates_sent: 0,
                     established_at: None,
+                    last_error: None,
                 });
                 let addr = p.addr;
                 let task = tokio::spawn(Peer::new(p, rib.subscribe(), stop.subscribe(), tx).run());
@@ -142,6 +147,14 @@ impl Speaker {
             .iter()
             .map(|(a, rx, _)| (*a, rx.borrow().clone()))
             .collect()
+    }
+
+    /// Drops every connection WITHOUT a NOTIFICATION (graceful restart: routers keep our
+    /// routes as stale for the restart time instead of withdrawing them).
+    pub fn abort(self) {
+        for (_, _, task) in self.peers {
+            task.abort();
+        }
     }
 
     /// Closes every session with a Cease carrying `reason`, and waits for the tasks.
@@ -323,6 +336,9 @@ impl Peer {
             Action::StateChange { from, to, reason } => {
                 info!(neighbor = %peer, from = ?from, to = ?to, "BGP session {from:?} -> {to:?}: {reason}");
                 self.status.send_modify(|s| {
+                    if to == State::Idle {
+                        s.last_error = Some(reason.clone());
+                    }
                     s.state = to;
                     s.reason = reason;
                     if to == State::Established {
@@ -446,9 +462,14 @@ async fn connect(cfg: PeerConfig) -> std::io::Result<TcpStream> {
     if let Some(local) = cfg.local_addr {
         sock.bind(SocketAddr::new(local, 0))?;
     }
-    let s = tokio::time::timeout(CONNECT_TIMEOUT, sock.connect(cfg.addr))
+    let no_answer = if cfg.password.is_some() {
+        "no answer (TCP MD5 is on: a password that differs from the router's, or none there, makes the SYN drop silently)"
+    } else {
+        "no answer"
+    };
+    let s = tokio::time::timeout(cfg.connect_timeout, sock.connect(cfg.addr))
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer"))??;
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, no_answer))??;
     s.set_nodelay(true)?;
     Ok(s)
 }

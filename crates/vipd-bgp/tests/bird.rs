@@ -109,6 +109,92 @@ impl Drop for Bird {
     }
 }
 
+fn peer(password: Option<&str>) -> PeerConfig {
+    PeerConfig {
+        addr: "10.0.0.254:179".parse().unwrap(),
+        local_addr: Some("10.0.0.1".parse().unwrap()),
+        password: password.map(str::to_string),
+        ttl_security: false,
+        ttl: None,
+        next_hop_v4: None,
+        next_hop_v6: Some("2001:db8::1".parse().unwrap()),
+        connect_timeout: Duration::from_secs(1),
+        fsm: Config {
+            local_as: 4_200_000_001,
+            remote_as: 65010,
+            router_id: Ipv4Addr::new(10, 0, 0, 1),
+            hold_time: 9,
+            keepalive: None,
+            passive: false,
+            connect_retry: Duration::from_secs(1),
+            families: vec![(Afi::Ipv4, Safi::Unicast), (Afi::Ipv6, Safi::Unicast)],
+            graceful_restart: Some((120, false)),
+        },
+    }
+}
+
+/// Two namespaces on a LAN: BIRD at 10.0.0.254 (config `bird_extra` inside its protocol),
+/// the speaker's side at 10.0.0.1.
+fn topology(tag: &str, bird_extra: &str) -> (Lan, Netns, Netns, Bird, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("vipd-bird-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let lan = Lan::new(tag);
+    let rtr = Netns::new(&format!("{tag}-rtr"));
+    let dir_ns = Netns::new(&format!("{tag}-dir"));
+    lan.attach(&rtr, "eth0", &["10.0.0.254/24", "2001:db8::fe/64"]);
+    lan.attach(&dir_ns, "eth0", &["10.0.0.1/24", "2001:db8::1/64"]);
+    let conf = format!(
+        "router id 10.0.0.254;\nprotocol device {{}}\nprotocol bgp vipd {{\n  local 10.0.0.254 as 65010;\n  neighbor 10.0.0.1 as 4200000001;\n  hold time 9;\n  {bird_extra}\n  ipv4 {{ import all; export none; }};\n  ipv6 {{ import all; export none; }};\n}}\n"
+    );
+    let bird = Bird::start(&rtr, &dir, &conf);
+    (lan, rtr, dir_ns, bird, dir)
+}
+
+#[test]
+fn tcp_md5_right_password_establishes_wrong_one_does_not() {
+    if !require_program(
+        "tcp_md5_right_password_establishes_wrong_one_does_not",
+        "bird",
+    ) {
+        return;
+    }
+    let (_lan, _rtr, dir_ns, bird, _dir) = topology("md5", "password \"s3cret\";");
+    let (right, wrong, none) = dir_ns.run(|| async {
+        let t = Duration::from_secs(15);
+        let s = Speaker::start(vec![peer(Some("s3cret"))]);
+        let (right, _) = bird
+            .until("show protocols vipd", t, |o| o.contains("Established"))
+            .await;
+        s.shutdown("test").await;
+        let mut outcomes = Vec::new();
+        for pw in [Some("wrong"), None] {
+            let s = Speaker::start(vec![peer(pw)]);
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            let st = s.status()[0].1.clone();
+            outcomes.push(st);
+            s.shutdown("test").await;
+        }
+        (right, outcomes[0].clone(), outcomes[1].clone())
+    });
+    assert!(right, "right password: Established");
+    for (what, st) in [("wrong password", wrong), ("no password", none)] {
+        assert_ne!(
+            st.state,
+            vipd_bgp::fsm::State::Established,
+            "{what}: {st:?}"
+        );
+        let err = st.last_error.clone().unwrap_or_default();
+        assert!(
+            err.contains("connect to 10.0.0.254:179") && err.contains("no answer"),
+            "{what}: a clear reason, got {st:?}"
+        );
+        if what == "wrong password" {
+            assert!(err.contains("TCP MD5"), "{st:?}");
+        }
+    }
+}
+
 fn host(s: &str) -> Prefix {
     Prefix::host(s.parse().expect("ip"))
 }
@@ -152,26 +238,7 @@ protocol bgp vipd {
         large_communities: vec![(4_200_000_001, 1, 443)],
     };
     let (log_v4, log_v6, withdrawn, down) = dir_ns.run(|| async {
-        let speaker = Speaker::start(vec![PeerConfig {
-            addr: "10.0.0.254:179".parse().unwrap(),
-            local_addr: Some("10.0.0.1".parse().unwrap()),
-            password: None,
-            ttl_security: false,
-            ttl: None,
-            next_hop_v4: None,
-            next_hop_v6: Some("2001:db8::1".parse().unwrap()),
-            fsm: Config {
-                local_as: 4_200_000_001,
-                remote_as: 65010,
-                router_id: Ipv4Addr::new(10, 0, 0, 1),
-                hold_time: 9,
-                keepalive: None,
-                passive: false,
-                connect_retry: Duration::from_secs(1),
-                families: vec![(Afi::Ipv4, Safi::Unicast), (Afi::Ipv6, Safi::Unicast)],
-                graceful_restart: Some((120, false)),
-            },
-        }]);
+        let speaker = Speaker::start(vec![peer(None)]);
         let mut routes = BTreeMap::new();
         routes.insert(host("198.51.100.1"), attrs.clone());
         routes.insert(host("2001:db8::c633:6401"), attrs.clone());

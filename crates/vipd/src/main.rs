@@ -4,6 +4,7 @@
 //! the command line, sets up logging and maps results to exit codes (0 ok, 1 failure, 2 usage,
 //! which clap produces itself).
 
+mod bgp;
 mod cmd;
 mod director;
 mod ipvs_task;

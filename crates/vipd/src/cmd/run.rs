@@ -52,6 +52,7 @@ pub fn run(path: &Path) -> ExitCode {
 struct Director {
     ipvs: mpsc::Sender<Request>,
     net: vipd_net::Net,
+    speaker: Option<vipd_bgp::speaker::Speaker>,
 }
 
 async fn start_director(
@@ -71,17 +72,39 @@ async fn start_director(
     for b in bad {
         warn!("ownership record: {b}; line ignored");
     }
+    // A record left by a previous run means this is a restart: graceful restart's R bit.
+    let restarting = !owned.keys().is_empty();
     let (tx, rx) = mpsc::channel(16);
     let task = IpvsTask::new(client, owned, cfg.global.resync_interval.get());
     tokio::spawn(task.run(rx, shutdown.subscribe()));
+    // Announce only once IPVS is programmed: a router must never send traffic to a VIP
+    // this director cannot yet forward.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let _ = tx
         .send(Request::Desired(
             vipd_reconcile::all_up(cfg),
             director::timeouts(cfg),
-            None,
+            Some(done_tx),
         ))
         .await;
-    Ok(Director { ipvs: tx, net })
+    let report = done_rx
+        .await
+        .map_err(|_| "the IPVS task stopped".to_string())?;
+    let peers = crate::bgp::peers(cfg, restarting);
+    let speaker = (!peers.is_empty()).then(|| {
+        let s = vipd_bgp::speaker::Speaker::start(peers);
+        s.set_routes(crate::bgp::routes(cfg));
+        if report.failed.is_empty() {
+            // With graceful restart, End-of-RIB tells routers the stale routes can go.
+            s.initial_complete();
+        }
+        s
+    });
+    Ok(Director {
+        ipvs: tx,
+        net,
+        speaker,
+    })
 }
 
 async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
@@ -96,7 +119,7 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
     let mut running = loaded.config;
     info!(config = %path.display(), version = env!("CARGO_PKG_VERSION"), role = ?running.global.role, "vipd started");
     let (shutdown, _) = broadcast::channel(1);
-    let director = match running.global.role {
+    let mut director = match running.global.role {
         Role::Director => Some(start_director(&running, &shutdown).await?),
         Role::Backend => {
             info!("backend role: nothing to program yet in this version");
@@ -130,17 +153,36 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
                     error!("reload refused: changing global.role needs a restart");
                     continue;
                 }
+                if new.config.bgp != running.bgp {
+                    warn!("reload: [bgp] changed; session changes take effect at the next restart (routes are updated now)");
+                }
                 info!(config = %path.display(), "reload: new configuration accepted");
                 running = new.config;
                 if let Some(d) = &director {
                     if let Err(e) = director::apply_sysctls(&running) { director::log_setup_error("sysctls", &e); }
                     let _ = d.ipvs.send(Request::Desired(vipd_reconcile::all_up(&running), director::timeouts(&running), None)).await;
+                    if let Some(s) = &d.speaker {
+                        s.set_routes(crate::bgp::routes(&running));
+                        s.initial_complete();
+                    }
                     if let Err(e) = director::sync_vips(&d.net, &running).await { director::log_setup_error("VIP addresses", &e); }
                 }
             }
         }
     }
     let _ = shutdown.send(());
+    if let Some(d) = director.as_mut() {
+        if let Some(s) = d.speaker.take() {
+            if crate::bgp::graceful(&running) {
+                info!(
+                    "closing BGP sessions without NOTIFICATION: routers keep the routes for the graceful restart time"
+                );
+                s.abort();
+            } else {
+                s.shutdown("vipd stopping").await;
+            }
+        }
+    }
     info!("vipd stopped");
     Ok(())
 }

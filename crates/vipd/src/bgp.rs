@@ -1,0 +1,108 @@
+//! From the configuration to the BGP speaker: neighbors and the routes of the VIPs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use vipd_bgp::fsm::Config as FsmConfig;
+use vipd_bgp::rib::RouteAttrs;
+use vipd_bgp::speaker::PeerConfig;
+use vipd_bgp::wire::{Afi, Prefix, Safi};
+use vipd_config::{Config, Family};
+
+/// One [`PeerConfig`] per `[[bgp.neighbor]]`. `restarting` sets the graceful-restart R bit
+/// (vipd found its own state from a previous run).
+pub fn peers(cfg: &Config, restarting: bool) -> Vec<PeerConfig> {
+    let Some(b) = &cfg.bgp else { return vec![] };
+    let router_id = b
+        .router_id
+        .or(cfg.global.router_id)
+        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+    b.neighbors
+        .iter()
+        .map(|n| PeerConfig {
+            addr: SocketAddr::new(n.address, n.port),
+            local_addr: n.local_address,
+            password: n.password.clone(),
+            ttl_security: n.ttl_security,
+            ttl: n.multihop,
+            next_hop_v4: n.ipv4_next_hop,
+            next_hop_v6: n.ipv6_next_hop,
+            connect_timeout: vipd_bgp::speaker::CONNECT_TIMEOUT,
+            fsm: FsmConfig {
+                local_as: b.local_as,
+                remote_as: n.remote_as,
+                router_id,
+                hold_time: b.hold_time,
+                keepalive: b.keepalive,
+                passive: n.passive,
+                connect_retry: Duration::from_secs(u64::from(b.connect_retry)),
+                families: n
+                    .effective_families()
+                    .iter()
+                    .map(|f| match f {
+                        Family::Ipv4 => (Afi::Ipv4, Safi::Unicast),
+                        Family::Ipv6 => (Afi::Ipv6, Safi::Unicast),
+                    })
+                    .collect(),
+                graceful_restart: b
+                    .graceful_restart
+                    .enabled
+                    .then_some((b.graceful_restart.restart_time, restarting)),
+            },
+        })
+        .collect()
+}
+
+/// The host route of every announced VIP with its `[service.announce]` attributes. Several
+/// services on one VIP (ports) share one route; the first service's attributes win.
+pub fn routes(cfg: &Config) -> BTreeMap<Prefix, RouteAttrs> {
+    let mut out = BTreeMap::new();
+    for s in cfg.services.iter().filter(|s| s.announce.enabled) {
+        let a = &s.announce;
+        out.entry(Prefix::host(s.vip))
+            .or_insert_with(|| RouteAttrs {
+                med: a.med,
+                local_pref: a.local_pref,
+                communities: a.communities.iter().map(|c| c.0).collect(),
+                large_communities: a
+                    .large_communities
+                    .iter()
+                    .map(|l| (l.0, l.1, l.2))
+                    .collect(),
+            });
+    }
+    out
+}
+
+/// Graceful restart is on: stop by dropping connections, not by sending a Cease.
+pub fn graceful(cfg: &Config) -> bool {
+    cfg.bgp.as_ref().is_some_and(|b| b.graceful_restart.enabled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_and_routes_from_the_example() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/examples/director-ipv4.toml");
+        let cfg = vipd_config::load_file(&path).expect("example").config;
+        let p = peers(&cfg, true);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].fsm.local_as, 4_200_000_001);
+        assert_eq!(p[0].password.as_deref(), Some("s3cret-md5"));
+        assert!(p[0].ttl_security && p[1].fsm.passive);
+        assert_eq!(
+            p[0].fsm.families,
+            vec![(Afi::Ipv4, Safi::Unicast), (Afi::Ipv6, Safi::Unicast)]
+        );
+        assert_eq!(p[0].fsm.graceful_restart, Some((120, true)));
+        let r = routes(&cfg);
+        assert_eq!(r.len(), 2);
+        let api = &r[&Prefix::host("198.51.100.20".parse().unwrap())];
+        assert_eq!(api.med, Some(10));
+        assert_eq!(api.large_communities, vec![(4_200_000_001, 1, 443)]);
+    }
+}
