@@ -111,13 +111,13 @@ impl Drop for Bird {
 
 fn peer(password: Option<&str>) -> PeerConfig {
     PeerConfig {
-        addr: "10.0.0.254:179".parse().unwrap(),
-        local_addr: Some("10.0.0.1".parse().unwrap()),
+        addr: "10.0.0.254:179".parse().expect("addr"),
+        local_addr: Some("10.0.0.1".parse().expect("addr")),
         password: password.map(str::to_string),
         ttl_security: false,
         ttl: None,
         next_hop_v4: None,
-        next_hop_v6: Some("2001:db8::1".parse().unwrap()),
+        next_hop_v6: Some("2001:db8::1".parse().expect("addr")),
         connect_timeout: Duration::from_secs(1),
         fsm: Config {
             local_as: 4_200_000_001,
