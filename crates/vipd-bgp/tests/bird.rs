@@ -102,6 +102,22 @@ impl Bird {
     }
 }
 
+impl Bird {
+    /// Adds a kernel protocol exporting IPv4 routes (ECMP merged) and reloads BIRD.
+    fn reconfigure_with_kernel_export(&self) {
+        let dir = self.sock.parent().expect("dir");
+        let cfg = dir.join("bird.conf");
+        let mut conf = std::fs::read_to_string(&cfg).expect("conf");
+        conf.push_str(KERNEL_EXPORT);
+        std::fs::write(&cfg, conf).expect("conf");
+        let out = self.birdc("configure");
+        assert!(
+            out.contains("Reconfigured") || out.contains("Reconfiguration in progress"),
+            "{out}"
+        );
+    }
+}
+
 impl Drop for Bird {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -290,4 +306,197 @@ protocol bgp vipd {
         down.contains("maintenance window"),
         "shutdown communication shown by BIRD:\n{down}"
     );
+}
+
+/// BIRD with a kernel protocol exporting to its namespace's routing table with ECMP.
+const KERNEL_EXPORT: &str = "protocol kernel { ipv4 { export all; }; merge paths on; }\n";
+
+#[test]
+fn two_speakers_give_bird_a_two_nexthop_kernel_route() {
+    if !require_program("two_speakers_give_bird_a_two_nexthop_kernel_route", "bird") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vipd-bird-ecmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let lan = Lan::new("ecmp");
+    let rtr = Netns::new("ecmp-rtr");
+    lan.attach(&rtr, "eth0", &["10.0.0.254/24"]);
+    let a = Netns::new("ecmp-a");
+    let b = Netns::new("ecmp-b");
+    lan.attach(&a, "eth0", &["10.0.0.1/24"]);
+    lan.attach(&b, "eth0", &["10.0.0.2/24"]);
+    let mut conf = String::from("router id 10.0.0.254;\nprotocol device {}\n");
+    conf.push_str(KERNEL_EXPORT);
+    for (name, ip) in [("a", "10.0.0.1"), ("b", "10.0.0.2")] {
+        conf.push_str(&format!(
+            "protocol bgp {name} {{ local 10.0.0.254 as 65010; neighbor {ip} as 4200000001; hold time 9; ipv4 {{ import all; export none; }}; }}\n"
+        ));
+    }
+    let _bird = Bird::start(&rtr, &dir, &conf);
+    let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut threads = Vec::new();
+    for (ns, ip) in [(a, "10.0.0.1"), (b, "10.0.0.2")] {
+        let mut stop = stop_tx.subscribe();
+        threads.push(std::thread::spawn(move || {
+            ns.run(|| async move {
+                let mut p = peer(None);
+                p.local_addr = Some(ip.parse().expect("ip"));
+                p.fsm.router_id = ip.parse().expect("ip");
+                p.fsm.families = vec![(Afi::Ipv4, Safi::Unicast)];
+                let s = Speaker::start(vec![p]);
+                s.announce(host("198.51.100.1"), RouteAttrs::default());
+                s.initial_complete();
+                let _ = stop.recv().await;
+                s.shutdown("test done").await;
+            });
+            ns
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let route = loop {
+        let r = rtr.ip(&["route", "show", "198.51.100.1"]);
+        if r.contains("nexthop via 10.0.0.1") && r.contains("nexthop via 10.0.0.2") {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no two-nexthop route: {r}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = stop_tx.send(());
+    for t in threads {
+        let _ = t.join();
+    }
+    println!("kernel route at the router: {route}");
+}
+
+#[test]
+fn graceful_restart_keeps_the_route_at_bird_while_vipd_restarts() {
+    if !require_program(
+        "graceful_restart_keeps_the_route_at_bird_while_vipd_restarts",
+        "bird",
+    ) {
+        return;
+    }
+    let (_lan, rtr, dir_ns, bird, _dir) = topology("gr", "graceful restart on;");
+    // BIRD also exports to its kernel table, so a withdrawal would show there.
+    bird.reconfigure_with_kernel_export();
+    let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let missing = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let checks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (stale_seen, after) = dir_ns.run(|| async {
+        let t = Duration::from_secs(20);
+        let first = Speaker::start(vec![peer(None)]);
+        first.announce(host("198.51.100.1"), RouteAttrs::default());
+        first.initial_complete();
+        let (ok, _) = bird
+            .until("show route 198.51.100.1/32", t, |o| {
+                o.contains("198.51.100.1/32")
+            })
+            .await;
+        assert!(ok, "route announced");
+        // Wait for the kernel route, then watch it for the whole restart.
+        let rtr_name = rtr.name().to_string();
+        let (w, m, c) = (watching.clone(), missing.clone(), checks.clone());
+        let watcher = std::thread::spawn(move || {
+            let mut seen = false;
+            while w.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = Command::new("ip")
+                    .args(["-n", &rtr_name, "route", "show", "198.51.100.1"])
+                    .output()
+                    .expect("ip");
+                let present = String::from_utf8_lossy(&out.stdout).contains("198.51.100.1");
+                seen |= present;
+                if seen {
+                    c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if !present {
+                        m.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // "vipd dies": connections dropped without a NOTIFICATION.
+        first.abort();
+        // BIRD says so on the protocol, and still has the route meanwhile.
+        let (gr_active, _) = bird
+            .until("show protocols all vipd", t, |o| {
+                o.contains("Neighbor graceful restart active")
+            })
+            .await;
+        let kept = bird
+            .birdc_async("show route 198.51.100.1/32")
+            .await
+            .contains("198.51.100.1/32");
+        let stale = gr_active && kept;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // "vipd restarts" within the restart time, with the R bit.
+        let mut p = peer(None);
+        p.fsm.graceful_restart = Some((120, true));
+        let second = Speaker::start(vec![p]);
+        second.announce(host("198.51.100.1"), RouteAttrs::default());
+        second.initial_complete();
+        let (_, after) = bird
+            .until("show protocols all vipd", t, |o| {
+                o.contains("Established") && !o.contains("graceful restart active")
+            })
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        watching.store(false, std::sync::atomic::Ordering::Relaxed);
+        let _ = watcher.join();
+        second.shutdown("test done").await;
+        (stale, after)
+    });
+    assert!(
+        stale_seen,
+        "BIRD kept the route, graceful restart active, while vipd was away"
+    );
+    assert!(
+        after.contains("Established"),
+        "session back after the restart:\n{after}"
+    );
+    let (m, c) = (
+        missing.load(std::sync::atomic::Ordering::Relaxed),
+        checks.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    assert!(c > 50, "the kernel table was watched ({c} checks)");
+    assert_eq!(
+        m, 0,
+        "the route left BIRD's kernel table in {m} of {c} checks"
+    );
+    println!("kernel route present in all {c} checks across the restart");
+}
+
+/// Negative control of the test above: without the graceful-restart capability, the same
+/// dropped connection makes BIRD withdraw the route at once.
+#[test]
+fn without_graceful_restart_a_dropped_session_withdraws_the_route() {
+    if !require_program(
+        "without_graceful_restart_a_dropped_session_withdraws_the_route",
+        "bird",
+    ) {
+        return;
+    }
+    let (_lan, _rtr, dir_ns, bird, _dir) = topology("nogr", "graceful restart on;");
+    let (announced, withdrawn) = dir_ns.run(|| async {
+        let t = Duration::from_secs(20);
+        let mut p = peer(None);
+        p.fsm.graceful_restart = None;
+        let s = Speaker::start(vec![p]);
+        s.announce(host("198.51.100.1"), RouteAttrs::default());
+        s.initial_complete();
+        let (announced, _) = bird
+            .until("show route 198.51.100.1/32", t, |o| {
+                o.contains("198.51.100.1/32")
+            })
+            .await;
+        s.abort();
+        let (withdrawn, _) = bird
+            .until("show route 198.51.100.1/32", t, |o| {
+                !o.contains("198.51.100.1/32")
+            })
+            .await;
+        (announced, withdrawn)
+    });
+    assert!(announced && withdrawn);
 }
