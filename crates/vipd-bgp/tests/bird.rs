@@ -500,3 +500,75 @@ fn without_graceful_restart_a_dropped_session_withdraws_the_route() {
     });
     assert!(announced && withdrawn);
 }
+
+#[test]
+fn route_refresh_is_answered_and_a_silent_peer_is_detected_then_reconnected() {
+    if !require_program(
+        "route_refresh_is_answered_and_a_silent_peer_is_detected_then_reconnected",
+        "bird",
+    ) {
+        return;
+    }
+    // BIRD waits 60-300 s after an error before a new session by default: shorten it.
+    let (_lan, _rtr, dir_ns, bird, _dir) =
+        topology("rr", "error wait time 1, 2; connect delay time 1;");
+    let bird_pid = std::fs::read_to_string(bird.sock.with_file_name("bird.pid"))
+        .expect("pid")
+        .trim()
+        .to_string();
+    let (refreshed, hold_expired, back) = dir_ns.run(|| async {
+        let t = Duration::from_secs(20);
+        let s = Speaker::start(vec![peer(None)]);
+        s.announce(host("198.51.100.1"), RouteAttrs::default());
+        s.initial_complete();
+        bird.until("show route 198.51.100.1/32", t, |o| {
+            o.contains("198.51.100.1/32")
+        })
+        .await;
+        let before = s.status()[0].1.updates_sent;
+        // BIRD asks for our routes again with ROUTE-REFRESH.
+        bird.birdc_async("reload in vipd").await;
+        let deadline = Instant::now() + t;
+        while s.status()[0].1.updates_sent <= before && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let refreshed = s.status()[0].1.updates_sent > before;
+        // The peer goes silent: hold time 9 s.
+        Command::new("kill")
+            .args(["-STOP", &bird_pid])
+            .status()
+            .expect("kill");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !s.status()[0]
+            .1
+            .last_error
+            .clone()
+            .unwrap_or_default()
+            .contains("hold timer expired")
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let hold_expired = s.status()[0].1.last_error.clone().unwrap_or_default();
+        Command::new("kill")
+            .args(["-CONT", &bird_pid])
+            .status()
+            .expect("kill");
+        let (back, _) = bird
+            .until("show route 198.51.100.1/32", t, |o| {
+                o.contains("198.51.100.1/32")
+            })
+            .await;
+        s.shutdown("test done").await;
+        (refreshed, hold_expired, back)
+    });
+    assert!(refreshed, "ROUTE-REFRESH answered by resending the routes");
+    assert!(
+        hold_expired.contains("hold timer expired"),
+        "{hold_expired}"
+    );
+    assert!(
+        back,
+        "the session and the route came back after the peer woke up"
+    );
+}
