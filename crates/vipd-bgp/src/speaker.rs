@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::{broadcast, watch};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -76,13 +76,22 @@ pub struct Speaker {
     rib: watch::Sender<Arc<Rib>>,
     stop: broadcast::Sender<String>,
     peers: Vec<(SocketAddr, watch::Receiver<PeerStatus>, JoinHandle<()>)>,
+    listener: Option<JoinHandle<()>>,
 }
 
 impl Speaker {
-    /// Starts one task per neighbor on the current runtime.
+    /// Starts one task per neighbor on the current runtime (outbound connections only).
     pub fn start(peers: Vec<PeerConfig>) -> Speaker {
+        Self::start_with_listener(peers, None)
+    }
+
+    /// Starts the neighbors and, given `listen`, a listener whose accepted connections go to
+    /// the passive neighbor with that source address (others are closed). TCP MD5 keys of the
+    /// passive neighbors are set on the listening socket, as the kernel requires.
+    pub fn start_with_listener(peers: Vec<PeerConfig>, listen: Option<TcpListener>) -> Speaker {
         let (rib, _) = watch::channel(Arc::new(Rib::default()));
         let (stop, _) = broadcast::channel(1);
+        let mut inbound = BTreeMap::new();
         let peers = peers
             .into_iter()
             .map(|p| {
@@ -95,11 +104,26 @@ impl Speaker {
                     last_error: None,
                 });
                 let addr = p.addr;
-                let task = tokio::spawn(Peer::new(p, rib.subscribe(), stop.subscribe(), tx).run());
+                let (in_tx, in_rx) = mpsc::channel(1);
+                if p.fsm.passive {
+                    if let (Some(l), Some(key)) = (&listen, &p.password) {
+                        if let Err(e) = vipd_sys::sockopt::set_tcp_md5(l.as_fd(), addr.ip(), key.as_bytes()) {
+                            warn!(neighbor = %addr, error = %e, "cannot set the TCP MD5 key on the listener");
+                        }
+                    }
+                    inbound.insert(addr.ip(), in_tx);
+                }
+                let task = tokio::spawn(Peer::new(p, rib.subscribe(), stop.subscribe(), tx, in_rx).run());
                 (addr, rx, task)
             })
             .collect();
-        Speaker { rib, stop, peers }
+        let listener = listen.map(|l| tokio::spawn(accept_loop(l, inbound)));
+        Speaker {
+            rib,
+            stop,
+            peers,
+            listener,
+        }
     }
 
     /// Announces (or re-announces with new attributes) a prefix to every neighbor.
@@ -152,6 +176,9 @@ impl Speaker {
     /// Drops every connection WITHOUT a NOTIFICATION (graceful restart: routers keep our
     /// routes as stale for the restart time instead of withdrawing them).
     pub fn abort(self) {
+        if let Some(l) = self.listener {
+            l.abort();
+        }
         for (_, _, task) in self.peers {
             task.abort();
         }
@@ -159,10 +186,41 @@ impl Speaker {
 
     /// Closes every session with a Cease carrying `reason`, and waits for the tasks.
     pub async fn shutdown(self, reason: &str) {
+        if let Some(l) = self.listener {
+            l.abort();
+        }
         let _ = self.stop.send(reason.to_string());
         for (_, _, task) in self.peers {
             let _ = task.await;
         }
+    }
+}
+
+/// Hands each accepted connection to the passive neighbor it comes from.
+async fn accept_loop(l: TcpListener, inbound: BTreeMap<IpAddr, mpsc::Sender<TcpStream>>) {
+    loop {
+        match l.accept().await {
+            Ok((s, from)) => match inbound.get(&canonical(from.ip())) {
+                Some(tx) => {
+                    if tx.try_send(s).is_err() {
+                        info!(from = %from, "BGP connection refused: that neighbor already has one pending");
+                    }
+                }
+                None => info!(from = %from, "BGP connection refused: not a passive neighbor"),
+            },
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// IPv4 peers accepted on an IPv6 socket appear as ::ffff:a.b.c.d.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
     }
 }
 
@@ -173,6 +231,7 @@ struct Peer {
     rib: watch::Receiver<Arc<Rib>>,
     stop: broadcast::Receiver<String>,
     status: watch::Sender<PeerStatus>,
+    inbound: mpsc::Receiver<TcpStream>,
     conn: Option<TcpStream>,
     connecting: Option<
         std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TcpStream>> + Send>>,
@@ -214,6 +273,7 @@ impl Peer {
         rib: watch::Receiver<Arc<Rib>>,
         stop: broadcast::Receiver<String>,
         status: watch::Sender<PeerStatus>,
+        inbound: mpsc::Receiver<TcpStream>,
     ) -> Self {
         let seed = match cfg.addr.ip() {
             IpAddr::V4(a) => u64::from(u32::from(a)),
@@ -226,6 +286,7 @@ impl Peer {
             rib,
             stop,
             status,
+            inbound,
             conn: None,
             connecting: None,
             timers: BTreeMap::new(),
@@ -273,6 +334,14 @@ impl Peer {
                     if let Some((k, _)) = next_timer {
                         self.timers.remove(&k);
                         self.handle(Event::TimerExpired(timer(k))).await;
+                    }
+                }
+                Some(s) = self.inbound.recv() => {
+                    // A passive neighbor connected. One connection at a time: a second one
+                    // while a session exists is closed (the FSM answers it with Close).
+                    if self.conn.is_none() && matches!(self.fsm.state(), State::Active | State::Connect) {
+                        self.conn = Some(s);
+                        self.handle(Event::TcpUp).await;
                     }
                 }
                 r = self.rib.changed(), if established => {

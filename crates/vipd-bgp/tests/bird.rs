@@ -572,3 +572,39 @@ fn route_refresh_is_answered_and_a_silent_peer_is_detected_then_reconnected() {
         "the session and the route came back after the peer woke up"
     );
 }
+
+#[test]
+fn passive_neighbor_accepts_birds_connection_with_md5() {
+    if !require_program("passive_neighbor_accepts_birds_connection_with_md5", "bird") {
+        return;
+    }
+    let (_lan, _rtr, dir_ns, bird, _dir) = topology(
+        "passive",
+        "password \"s3cret\"; connect delay time 1; error wait time 1, 2;",
+    );
+    let (up, route) = dir_ns.run(|| async {
+        let t = Duration::from_secs(20);
+        let listener = tokio::net::TcpListener::bind("10.0.0.1:179")
+            .await
+            .expect("bind 179");
+        let mut p = peer(Some("s3cret"));
+        p.fsm.passive = true;
+        let s = Speaker::start_with_listener(vec![p], Some(listener));
+        s.announce(host("198.51.100.1"), RouteAttrs::default());
+        s.initial_complete();
+        let (up, _) = bird
+            .until("show protocols vipd", t, |o| o.contains("Established"))
+            .await;
+        let (route, _) = bird
+            .until("show route 198.51.100.1/32", t, |o| {
+                o.contains("198.51.100.1/32")
+            })
+            .await;
+        s.shutdown("test done").await;
+        (up, route)
+    });
+    assert!(
+        up && route,
+        "BIRD connected to the passive speaker (MD5 on the listener) and got the route"
+    );
+}

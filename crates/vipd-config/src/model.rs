@@ -201,6 +201,10 @@ pub struct Bgp {
     /// First connect-retry delay in seconds (later ones back off exponentially, jittered).
     #[serde(default = "default_connect_retry")]
     pub connect_retry: u16,
+    /// Where passive neighbors connect (used only when one is passive). Port 179 needs
+    /// CAP_NET_BIND_SERVICE.
+    #[serde(default = "default_bgp_listen")]
+    pub listen: SocketAddr,
     /// Graceful restart (RFC 4724) as the restarting speaker.
     #[serde(default)]
     pub graceful_restart: GracefulRestart,
@@ -209,6 +213,9 @@ pub struct Bgp {
     pub neighbors: Vec<Neighbor>,
 }
 
+fn default_bgp_listen() -> SocketAddr {
+    SocketAddr::from((Ipv6Addr::UNSPECIFIED, 179))
+}
 fn default_hold_time() -> u16 {
     90
 }

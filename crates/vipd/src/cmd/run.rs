@@ -91,8 +91,17 @@ async fn start_director(
         .await
         .map_err(|_| "the IPVS task stopped".to_string())?;
     let peers = crate::bgp::peers(cfg, restarting);
+    let listener = match (&cfg.bgp, peers.iter().any(|p| p.fsm.passive)) {
+        (Some(b), true) => Some(tokio::net::TcpListener::bind(b.listen).await.map_err(|e| {
+            format!(
+                "cannot listen for passive BGP neighbors on {}: {e}",
+                b.listen
+            )
+        })?),
+        _ => None,
+    };
     let speaker = (!peers.is_empty()).then(|| {
-        let s = vipd_bgp::speaker::Speaker::start(peers);
+        let s = vipd_bgp::speaker::Speaker::start_with_listener(peers, listener);
         s.set_routes(crate::bgp::routes(cfg));
         if report.failed.is_empty() {
             // With graceful restart, End-of-RIB tells routers the stale routes can go.
