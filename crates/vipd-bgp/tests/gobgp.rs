@@ -1,0 +1,178 @@
+//! The speaker against a real GoBGP (gobgpd 3.x), between two network namespaces: iBGP over
+//! IPv6 transport, IPv4 and IPv6 routes, attributes in `gobgp global rib`.
+
+use std::net::Ipv4Addr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vipd_bgp::fsm::Config;
+use vipd_bgp::rib::RouteAttrs;
+use vipd_bgp::speaker::{PeerConfig, Speaker};
+use vipd_bgp::wire::{Afi, Prefix, Safi};
+use vipd_testkit::{Lan, Netns, require_program};
+
+struct GoBgp {
+    child: Child,
+    ns: String,
+}
+
+impl GoBgp {
+    async fn cli(&self, args: &str) -> String {
+        let o = tokio::process::Command::new("ip")
+            .args(["netns", "exec", &self.ns, "gobgp"])
+            .args(args.split_whitespace())
+            .output()
+            .await
+            .expect("gobgp");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    async fn until(&self, args: &str, pred: impl Fn(&str) -> bool) -> (bool, String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.cli(args).await;
+            if pred(&out) {
+                return (true, out);
+            }
+            if Instant::now() > deadline {
+                return (false, out);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for GoBgp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ibgp_over_ipv6_transport_with_gobgp() {
+    if !require_program("ibgp_over_ipv6_transport_with_gobgp", "gobgpd") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vipd-gobgp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let lan = Lan::new("gobgp");
+    let rtr = Netns::new("gobgp-rtr");
+    let me = Netns::new("gobgp-dir");
+    lan.attach(&rtr, "eth0", &["10.0.0.254/24", "2001:db8::fe/64"]);
+    lan.attach(&me, "eth0", &["10.0.0.1/24", "2001:db8::1/64"]);
+    let conf = dir.join("gobgpd.toml");
+    std::fs::write(
+        &conf,
+        r#"
+[global.config]
+  as = 65000
+  router-id = "10.0.0.254"
+  port = 179
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "2001:db8::1"
+    peer-as = 65000
+  [neighbors.timers.config]
+    hold-time = 9
+    connect-retry = 1
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
+"#,
+    )
+    .expect("conf");
+    let child = Command::new("ip")
+        .args(["netns", "exec", rtr.name(), "gobgpd", "-t", "toml", "-f"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("gobgpd.log")).expect("log"))
+        .spawn()
+        .expect("gobgpd");
+    let gobgp = GoBgp {
+        child,
+        ns: rtr.name().to_string(),
+    };
+
+    let (established, v4, v6, gone) = me.run(|| async {
+        let s = Speaker::start(vec![PeerConfig {
+            addr: "[2001:db8::fe]:179".parse().expect("addr"),
+            local_addr: Some("2001:db8::1".parse().expect("addr")),
+            password: None,
+            ttl_security: false,
+            ttl: None,
+            next_hop_v4: Some(Ipv4Addr::new(10, 0, 0, 1)),
+            next_hop_v6: None,
+            connect_timeout: Duration::from_secs(2),
+            fsm: Config {
+                local_as: 65000,
+                remote_as: 65000,
+                router_id: Ipv4Addr::new(10, 0, 0, 1),
+                hold_time: 9,
+                keepalive: None,
+                passive: false,
+                connect_retry: Duration::from_millis(500),
+                families: vec![(Afi::Ipv4, Safi::Unicast), (Afi::Ipv6, Safi::Unicast)],
+                graceful_restart: None,
+            },
+        }]);
+        let attrs = RouteAttrs {
+            med: Some(20),
+            local_pref: Some(200),
+            communities: vec![(65000 << 16) | 80],
+            large_communities: vec![(65000, 1, 2)],
+        };
+        s.announce(
+            Prefix::host("198.51.100.1".parse().expect("ip")),
+            attrs.clone(),
+        );
+        s.announce(
+            Prefix::host("2001:db8::c633:6401".parse().expect("ip")),
+            attrs,
+        );
+        s.initial_complete();
+        let (established, _) = gobgp.until("neighbor", |o| o.contains("Establ")).await;
+        let (_, v4) = gobgp
+            .until("global rib -a ipv4 198.51.100.1/32", |o| {
+                o.contains("198.51.100.1/32")
+            })
+            .await;
+        let (_, v6) = gobgp
+            .until("global rib -a ipv6", |o| {
+                o.contains("2001:db8::c633:6401/128")
+            })
+            .await;
+        s.withdraw(Prefix::host("198.51.100.1".parse().expect("ip")));
+        let (gone, _) = gobgp
+            .until("global rib -a ipv4", |o| !o.contains("198.51.100.1/32"))
+            .await;
+        s.shutdown("test done").await;
+        (established, v4, v6, gone)
+    });
+    assert!(
+        established,
+        "iBGP session over IPv6 established with gobgpd"
+    );
+    for needle in [
+        "10.0.0.1",
+        "Med: 20",
+        "LocalPref: 200",
+        "65000:80",
+        "LargeCommunity: [ 65000:1:2]",
+    ] {
+        assert!(
+            v4.contains(needle),
+            "{needle:?} not in gobgp's IPv4 route:\n{v4}"
+        );
+    }
+    assert!(
+        v6.contains("2001:db8::1"),
+        "IPv6 next hop (the session's address):\n{v6}"
+    );
+    assert!(gone, "withdrawal reached gobgpd");
+    println!("gobgp global rib:\n{v4}{v6}");
+}
