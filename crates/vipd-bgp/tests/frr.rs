@@ -1,0 +1,173 @@
+//! The speaker against a real FRR bgpd (Debian's frr, run standalone without zebra) between
+//! two network namespaces: eBGP over IPv4 with a 4-byte ASN, IPv4 and IPv6 routes.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vipd_bgp::fsm::Config;
+use vipd_bgp::rib::RouteAttrs;
+use vipd_bgp::speaker::{PeerConfig, Speaker};
+use vipd_bgp::wire::{Afi, Prefix, Safi};
+use vipd_testkit::{Lan, Netns, require_program};
+
+const BGPD: &str = "/usr/lib/frr/bgpd";
+
+struct Frr {
+    child: Child,
+    ns: String,
+    vty: PathBuf,
+}
+
+impl Frr {
+    async fn vtysh(&self, cmd: &str) -> String {
+        let o = tokio::process::Command::new("ip")
+            .args(["netns", "exec", &self.ns, "vtysh", "--vty_socket"])
+            .arg(&self.vty)
+            .args(["-c", cmd])
+            .output()
+            .await
+            .expect("vtysh");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    async fn until(&self, cmd: &str, pred: impl Fn(&str) -> bool) -> (bool, String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.vtysh(cmd).await;
+            if pred(&out) {
+                return (true, out);
+            }
+            if Instant::now() > deadline {
+                return (false, out);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Frr {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ebgp_with_frr_bgpd() {
+    if !std::path::Path::new(BGPD).exists() {
+        assert!(
+            !std::env::var("VIPD_REQUIRE_DAEMONS").is_ok_and(|v| v == "1"),
+            "{BGPD} missing and VIPD_REQUIRE_DAEMONS=1 (make deps installs frr)"
+        );
+        eprintln!("SKIP ebgp_with_frr_bgpd: frr is not installed");
+        return;
+    }
+    if !require_program("ebgp_with_frr_bgpd", "vtysh") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vipd-frr-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    // bgpd drops to the frr user: it must own the directory of its pid file and vty socket.
+    let _ = Command::new("chown").args(["frr:frr"]).arg(&dir).status();
+    let lan = Lan::new("frr");
+    let rtr = Netns::new("frr-rtr");
+    let me = Netns::new("frr-dir");
+    lan.attach(&rtr, "eth0", &["10.0.0.254/24", "2001:db8::fe/64"]);
+    lan.attach(&me, "eth0", &["10.0.0.1/24", "2001:db8::1/64"]);
+    let conf = dir.join("bgpd.conf");
+    std::fs::write(
+        &conf,
+        "router bgp 65010\n bgp router-id 10.0.0.254\n no bgp ebgp-requires-policy\n neighbor 10.0.0.1 remote-as 4200000001\n neighbor 10.0.0.1 timers 3 9\n \
+         address-family ipv6 unicast\n  neighbor 10.0.0.1 activate\n exit-address-family\n",
+    )
+    .expect("conf");
+    let child = Command::new("ip")
+        .args(["netns", "exec", rtr.name(), BGPD, "-Z", "-f"])
+        .arg(&conf)
+        .arg("--vty_socket")
+        .arg(&dir)
+        .arg("-i")
+        .arg(dir.join("bgpd.pid"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("bgpd.log")).expect("log"))
+        .spawn()
+        .expect("bgpd");
+    let frr = Frr {
+        child,
+        ns: rtr.name().to_string(),
+        vty: dir.clone(),
+    };
+
+    let (up, v4, v6) = me.run(|| async {
+        let s = Speaker::start(vec![PeerConfig {
+            addr: "10.0.0.254:179".parse().expect("addr"),
+            local_addr: Some("10.0.0.1".parse().expect("addr")),
+            password: None,
+            ttl_security: false,
+            ttl: None,
+            next_hop_v4: None,
+            next_hop_v6: Some("2001:db8::1".parse().expect("addr")),
+            connect_timeout: Duration::from_secs(2),
+            fsm: Config {
+                local_as: 4_200_000_001,
+                remote_as: 65010,
+                router_id: Ipv4Addr::new(10, 0, 0, 1),
+                hold_time: 9,
+                keepalive: None,
+                passive: false,
+                connect_retry: Duration::from_millis(500),
+                families: vec![(Afi::Ipv4, Safi::Unicast), (Afi::Ipv6, Safi::Unicast)],
+                graceful_restart: Some((120, false)),
+            },
+        }]);
+        let attrs = RouteAttrs {
+            med: Some(10),
+            local_pref: None,
+            communities: vec![(65000 << 16) | 80],
+            large_communities: vec![(4_200_000_001, 1, 443)],
+        };
+        s.announce(
+            Prefix::host("198.51.100.1".parse().expect("ip")),
+            attrs.clone(),
+        );
+        s.announce(
+            Prefix::host("2001:db8::c633:6401".parse().expect("ip")),
+            attrs,
+        );
+        s.initial_complete();
+        let (up, _) = frr
+            .until("show bgp summary", |o| {
+                o.contains("10.0.0.1")
+                    && !o.contains("Active")
+                    && !o.contains("Connect")
+                    && o.contains("4200000001")
+            })
+            .await;
+        let (_, v4) = frr
+            .until("show bgp ipv4 unicast 198.51.100.1/32", |o| {
+                o.contains("Large Community")
+            })
+            .await;
+        let (_, v6) = frr
+            .until("show bgp ipv6 unicast 2001:db8::c633:6401/128", |o| {
+                o.contains("2001:db8::1")
+            })
+            .await;
+        s.shutdown("test done").await;
+        (up, v4, v6)
+    });
+    assert!(up, "session with FRR");
+    for needle in [
+        "4200000001",
+        "metric 10",
+        "Community: 65000:80",
+        "Large Community: 4200000001:1:443",
+    ] {
+        assert!(v4.contains(needle), "{needle:?} not in FRR's route:\n{v4}");
+    }
+    assert!(v6.contains("2001:db8::1"), "{v6}");
+    println!("{v4}");
+}
