@@ -3,17 +3,17 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use vipd_bgp::fsm::Config;
 use vipd_bgp::rib::RouteAttrs;
 use vipd_bgp::speaker::{PeerConfig, Speaker};
 use vipd_bgp::wire::{Afi, Prefix, Safi};
-use vipd_testkit::{Lan, Netns, require_program};
+use vipd_testkit::{Daemon, Lan, Netns, require_program};
 
 struct Bird {
-    child: Child,
+    d: Daemon,
     ns_name: String,
     sock: PathBuf,
 }
@@ -23,19 +23,23 @@ impl Bird {
         let cfg = dir.join("bird.conf");
         std::fs::write(&cfg, conf).expect("bird.conf");
         let sock = dir.join("bird.ctl");
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns.name(), "bird", "-f", "-c"])
-            .arg(&cfg)
-            .arg("-s")
-            .arg(&sock)
-            .arg("-P")
-            .arg(dir.join("bird.pid"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("bird.log")).expect("log"))
-            .spawn()
-            .expect("bird");
+        let pid = dir.join("bird.pid");
+        let d = Daemon::spawn(
+            ns,
+            "bird",
+            &[
+                "-f".as_ref(),
+                "-c".as_ref(),
+                cfg.as_os_str(),
+                "-s".as_ref(),
+                sock.as_os_str(),
+                "-P".as_ref(),
+                pid.as_os_str(),
+            ],
+            &dir.join("bird.log"),
+        );
         let b = Bird {
-            child,
+            d,
             ns_name: ns.name().to_string(),
             sock,
         };
@@ -70,39 +74,6 @@ impl Bird {
 }
 
 impl Bird {
-    async fn birdc_async(&self, cmd: &str) -> String {
-        let o = tokio::process::Command::new("ip")
-            .args(["netns", "exec", &self.ns_name, "birdc", "-s"])
-            .arg(&self.sock)
-            .args(cmd.split_whitespace())
-            .output()
-            .await
-            .expect("birdc");
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    /// Polls `birdc CMD` until `pred` holds on its output; returns the last output.
-    async fn until(
-        &self,
-        cmd: &str,
-        limit: Duration,
-        pred: impl Fn(&str) -> bool,
-    ) -> (bool, String) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let out = self.birdc_async(cmd).await;
-            if pred(&out) {
-                return (true, out);
-            }
-            if Instant::now() > deadline {
-                return (false, out);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Bird {
     /// Adds a kernel protocol exporting IPv4 routes (ECMP merged) and reloads BIRD.
     fn reconfigure_with_kernel_export(&self) {
         let dir = self.sock.parent().expect("dir");
@@ -116,12 +87,25 @@ impl Bird {
             "{out}"
         );
     }
-}
 
-impl Drop for Bird {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    async fn birdc_async(&self, cmd: &str) -> String {
+        let sock = self.sock.display().to_string();
+        let mut args = vec!["birdc", "-s", &sock];
+        args.extend(cmd.split_whitespace());
+        self.d.exec(&args).await
+    }
+
+    /// Polls `birdc CMD` until `pred` holds on its output; returns the last output.
+    async fn until(
+        &self,
+        cmd: &str,
+        limit: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> (bool, String) {
+        let sock = self.sock.display().to_string();
+        let mut args = vec!["birdc", "-s", &sock];
+        args.extend(cmd.split_whitespace());
+        self.d.until(&args, limit, pred).await
     }
 }
 

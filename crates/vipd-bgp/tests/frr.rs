@@ -2,56 +2,31 @@
 //! two network namespaces: eBGP over IPv4 with a 4-byte ASN, IPv4 and IPv6 routes.
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use vipd_bgp::fsm::Config;
 use vipd_bgp::rib::RouteAttrs;
 use vipd_bgp::speaker::{PeerConfig, Speaker};
 use vipd_bgp::wire::{Afi, Prefix, Safi};
-use vipd_testkit::{Lan, Netns, require_program};
+use vipd_testkit::{Daemon, Lan, Netns, require_program};
 
 const BGPD: &str = "/usr/lib/frr/bgpd";
 
-struct Frr {
-    child: Child,
-    ns: String,
-    vty: PathBuf,
-}
-
-impl Frr {
-    async fn vtysh(&self, cmd: &str) -> String {
-        let o = tokio::process::Command::new("ip")
-            .args(["netns", "exec", &self.ns, "vtysh", "--vty_socket"])
-            .arg(&self.vty)
-            .args(["-c", cmd])
-            .output()
-            .await
-            .expect("vtysh");
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    async fn until(&self, cmd: &str, pred: impl Fn(&str) -> bool) -> (bool, String) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let out = self.vtysh(cmd).await;
-            if pred(&out) {
-                return (true, out);
-            }
-            if Instant::now() > deadline {
-                return (false, out);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-impl Drop for Frr {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `vtysh -c CMD` in the router namespace, polled until `pred` holds.
+async fn vtysh(
+    d: &Daemon,
+    vty: &std::path::Path,
+    cmd: &str,
+    pred: impl Fn(&str) -> bool,
+) -> (bool, String) {
+    let vty = vty.display().to_string();
+    d.until(
+        &["vtysh", "--vty_socket", &vty, "-c", cmd],
+        Duration::from_secs(30),
+        pred,
+    )
+    .await
 }
 
 #[test]
@@ -84,22 +59,21 @@ fn ebgp_with_frr_bgpd() {
          address-family ipv6 unicast\n  neighbor 10.0.0.1 activate\n exit-address-family\n",
     )
     .expect("conf");
-    let child = Command::new("ip")
-        .args(["netns", "exec", rtr.name(), BGPD, "-Z", "-f"])
-        .arg(&conf)
-        .arg("--vty_socket")
-        .arg(&dir)
-        .arg("-i")
-        .arg(dir.join("bgpd.pid"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("bgpd.log")).expect("log"))
-        .spawn()
-        .expect("bgpd");
-    let frr = Frr {
-        child,
-        ns: rtr.name().to_string(),
-        vty: dir.clone(),
-    };
+    let pid = dir.join("bgpd.pid");
+    let d = Daemon::spawn(
+        &rtr,
+        BGPD,
+        &[
+            "-Z".as_ref(),
+            "-f".as_ref(),
+            conf.as_os_str(),
+            "--vty_socket".as_ref(),
+            dir.as_os_str(),
+            "-i".as_ref(),
+            pid.as_os_str(),
+        ],
+        &dir.join("bgpd.log"),
+    );
 
     let (up, v4, v6) = me.run(|| async {
         let s = Speaker::start(vec![PeerConfig {
@@ -138,24 +112,24 @@ fn ebgp_with_frr_bgpd() {
             attrs,
         );
         s.initial_complete();
-        let (up, _) = frr
-            .until("show bgp summary", |o| {
-                o.contains("10.0.0.1")
-                    && !o.contains("Active")
-                    && !o.contains("Connect")
-                    && o.contains("4200000001")
-            })
-            .await;
-        let (_, v4) = frr
-            .until("show bgp ipv4 unicast 198.51.100.1/32", |o| {
-                o.contains("Large Community")
-            })
-            .await;
-        let (_, v6) = frr
-            .until("show bgp ipv6 unicast 2001:db8::c633:6401/128", |o| {
-                o.contains("2001:db8::1")
-            })
-            .await;
+        let (up, _) = vtysh(&d, &dir, "show bgp summary", |o| {
+            o.contains("10.0.0.1")
+                && !o.contains("Active")
+                && !o.contains("Connect")
+                && o.contains("4200000001")
+        })
+        .await;
+        let (_, v4) = vtysh(&d, &dir, "show bgp ipv4 unicast 198.51.100.1/32", |o| {
+            o.contains("Large Community")
+        })
+        .await;
+        let (_, v6) = vtysh(
+            &d,
+            &dir,
+            "show bgp ipv6 unicast 2001:db8::c633:6401/128",
+            |o| o.contains("2001:db8::1"),
+        )
+        .await;
         s.shutdown("test done").await;
         (up, v4, v6)
     });

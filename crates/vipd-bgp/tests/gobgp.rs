@@ -2,51 +2,19 @@
 //! IPv6 transport, IPv4 and IPv6 routes, attributes in `gobgp global rib`.
 
 use std::net::Ipv4Addr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use vipd_bgp::fsm::Config;
 use vipd_bgp::rib::RouteAttrs;
 use vipd_bgp::speaker::{PeerConfig, Speaker};
 use vipd_bgp::wire::{Afi, Prefix, Safi};
-use vipd_testkit::{Lan, Netns, require_program};
+use vipd_testkit::{Daemon, Lan, Netns, require_program};
 
-struct GoBgp {
-    child: Child,
-    ns: String,
-}
-
-impl GoBgp {
-    async fn cli(&self, args: &str) -> String {
-        let o = tokio::process::Command::new("ip")
-            .args(["netns", "exec", &self.ns, "gobgp"])
-            .args(args.split_whitespace())
-            .output()
-            .await
-            .expect("gobgp");
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    async fn until(&self, args: &str, pred: impl Fn(&str) -> bool) -> (bool, String) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let out = self.cli(args).await;
-            if pred(&out) {
-                return (true, out);
-            }
-            if Instant::now() > deadline {
-                return (false, out);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-impl Drop for GoBgp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `gobgp ARGS` in the router namespace, polled until `pred` holds.
+async fn gobgp(d: &Daemon, args: &str, pred: impl Fn(&str) -> bool) -> (bool, String) {
+    let mut a = vec!["gobgp"];
+    a.extend(args.split_whitespace());
+    d.until(&a, Duration::from_secs(30), pred).await
 }
 
 #[test]
@@ -86,17 +54,17 @@ fn ibgp_over_ipv6_transport_with_gobgp() {
 "#,
     )
     .expect("conf");
-    let child = Command::new("ip")
-        .args(["netns", "exec", rtr.name(), "gobgpd", "-t", "toml", "-f"])
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("gobgpd.log")).expect("log"))
-        .spawn()
-        .expect("gobgpd");
-    let gobgp = GoBgp {
-        child,
-        ns: rtr.name().to_string(),
-    };
+    let d = Daemon::spawn(
+        &rtr,
+        "gobgpd",
+        &[
+            "-t".as_ref(),
+            "toml".as_ref(),
+            "-f".as_ref(),
+            conf.as_os_str(),
+        ],
+        &dir.join("gobgpd.log"),
+    );
 
     let (established, v4, v6, gone) = me.run(|| async {
         let s = Speaker::start(vec![PeerConfig {
@@ -135,21 +103,17 @@ fn ibgp_over_ipv6_transport_with_gobgp() {
             attrs,
         );
         s.initial_complete();
-        let (established, _) = gobgp.until("neighbor", |o| o.contains("Establ")).await;
-        let (_, v4) = gobgp
-            .until("global rib -a ipv4 198.51.100.1/32", |o| {
-                o.contains("198.51.100.1/32")
-            })
-            .await;
-        let (_, v6) = gobgp
-            .until("global rib -a ipv6", |o| {
-                o.contains("2001:db8::c633:6401/128")
-            })
-            .await;
+        let (established, _) = gobgp(&d, "neighbor", |o| o.contains("Establ")).await;
+        let (_, v4) = gobgp(&d, "global rib -a ipv4 198.51.100.1/32", |o| {
+            o.contains("198.51.100.1/32")
+        })
+        .await;
+        let (_, v6) = gobgp(&d, "global rib -a ipv6", |o| {
+            o.contains("2001:db8::c633:6401/128")
+        })
+        .await;
         s.withdraw(Prefix::host("198.51.100.1".parse().expect("ip")));
-        let (gone, _) = gobgp
-            .until("global rib -a ipv4", |o| !o.contains("198.51.100.1/32"))
-            .await;
+        let (gone, _) = gobgp(&d, "global rib -a ipv4", |o| !o.contains("198.51.100.1/32")).await;
         s.shutdown("test done").await;
         (established, v4, v6, gone)
     });

@@ -114,6 +114,69 @@ pub fn require_program(test: &str, program: &str) -> bool {
     false
 }
 
+/// A daemon (BIRD, gobgpd, bgpd) started inside a namespace, killed when dropped.
+#[derive(Debug)]
+pub struct Daemon {
+    child: std::process::Child,
+    ns: String,
+}
+
+impl Daemon {
+    /// Starts `program args...` in `ns` with stderr to `log`.
+    pub fn spawn(ns: &Netns, program: &str, args: &[&std::ffi::OsStr], log: &Path) -> Daemon {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns.name(), program])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).expect("log file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        Daemon {
+            child,
+            ns: ns.name().to_string(),
+        }
+    }
+
+    /// Runs a command in the daemon's namespace without blocking the runtime; returns stdout.
+    pub async fn exec(&self, args: &[&str]) -> String {
+        let o = tokio::process::Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(args)
+            .output()
+            .await
+            .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Polls the command every 100 ms until `pred` holds on its output or `limit` passes;
+    /// returns whether it held and the last output.
+    pub async fn until(
+        &self,
+        args: &[&str],
+        limit: std::time::Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> (bool, String) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let out = self.exec(args).await;
+            if pred(&out) {
+                return (true, out);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return (false, out);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A named network namespace (`ip netns add`), deleted on drop.
