@@ -592,3 +592,50 @@ fn passive_neighbor_accepts_birds_connection_with_md5() {
         "BIRD connected to the passive speaker (MD5 on the listener) and got the route"
     );
 }
+
+#[test]
+fn gtsm_with_bird_ttl_security() {
+    if !require_program("gtsm_with_bird_ttl_security", "bird") {
+        return;
+    }
+    let (_lan, _rtr, dir_ns, bird, _dir) = topology(
+        "gtsm",
+        "ttl security on; connect delay time 1; error wait time 1, 2;",
+    );
+    let with = dir_ns.run(|| async {
+        let mut p = peer(None);
+        p.ttl_security = true;
+        let s = Speaker::start(vec![p]);
+        let (with, _) = bird
+            .until("show protocols vipd", Duration::from_secs(15), |o| {
+                o.contains("Established")
+            })
+            .await;
+        s.shutdown("test").await;
+        with
+    });
+    assert!(with, "GTSM on both sides: Established");
+}
+
+/// Negative control of our receive check: with GTSM on vipd's side only, BIRD's eBGP packets
+/// (TTL 1) are dropped by vipd's minimum TTL of 255, so no session comes up.
+#[test]
+fn gtsm_drops_a_peer_that_does_not_send_ttl_255() {
+    if !require_program("gtsm_drops_a_peer_that_does_not_send_ttl_255", "bird") {
+        return;
+    }
+    let (_lan, _rtr, dir_ns, bird, _dir) =
+        topology("gtsmneg", "connect delay time 1; error wait time 1, 2;");
+    let (state, bird_view) = dir_ns.run(|| async {
+        let mut p = peer(None);
+        p.ttl_security = true;
+        let s = Speaker::start(vec![p]);
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let st = s.status()[0].1.clone();
+        let view = bird.birdc_async("show protocols vipd").await;
+        s.shutdown("test").await;
+        (st, view)
+    });
+    assert_ne!(state.state, vipd_bgp::fsm::State::Established, "{state:?}");
+    assert!(!bird_view.contains("Established"), "{bird_view}");
+}
