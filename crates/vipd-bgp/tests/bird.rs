@@ -639,3 +639,77 @@ fn gtsm_drops_a_peer_that_does_not_send_ttl_255() {
     assert_ne!(state.state, vipd_bgp::fsm::State::Established, "{state:?}");
     assert!(!bird_view.contains("Established"), "{bird_view}");
 }
+
+/// iBGP over an IPv6 session: IPv4 routes (next hop from ipv4_next_hop) and IPv6 routes.
+#[test]
+fn ibgp_over_ipv6_transport_with_bird() {
+    if !require_program("ibgp_over_ipv6_transport_with_bird", "bird") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vipd-bird-ibgp6-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let lan = Lan::new("ibgp6");
+    let rtr = Netns::new("ibgp6-rtr");
+    let me = Netns::new("ibgp6-dir");
+    lan.attach(&rtr, "eth0", &["10.0.0.254/24", "2001:db8::fe/64"]);
+    lan.attach(&me, "eth0", &["10.0.0.1/24", "2001:db8::1/64"]);
+    let bird = Bird::start(
+        &rtr,
+        &dir,
+        "router id 10.0.0.254;\nprotocol device {}\nprotocol direct { ipv4; ipv6; }\n\
+         protocol bgp vipd {\n  local 2001:db8::fe as 65000;\n  neighbor 2001:db8::1 as 65000;\n  hold time 9;\n  \
+         ipv4 { import all; export none; };\n  ipv6 { import all; export none; };\n}\n",
+    );
+    let (v4, v6) = me.run(|| async {
+        let mut p = peer(None);
+        p.addr = "[2001:db8::fe]:179".parse().expect("addr");
+        p.local_addr = Some("2001:db8::1".parse().expect("addr"));
+        p.next_hop_v4 = Some(Ipv4Addr::new(10, 0, 0, 1));
+        p.next_hop_v6 = None;
+        p.fsm.local_as = 65000;
+        p.fsm.remote_as = 65000;
+        let s = Speaker::start(vec![p]);
+        let attrs = RouteAttrs {
+            med: None,
+            local_pref: Some(300),
+            communities: vec![(65000 << 16) | 80],
+            large_communities: vec![],
+        };
+        s.announce(host("198.51.100.1"), attrs.clone());
+        s.announce(host("2001:db8::c633:6401"), attrs);
+        s.initial_complete();
+        let t = Duration::from_secs(20);
+        let (_, v4) = bird
+            .until("show route all 198.51.100.1/32", t, |o| {
+                o.contains("BGP.local_pref")
+            })
+            .await;
+        let (_, v6) = bird
+            .until("show route all 2001:db8::c633:6401/128", t, |o| {
+                o.contains("BGP.local_pref")
+            })
+            .await;
+        s.shutdown("test done").await;
+        (v4, v6)
+    });
+    for needle in [
+        "BGP.next_hop: 10.0.0.1",
+        "BGP.local_pref: 300",
+        "BGP.community: (65000,80)",
+    ] {
+        assert!(
+            v4.contains(needle),
+            "{needle:?} not in BIRD's iBGP IPv4 route:\n{v4}"
+        );
+    }
+    let path = v4
+        .lines()
+        .find(|l| l.trim_start().starts_with("BGP.as_path:"))
+        .expect("AS_PATH shown");
+    assert_eq!(path.trim(), "BGP.as_path:", "iBGP: empty AS_PATH");
+    assert!(
+        v6.contains("BGP.next_hop: 2001:db8::1"),
+        "IPv6 next hop = the session's local address:\n{v6}"
+    );
+}
