@@ -713,3 +713,36 @@ fn ibgp_over_ipv6_transport_with_bird() {
         "IPv6 next hop = the session's local address:\n{v6}"
     );
 }
+
+#[test]
+fn peer_restart_is_followed_by_a_reconnect() {
+    if !require_program("peer_restart_is_followed_by_a_reconnect", "bird") {
+        return;
+    }
+    let (_lan, rtr, dir_ns, bird, dir) = topology("restart", "");
+    let conf = std::fs::read_to_string(dir.join("bird.conf")).expect("conf");
+    let (first, again) = dir_ns.run(|| async move {
+        let t = Duration::from_secs(20);
+        let s = Speaker::start(vec![peer(None)]);
+        s.announce(host("198.51.100.1"), RouteAttrs::default());
+        s.initial_complete();
+        let (first, _) = bird
+            .until("show route 198.51.100.1/32", t, |o| {
+                o.contains("198.51.100.1/32")
+            })
+            .await;
+        drop(bird); // the router's BGP daemon dies
+        let restarted = Bird::start(&rtr, &dir, &conf);
+        let (again, _) = restarted
+            .until("show route 198.51.100.1/32", t, |o| {
+                o.contains("198.51.100.1/32")
+            })
+            .await;
+        s.shutdown("test done").await;
+        (first, again)
+    });
+    assert!(
+        first && again,
+        "route before and after the router's daemon restarted"
+    );
+}
