@@ -140,3 +140,95 @@ fn ibgp_over_ipv6_transport_with_gobgp() {
     assert!(gone, "withdrawal reached gobgpd");
     println!("gobgp global rib:\n{v4}{v6}");
 }
+
+/// A silent peer and a restarted peer, against gobgpd (eBGP over IPv4).
+#[test]
+fn hold_expiry_and_restart_with_gobgp() {
+    if !require_program("hold_expiry_and_restart_with_gobgp", "gobgpd") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vipd-gobgp-rr-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let lan = Lan::new("gobgprr");
+    let rtr = Netns::new("gobgprr-rtr");
+    let me = Netns::new("gobgprr-dir");
+    lan.attach(&rtr, "eth0", &["10.0.0.254/24"]);
+    lan.attach(&me, "eth0", &["10.0.0.1/24"]);
+    let conf = dir.join("gobgpd.toml");
+    std::fs::write(
+        &conf,
+        "[global.config]\n  as = 65010\n  router-id = \"10.0.0.254\"\n  port = 179\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"10.0.0.1\"\n    peer-as = 4200000001\n  [neighbors.timers.config]\n    hold-time = 9\n    connect-retry = 1\n",
+    )
+    .expect("conf");
+    let start = || {
+        Daemon::spawn(
+            &rtr,
+            "gobgpd",
+            &[
+                "-t".as_ref(),
+                "toml".as_ref(),
+                "-f".as_ref(),
+                conf.as_os_str(),
+            ],
+            &dir.join("gobgpd.log"),
+        )
+    };
+    let d = start();
+    let (hold, back) = me.run(|| async {
+        let s = Speaker::start(vec![PeerConfig {
+            addr: "10.0.0.254:179".parse().expect("addr"),
+            local_addr: Some("10.0.0.1".parse().expect("addr")),
+            password: None,
+            ttl_security: false,
+            ttl: None,
+            next_hop_v4: None,
+            next_hop_v6: None,
+            connect_timeout: Duration::from_secs(2),
+            fsm: Config {
+                local_as: 4_200_000_001,
+                remote_as: 65010,
+                router_id: Ipv4Addr::new(10, 0, 0, 1),
+                hold_time: 9,
+                keepalive: None,
+                passive: false,
+                connect_retry: Duration::from_millis(500),
+                families: vec![(Afi::Ipv4, Safi::Unicast)],
+                graceful_restart: None,
+            },
+        }]);
+        s.announce(
+            Prefix::host("198.51.100.1".parse().expect("ip")),
+            RouteAttrs::default(),
+        );
+        s.initial_complete();
+        gobgp(&d, "global rib -a ipv4", |o| o.contains("198.51.100.1/32")).await;
+        // (No ROUTE-REFRESH here: gobgp's softresetin re-reads its own Adj-RIB-In and sends
+        // none. Route refresh is tested against BIRD.)
+        // Silent peer: SIGSTOP gobgpd; the 9 s hold timer expires.
+        let pid = d.exec(&["pgrep", "-f", "gobgpd -t toml"]).await;
+        let pid = pid.lines().next().unwrap_or_default().trim().to_string();
+        d.exec(&["kill", "-STOP", &pid]).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while !s.status()[0]
+            .1
+            .last_error
+            .clone()
+            .unwrap_or_default()
+            .contains("hold timer expired")
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let hold = s.status()[0].1.last_error.clone().unwrap_or_default();
+        d.exec(&["kill", "-CONT", &pid]).await;
+        // Restart: gobgpd dies and comes back; vipd reconnects and the route returns.
+        drop(d);
+        let d2 = start();
+        let (back, _) = gobgp(&d2, "global rib -a ipv4", |o| o.contains("198.51.100.1/32")).await;
+        s.shutdown("test done").await;
+        (hold, back)
+    });
+    assert!(hold.contains("hold timer expired"), "{hold}");
+    assert!(back, "route back after gobgpd restarted");
+}
