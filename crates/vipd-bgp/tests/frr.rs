@@ -145,3 +145,121 @@ fn ebgp_with_frr_bgpd() {
     assert!(v6.contains("2001:db8::1"), "{v6}");
     println!("{v4}");
 }
+
+/// Route refresh, a silent peer and a restarted peer, against FRR's bgpd.
+#[test]
+fn refresh_hold_expiry_and_restart_with_frr() {
+    if !std::path::Path::new(BGPD).exists()
+        || !require_program("refresh_hold_expiry_and_restart_with_frr", "vtysh")
+    {
+        assert!(
+            !std::env::var("VIPD_REQUIRE_DAEMONS").is_ok_and(|v| v == "1"),
+            "frr missing"
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vipd-frr-rr-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let _ = Command::new("chown").args(["frr:frr"]).arg(&dir).status();
+    let lan = Lan::new("frrrr");
+    let rtr = Netns::new("frrrr-rtr");
+    let me = Netns::new("frrrr-dir");
+    lan.attach(&rtr, "eth0", &["10.0.0.254/24"]);
+    lan.attach(&me, "eth0", &["10.0.0.1/24"]);
+    let conf = dir.join("bgpd.conf");
+    std::fs::write(
+        &conf,
+        "router bgp 65010\n bgp router-id 10.0.0.254\n no bgp ebgp-requires-policy\n neighbor 10.0.0.1 remote-as 4200000001\n neighbor 10.0.0.1 timers 3 9\n neighbor 10.0.0.1 timers connect 1\n",
+    )
+    .expect("conf");
+    let pid = dir.join("bgpd.pid");
+    let start = || {
+        Daemon::spawn(
+            &rtr,
+            BGPD,
+            &[
+                "-Z".as_ref(),
+                "-f".as_ref(),
+                conf.as_os_str(),
+                "--vty_socket".as_ref(),
+                dir.as_os_str(),
+                "-i".as_ref(),
+                pid.as_os_str(),
+            ],
+            &dir.join("bgpd.log"),
+        )
+    };
+    let d = start();
+    let (refreshed, hold, back) = me.run(|| async {
+        let s = Speaker::start(vec![PeerConfig {
+            addr: "10.0.0.254:179".parse().expect("addr"),
+            local_addr: Some("10.0.0.1".parse().expect("addr")),
+            password: None,
+            ttl_security: false,
+            ttl: None,
+            next_hop_v4: None,
+            next_hop_v6: None,
+            connect_timeout: Duration::from_secs(2),
+            fsm: Config {
+                local_as: 4_200_000_001,
+                remote_as: 65010,
+                router_id: Ipv4Addr::new(10, 0, 0, 1),
+                hold_time: 9,
+                keepalive: None,
+                passive: false,
+                connect_retry: Duration::from_millis(500),
+                families: vec![(Afi::Ipv4, Safi::Unicast)],
+                graceful_restart: None,
+            },
+        }]);
+        s.announce(
+            Prefix::host("198.51.100.1".parse().expect("ip")),
+            RouteAttrs::default(),
+        );
+        s.initial_complete();
+        vtysh(&d, &dir, "show bgp ipv4 unicast 198.51.100.1/32", |o| {
+            o.contains("4200000001")
+        })
+        .await;
+        let before = s.status()[0].1.updates_sent;
+        vtysh(&d, &dir, "clear bgp ipv4 unicast 10.0.0.1 soft in", |_| {
+            true
+        })
+        .await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while s.status()[0].1.updates_sent <= before && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let refreshed = s.status()[0].1.updates_sent > before;
+        let p = std::fs::read_to_string(dir.join("bgpd.pid"))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let _ = Command::new("kill").args(["-STOP", &p]).status();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while !s.status()[0]
+            .1
+            .last_error
+            .clone()
+            .unwrap_or_default()
+            .contains("hold timer expired")
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let hold = s.status()[0].1.last_error.clone().unwrap_or_default();
+        let _ = Command::new("kill").args(["-CONT", &p]).status();
+        drop(d);
+        let d2 = start();
+        let (back, _) = vtysh(&d2, &dir, "show bgp ipv4 unicast 198.51.100.1/32", |o| {
+            o.contains("4200000001")
+        })
+        .await;
+        s.shutdown("test done").await;
+        (refreshed, hold, back)
+    });
+    assert!(refreshed, "FRR's ROUTE-REFRESH answered");
+    assert!(hold.contains("hold timer expired"), "{hold}");
+    assert!(back, "route back after bgpd restarted");
+}
