@@ -263,3 +263,108 @@ fn refresh_hold_expiry_and_restart_with_frr() {
     assert!(hold.contains("hold timer expired"), "{hold}");
     assert!(back, "route back after bgpd restarted");
 }
+
+/// iBGP over an IPv6 session with FRR: IPv4 (ipv4_next_hop) and IPv6 routes, LOCAL_PREF.
+#[test]
+fn ibgp_over_ipv6_transport_with_frr() {
+    if !std::path::Path::new(BGPD).exists()
+        || !require_program("ibgp_over_ipv6_transport_with_frr", "vtysh")
+    {
+        assert!(
+            !std::env::var("VIPD_REQUIRE_DAEMONS").is_ok_and(|v| v == "1"),
+            "frr missing"
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vipd-frr-ibgp6-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let _ = Command::new("chown").args(["frr:frr"]).arg(&dir).status();
+    let lan = Lan::new("frr6");
+    let rtr = Netns::new("frr6-rtr");
+    let me = Netns::new("frr6-dir");
+    lan.attach(&rtr, "eth0", &["10.0.0.254/24", "2001:db8::fe/64"]);
+    lan.attach(&me, "eth0", &["10.0.0.1/24", "2001:db8::1/64"]);
+    let conf = dir.join("bgpd.conf");
+    std::fs::write(
+        &conf,
+        "router bgp 65000\n bgp router-id 10.0.0.254\n neighbor 2001:db8::1 remote-as 65000\n neighbor 2001:db8::1 timers 3 9\n \
+         address-family ipv4 unicast\n  neighbor 2001:db8::1 activate\n exit-address-family\n \
+         address-family ipv6 unicast\n  neighbor 2001:db8::1 activate\n exit-address-family\n",
+    )
+    .expect("conf");
+    let pid = dir.join("bgpd.pid");
+    let d = Daemon::spawn(
+        &rtr,
+        BGPD,
+        &[
+            "-Z".as_ref(),
+            "-f".as_ref(),
+            conf.as_os_str(),
+            "--vty_socket".as_ref(),
+            dir.as_os_str(),
+            "-i".as_ref(),
+            pid.as_os_str(),
+        ],
+        &dir.join("bgpd.log"),
+    );
+    let (v4, v6) = me.run(|| async {
+        let s = Speaker::start(vec![PeerConfig {
+            addr: "[2001:db8::fe]:179".parse().expect("addr"),
+            local_addr: Some("2001:db8::1".parse().expect("addr")),
+            password: None,
+            ttl_security: false,
+            ttl: None,
+            next_hop_v4: Some(Ipv4Addr::new(10, 0, 0, 1)),
+            next_hop_v6: None,
+            connect_timeout: Duration::from_secs(2),
+            fsm: Config {
+                local_as: 65000,
+                remote_as: 65000,
+                router_id: Ipv4Addr::new(10, 0, 0, 1),
+                hold_time: 9,
+                keepalive: None,
+                passive: false,
+                connect_retry: Duration::from_millis(500),
+                families: vec![(Afi::Ipv4, Safi::Unicast), (Afi::Ipv6, Safi::Unicast)],
+                graceful_restart: None,
+            },
+        }]);
+        let attrs = RouteAttrs {
+            med: None,
+            local_pref: Some(300),
+            communities: vec![],
+            large_communities: vec![],
+        };
+        s.announce(
+            Prefix::host("198.51.100.1".parse().expect("ip")),
+            attrs.clone(),
+        );
+        s.announce(
+            Prefix::host("2001:db8::c633:6401".parse().expect("ip")),
+            attrs,
+        );
+        s.initial_complete();
+        let (_, v4) = vtysh(&d, &dir, "show bgp ipv4 unicast 198.51.100.1/32", |o| {
+            o.contains("localpref 300")
+        })
+        .await;
+        let (_, v6) = vtysh(
+            &d,
+            &dir,
+            "show bgp ipv6 unicast 2001:db8::c633:6401/128",
+            |o| o.contains("localpref 300"),
+        )
+        .await;
+        s.shutdown("test done").await;
+        (v4, v6)
+    });
+    assert!(
+        v4.contains("10.0.0.1") && v4.contains("localpref 300") && v4.contains("internal"),
+        "{v4}"
+    );
+    assert!(
+        v6.contains("2001:db8::1") && v6.contains("localpref 300"),
+        "{v6}"
+    );
+}
