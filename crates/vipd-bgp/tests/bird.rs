@@ -1,5 +1,7 @@
 //! The speaker against a real BIRD 2, between two network namespaces on the host.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -110,26 +112,23 @@ impl Bird {
 }
 
 fn peer(password: Option<&str>) -> PeerConfig {
+    let base = common::neighbor(
+        "10.0.0.254:179",
+        "10.0.0.1",
+        4_200_000_001,
+        65010,
+        common::BOTH,
+    );
     PeerConfig {
-        addr: "10.0.0.254:179".parse().expect("addr"),
-        local_addr: Some("10.0.0.1".parse().expect("addr")),
         password: password.map(str::to_string),
-        ttl_security: false,
-        ttl: None,
-        next_hop_v4: None,
         next_hop_v6: Some("2001:db8::1".parse().expect("addr")),
         connect_timeout: Duration::from_secs(1),
         fsm: Config {
-            local_as: 4_200_000_001,
-            remote_as: 65010,
-            router_id: Ipv4Addr::new(10, 0, 0, 1),
-            hold_time: 9,
-            keepalive: None,
-            passive: false,
             connect_retry: Duration::from_secs(1),
-            families: vec![(Afi::Ipv4, Safi::Unicast), (Afi::Ipv6, Safi::Unicast)],
             graceful_restart: Some((120, false)),
+            ..base.fsm.clone()
         },
+        ..base
     }
 }
 

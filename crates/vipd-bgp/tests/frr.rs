@@ -1,6 +1,8 @@
 //! The speaker against a real FRR bgpd (Debian's frr, run standalone without zebra) between
 //! two network namespaces: eBGP over IPv4 with a 4-byte ASN, IPv4 and IPv6 routes.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::Duration;
@@ -8,7 +10,7 @@ use std::time::Duration;
 use vipd_bgp::fsm::Config;
 use vipd_bgp::rib::RouteAttrs;
 use vipd_bgp::speaker::{PeerConfig, Speaker};
-use vipd_bgp::wire::{Afi, Prefix, Safi};
+use vipd_bgp::wire::Prefix;
 use vipd_testkit::{Daemon, Lan, Netns, require_program};
 
 const BGPD: &str = "/usr/lib/frr/bgpd";
@@ -75,27 +77,21 @@ fn ebgp_with_frr_bgpd() {
         &dir.join("bgpd.log"),
     );
 
+    let base = common::neighbor(
+        "10.0.0.254:179",
+        "10.0.0.1",
+        4_200_000_001,
+        65010,
+        common::BOTH,
+    );
     let (up, v4, v6) = me.run(|| async {
         let s = Speaker::start(vec![PeerConfig {
-            addr: "10.0.0.254:179".parse().expect("addr"),
-            local_addr: Some("10.0.0.1".parse().expect("addr")),
-            password: None,
-            ttl_security: false,
-            ttl: None,
-            next_hop_v4: None,
             next_hop_v6: Some("2001:db8::1".parse().expect("addr")),
-            connect_timeout: Duration::from_secs(2),
             fsm: Config {
-                local_as: 4_200_000_001,
-                remote_as: 65010,
-                router_id: Ipv4Addr::new(10, 0, 0, 1),
-                hold_time: 9,
-                keepalive: None,
-                passive: false,
-                connect_retry: Duration::from_millis(500),
-                families: vec![(Afi::Ipv4, Safi::Unicast), (Afi::Ipv6, Safi::Unicast)],
                 graceful_restart: Some((120, false)),
+                ..base.fsm.clone()
             },
+            ..base
         }]);
         let attrs = RouteAttrs {
             med: Some(10),
@@ -192,27 +188,13 @@ fn refresh_hold_expiry_and_restart_with_frr() {
     };
     let d = start();
     let (refreshed, hold, back) = me.run(|| async {
-        let s = Speaker::start(vec![PeerConfig {
-            addr: "10.0.0.254:179".parse().expect("addr"),
-            local_addr: Some("10.0.0.1".parse().expect("addr")),
-            password: None,
-            ttl_security: false,
-            ttl: None,
-            next_hop_v4: None,
-            next_hop_v6: None,
-            connect_timeout: Duration::from_secs(2),
-            fsm: Config {
-                local_as: 4_200_000_001,
-                remote_as: 65010,
-                router_id: Ipv4Addr::new(10, 0, 0, 1),
-                hold_time: 9,
-                keepalive: None,
-                passive: false,
-                connect_retry: Duration::from_millis(500),
-                families: vec![(Afi::Ipv4, Safi::Unicast)],
-                graceful_restart: None,
-            },
-        }]);
+        let s = Speaker::start(vec![common::neighbor(
+            "10.0.0.254:179",
+            "10.0.0.1",
+            4_200_000_001,
+            65010,
+            common::V4,
+        )]);
         s.announce(
             Prefix::host("198.51.100.1".parse().expect("ip")),
             RouteAttrs::default(),
@@ -310,25 +292,14 @@ fn ibgp_over_ipv6_transport_with_frr() {
     );
     let (v4, v6) = me.run(|| async {
         let s = Speaker::start(vec![PeerConfig {
-            addr: "[2001:db8::fe]:179".parse().expect("addr"),
-            local_addr: Some("2001:db8::1".parse().expect("addr")),
-            password: None,
-            ttl_security: false,
-            ttl: None,
             next_hop_v4: Some(Ipv4Addr::new(10, 0, 0, 1)),
-            next_hop_v6: None,
-            connect_timeout: Duration::from_secs(2),
-            fsm: Config {
-                local_as: 65000,
-                remote_as: 65000,
-                router_id: Ipv4Addr::new(10, 0, 0, 1),
-                hold_time: 9,
-                keepalive: None,
-                passive: false,
-                connect_retry: Duration::from_millis(500),
-                families: vec![(Afi::Ipv4, Safi::Unicast), (Afi::Ipv6, Safi::Unicast)],
-                graceful_restart: None,
-            },
+            ..common::neighbor(
+                "[2001:db8::fe]:179",
+                "2001:db8::1",
+                65000,
+                65000,
+                common::BOTH,
+            )
         }]);
         let attrs = RouteAttrs {
             med: None,

@@ -1,13 +1,14 @@
 //! The speaker against a real GoBGP (gobgpd 3.x), between two network namespaces: iBGP over
 //! IPv6 transport, IPv4 and IPv6 routes, attributes in `gobgp global rib`.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use vipd_bgp::fsm::Config;
 use vipd_bgp::rib::RouteAttrs;
 use vipd_bgp::speaker::{PeerConfig, Speaker};
-use vipd_bgp::wire::{Afi, Prefix, Safi};
+use vipd_bgp::wire::Prefix;
 use vipd_testkit::{Daemon, Lan, Netns, require_program};
 
 /// `gobgp ARGS` in the router namespace, polled until `pred` holds.
@@ -68,25 +69,14 @@ fn ibgp_over_ipv6_transport_with_gobgp() {
 
     let (established, v4, v6, gone) = me.run(|| async {
         let s = Speaker::start(vec![PeerConfig {
-            addr: "[2001:db8::fe]:179".parse().expect("addr"),
-            local_addr: Some("2001:db8::1".parse().expect("addr")),
-            password: None,
-            ttl_security: false,
-            ttl: None,
             next_hop_v4: Some(Ipv4Addr::new(10, 0, 0, 1)),
-            next_hop_v6: None,
-            connect_timeout: Duration::from_secs(2),
-            fsm: Config {
-                local_as: 65000,
-                remote_as: 65000,
-                router_id: Ipv4Addr::new(10, 0, 0, 1),
-                hold_time: 9,
-                keepalive: None,
-                passive: false,
-                connect_retry: Duration::from_millis(500),
-                families: vec![(Afi::Ipv4, Safi::Unicast), (Afi::Ipv6, Safi::Unicast)],
-                graceful_restart: None,
-            },
+            ..common::neighbor(
+                "[2001:db8::fe]:179",
+                "2001:db8::1",
+                65000,
+                65000,
+                common::BOTH,
+            )
         }]);
         let attrs = RouteAttrs {
             med: Some(20),
@@ -176,27 +166,13 @@ fn hold_expiry_and_restart_with_gobgp() {
     };
     let d = start();
     let (hold, back) = me.run(|| async {
-        let s = Speaker::start(vec![PeerConfig {
-            addr: "10.0.0.254:179".parse().expect("addr"),
-            local_addr: Some("10.0.0.1".parse().expect("addr")),
-            password: None,
-            ttl_security: false,
-            ttl: None,
-            next_hop_v4: None,
-            next_hop_v6: None,
-            connect_timeout: Duration::from_secs(2),
-            fsm: Config {
-                local_as: 4_200_000_001,
-                remote_as: 65010,
-                router_id: Ipv4Addr::new(10, 0, 0, 1),
-                hold_time: 9,
-                keepalive: None,
-                passive: false,
-                connect_retry: Duration::from_millis(500),
-                families: vec![(Afi::Ipv4, Safi::Unicast)],
-                graceful_restart: None,
-            },
-        }]);
+        let s = Speaker::start(vec![common::neighbor(
+            "10.0.0.254:179",
+            "10.0.0.1",
+            4_200_000_001,
+            65010,
+            common::V4,
+        )]);
         s.announce(
             Prefix::host("198.51.100.1".parse().expect("ip")),
             RouteAttrs::default(),

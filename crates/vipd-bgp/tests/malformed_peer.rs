@@ -3,6 +3,8 @@
 //! treat-as-withdraw, and answer with the right NOTIFICATION (then reconnect) where it says
 //! reset.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::time::Duration;
@@ -157,26 +159,22 @@ async fn malformed_input_never_crashes_and_gets_rfc7606_treatment() {
         expect_after(&mut s, &bad, Some((1, 1)));
         handshake(&l)
     });
+    let base = common::neighbor(
+        &format!("127.0.0.1:{port}"),
+        "127.0.0.1",
+        65000,
+        65010,
+        common::V4,
+    );
     let speaker = Speaker::start(vec![PeerConfig {
-        addr: format!("127.0.0.1:{port}").parse().expect("addr"),
         local_addr: None,
-        password: None,
-        ttl_security: false,
-        ttl: None,
         next_hop_v4: Some(Ipv4Addr::LOCALHOST),
-        next_hop_v6: None,
-        connect_timeout: Duration::from_secs(2),
         fsm: Config {
-            local_as: 65000,
-            remote_as: 65010,
-            router_id: Ipv4Addr::new(10, 0, 0, 1),
             hold_time: 30,
-            keepalive: None,
-            passive: false,
             connect_retry: Duration::from_millis(200),
-            families: vec![(Afi::Ipv4, Safi::Unicast)],
-            graceful_restart: None,
+            ..base.fsm.clone()
         },
+        ..base
     }]);
     // A route to resend: the hostile peer's ROUTE-REFRESH probes that the session is up.
     speaker.announce(
