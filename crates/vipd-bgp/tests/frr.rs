@@ -4,6 +4,7 @@
 mod common;
 
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -31,51 +32,79 @@ async fn vtysh(
     .await
 }
 
-#[test]
-fn ebgp_with_frr_bgpd() {
-    if !std::path::Path::new(BGPD).exists() {
-        assert!(
-            !std::env::var("VIPD_REQUIRE_DAEMONS").is_ok_and(|v| v == "1"),
-            "{BGPD} missing and VIPD_REQUIRE_DAEMONS=1 (make deps installs frr)"
-        );
-        eprintln!("SKIP ebgp_with_frr_bgpd: frr is not installed");
-        return;
+/// A router namespace running FRR's bgpd (standalone, no zebra) on a LAN with the speaker's
+/// namespace: router 10.0.0.254 and 2001:db8::fe, speaker 10.0.0.1 and 2001:db8::1.
+struct FrrLab {
+    _lan: Lan,
+    rtr: Netns,
+    me: Netns,
+    dir: PathBuf,
+    conf: PathBuf,
+}
+
+impl FrrLab {
+    /// `None` when FRR is not installed (a failure under VIPD_REQUIRE_DAEMONS=1).
+    fn new(test: &str, tag: &str, bgpd_conf: &str) -> Option<FrrLab> {
+        if !std::path::Path::new(BGPD).exists() {
+            assert!(
+                !std::env::var("VIPD_REQUIRE_DAEMONS").is_ok_and(|v| v == "1"),
+                "{BGPD} missing (make deps installs frr)"
+            );
+            eprintln!("SKIP {test}: frr is not installed");
+            return None;
+        }
+        if !require_program(test, "vtysh") {
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("vipd-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("tmp");
+        // bgpd drops to the frr user: it must own the directory of its pid file and vty socket.
+        let _ = Command::new("chown").args(["frr:frr"]).arg(&dir).status();
+        let lan = Lan::new(tag);
+        let rtr = Netns::new(&format!("{tag}-rtr"));
+        let me = Netns::new(&format!("{tag}-dir"));
+        lan.attach(&rtr, "eth0", &["10.0.0.254/24", "2001:db8::fe/64"]);
+        lan.attach(&me, "eth0", &["10.0.0.1/24", "2001:db8::1/64"]);
+        let conf = dir.join("bgpd.conf");
+        std::fs::write(&conf, bgpd_conf).expect("conf");
+        Some(FrrLab {
+            _lan: lan,
+            rtr,
+            me,
+            dir,
+            conf,
+        })
     }
-    if !require_program("ebgp_with_frr_bgpd", "vtysh") {
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!("vipd-frr-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp");
-    // bgpd drops to the frr user: it must own the directory of its pid file and vty socket.
-    let _ = Command::new("chown").args(["frr:frr"]).arg(&dir).status();
-    let lan = Lan::new("frr");
-    let rtr = Netns::new("frr-rtr");
-    let me = Netns::new("frr-dir");
-    lan.attach(&rtr, "eth0", &["10.0.0.254/24", "2001:db8::fe/64"]);
-    lan.attach(&me, "eth0", &["10.0.0.1/24", "2001:db8::1/64"]);
-    let conf = dir.join("bgpd.conf");
-    std::fs::write(
-        &conf,
-        "router bgp 65010\n bgp router-id 10.0.0.254\n no bgp ebgp-requires-policy\n neighbor 10.0.0.1 remote-as 4200000001\n neighbor 10.0.0.1 timers 3 9\n \
-         address-family ipv6 unicast\n  neighbor 10.0.0.1 activate\n exit-address-family\n",
-    )
-    .expect("conf");
-    let pid = dir.join("bgpd.pid");
-    let d = Daemon::spawn(
-        &rtr,
-        BGPD,
-        &[
+
+    /// Starts bgpd (again, after a kill, for restart tests).
+    fn start(&self) -> Daemon {
+        let pid = self.dir.join("bgpd.pid");
+        let args = [
             "-Z".as_ref(),
             "-f".as_ref(),
-            conf.as_os_str(),
+            self.conf.as_os_str(),
             "--vty_socket".as_ref(),
-            dir.as_os_str(),
+            self.dir.as_os_str(),
             "-i".as_ref(),
             pid.as_os_str(),
-        ],
-        &dir.join("bgpd.log"),
-    );
+        ];
+        Daemon::spawn(&self.rtr, BGPD, &args, &self.dir.join("bgpd.log"))
+    }
+}
+
+#[test]
+fn ebgp_with_frr_bgpd() {
+    let Some(lab) = FrrLab::new(
+        "ebgp_with_frr_bgpd",
+        "frr",
+        "router bgp 65010\n bgp router-id 10.0.0.254\n no bgp ebgp-requires-policy\n neighbor 10.0.0.1 remote-as 4200000001\n neighbor 10.0.0.1 timers 3 9\n \
+         address-family ipv6 unicast\n  neighbor 10.0.0.1 activate\n exit-address-family\n",
+    ) else {
+        return;
+    };
+    let (me, dir) = (&lab.me, &lab.dir);
+    let d = lab.start();
 
     let base = common::neighbor(
         "10.0.0.254:179",
@@ -108,20 +137,20 @@ fn ebgp_with_frr_bgpd() {
             attrs,
         );
         s.initial_complete();
-        let (up, _) = vtysh(&d, &dir, "show bgp summary", |o| {
+        let (up, _) = vtysh(&d, dir, "show bgp summary", |o| {
             o.contains("10.0.0.1")
                 && !o.contains("Active")
                 && !o.contains("Connect")
                 && o.contains("4200000001")
         })
         .await;
-        let (_, v4) = vtysh(&d, &dir, "show bgp ipv4 unicast 198.51.100.1/32", |o| {
+        let (_, v4) = vtysh(&d, dir, "show bgp ipv4 unicast 198.51.100.1/32", |o| {
             o.contains("Large Community")
         })
         .await;
         let (_, v6) = vtysh(
             &d,
-            &dir,
+            dir,
             "show bgp ipv6 unicast 2001:db8::c633:6401/128",
             |o| o.contains("2001:db8::1"),
         )
@@ -145,47 +174,15 @@ fn ebgp_with_frr_bgpd() {
 /// Route refresh, a silent peer and a restarted peer, against FRR's bgpd.
 #[test]
 fn refresh_hold_expiry_and_restart_with_frr() {
-    if !std::path::Path::new(BGPD).exists()
-        || !require_program("refresh_hold_expiry_and_restart_with_frr", "vtysh")
-    {
-        assert!(
-            !std::env::var("VIPD_REQUIRE_DAEMONS").is_ok_and(|v| v == "1"),
-            "frr missing"
-        );
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!("vipd-frr-rr-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp");
-    let _ = Command::new("chown").args(["frr:frr"]).arg(&dir).status();
-    let lan = Lan::new("frrrr");
-    let rtr = Netns::new("frrrr-rtr");
-    let me = Netns::new("frrrr-dir");
-    lan.attach(&rtr, "eth0", &["10.0.0.254/24"]);
-    lan.attach(&me, "eth0", &["10.0.0.1/24"]);
-    let conf = dir.join("bgpd.conf");
-    std::fs::write(
-        &conf,
+    let Some(lab) = FrrLab::new(
+        "refresh_hold_expiry_and_restart_with_frr",
+        "frrrr",
         "router bgp 65010\n bgp router-id 10.0.0.254\n no bgp ebgp-requires-policy\n neighbor 10.0.0.1 remote-as 4200000001\n neighbor 10.0.0.1 timers 3 9\n neighbor 10.0.0.1 timers connect 1\n",
-    )
-    .expect("conf");
-    let pid = dir.join("bgpd.pid");
-    let start = || {
-        Daemon::spawn(
-            &rtr,
-            BGPD,
-            &[
-                "-Z".as_ref(),
-                "-f".as_ref(),
-                conf.as_os_str(),
-                "--vty_socket".as_ref(),
-                dir.as_os_str(),
-                "-i".as_ref(),
-                pid.as_os_str(),
-            ],
-            &dir.join("bgpd.log"),
-        )
+    ) else {
+        return;
     };
+    let (me, dir) = (&lab.me, &lab.dir);
+    let start = || lab.start();
     let d = start();
     let (refreshed, hold, back) = me.run(|| async {
         let s = Speaker::start(vec![common::neighbor(
@@ -200,15 +197,12 @@ fn refresh_hold_expiry_and_restart_with_frr() {
             RouteAttrs::default(),
         );
         s.initial_complete();
-        vtysh(&d, &dir, "show bgp ipv4 unicast 198.51.100.1/32", |o| {
+        vtysh(&d, dir, "show bgp ipv4 unicast 198.51.100.1/32", |o| {
             o.contains("4200000001")
         })
         .await;
         let before = s.status()[0].1.updates_sent;
-        vtysh(&d, &dir, "clear bgp ipv4 unicast 10.0.0.1 soft in", |_| {
-            true
-        })
-        .await;
+        vtysh(&d, dir, "clear bgp ipv4 unicast 10.0.0.1 soft in", |_| true).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while s.status()[0].1.updates_sent <= before && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -234,7 +228,7 @@ fn refresh_hold_expiry_and_restart_with_frr() {
         let _ = Command::new("kill").args(["-CONT", &p]).status();
         drop(d);
         let d2 = start();
-        let (back, _) = vtysh(&d2, &dir, "show bgp ipv4 unicast 198.51.100.1/32", |o| {
+        let (back, _) = vtysh(&d2, dir, "show bgp ipv4 unicast 198.51.100.1/32", |o| {
             o.contains("4200000001")
         })
         .await;
@@ -249,47 +243,17 @@ fn refresh_hold_expiry_and_restart_with_frr() {
 /// iBGP over an IPv6 session with FRR: IPv4 (ipv4_next_hop) and IPv6 routes, LOCAL_PREF.
 #[test]
 fn ibgp_over_ipv6_transport_with_frr() {
-    if !std::path::Path::new(BGPD).exists()
-        || !require_program("ibgp_over_ipv6_transport_with_frr", "vtysh")
-    {
-        assert!(
-            !std::env::var("VIPD_REQUIRE_DAEMONS").is_ok_and(|v| v == "1"),
-            "frr missing"
-        );
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!("vipd-frr-ibgp6-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp");
-    let _ = Command::new("chown").args(["frr:frr"]).arg(&dir).status();
-    let lan = Lan::new("frr6");
-    let rtr = Netns::new("frr6-rtr");
-    let me = Netns::new("frr6-dir");
-    lan.attach(&rtr, "eth0", &["10.0.0.254/24", "2001:db8::fe/64"]);
-    lan.attach(&me, "eth0", &["10.0.0.1/24", "2001:db8::1/64"]);
-    let conf = dir.join("bgpd.conf");
-    std::fs::write(
-        &conf,
+    let Some(lab) = FrrLab::new(
+        "ibgp_over_ipv6_transport_with_frr",
+        "frr6",
         "router bgp 65000\n bgp router-id 10.0.0.254\n neighbor 2001:db8::1 remote-as 65000\n neighbor 2001:db8::1 timers 3 9\n \
          address-family ipv4 unicast\n  neighbor 2001:db8::1 activate\n exit-address-family\n \
          address-family ipv6 unicast\n  neighbor 2001:db8::1 activate\n exit-address-family\n",
-    )
-    .expect("conf");
-    let pid = dir.join("bgpd.pid");
-    let d = Daemon::spawn(
-        &rtr,
-        BGPD,
-        &[
-            "-Z".as_ref(),
-            "-f".as_ref(),
-            conf.as_os_str(),
-            "--vty_socket".as_ref(),
-            dir.as_os_str(),
-            "-i".as_ref(),
-            pid.as_os_str(),
-        ],
-        &dir.join("bgpd.log"),
-    );
+    ) else {
+        return;
+    };
+    let (me, dir) = (&lab.me, &lab.dir);
+    let d = lab.start();
     let (v4, v6) = me.run(|| async {
         let s = Speaker::start(vec![PeerConfig {
             next_hop_v4: Some(Ipv4Addr::new(10, 0, 0, 1)),
@@ -316,13 +280,13 @@ fn ibgp_over_ipv6_transport_with_frr() {
             attrs,
         );
         s.initial_complete();
-        let (_, v4) = vtysh(&d, &dir, "show bgp ipv4 unicast 198.51.100.1/32", |o| {
+        let (_, v4) = vtysh(&d, dir, "show bgp ipv4 unicast 198.51.100.1/32", |o| {
             o.contains("localpref 300")
         })
         .await;
         let (_, v6) = vtysh(
             &d,
-            &dir,
+            dir,
             "show bgp ipv6 unicast 2001:db8::c633:6401/128",
             |o| o.contains("localpref 300"),
         )
