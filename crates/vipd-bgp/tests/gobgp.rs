@@ -182,8 +182,7 @@ fn hold_expiry_and_restart_with_gobgp() {
         // (No ROUTE-REFRESH here: gobgp's softresetin re-reads its own Adj-RIB-In and sends
         // none. Route refresh is tested against BIRD.)
         // Silent peer: SIGSTOP gobgpd; the 9 s hold timer expires.
-        let pid = d.exec(&["pgrep", "-f", "gobgpd -t toml"]).await;
-        let pid = pid.lines().next().unwrap_or_default().trim().to_string();
+        let pid = d.pid().to_string();
         d.exec(&["kill", "-STOP", &pid]).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         while !s.status()[0]

@@ -137,6 +137,13 @@ impl Daemon {
         }
     }
 
+    /// The daemon's own pid: `ip netns exec` execs the program without forking, so the
+    /// child we spawned is the daemon. (Tests run in parallel with several daemons of the same
+    /// name, so a `pgrep` by name can pick another test's daemon.)
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Runs a command in the daemon's namespace without blocking the runtime; returns stdout.
     pub async fn exec(&self, args: &[&str]) -> String {
         let o = tokio::process::Command::new("ip")
