@@ -4,4 +4,5 @@
 //! it is sound. Everything here is synchronous and small on purpose.
 
 pub mod netns;
+pub mod process;
 pub mod sockopt;

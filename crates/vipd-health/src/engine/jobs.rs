@@ -1,0 +1,113 @@
+//! From the configuration to the distinct (check, target) jobs to run.
+//!
+//! Deduplication: a job's key is the check's whole definition (its name aside) and the
+//! target's address and port. Two services sharing a backend with the same check get one
+//! job and one probe per interval (keepalived runs one per service: its issue #2111), and a
+//! reload that leaves a definition untouched leaves its key, so the job keeps its state and
+//! counters (keepalived #2318 lost them). Any change to the check makes a new key: it
+//! restarts from `Unknown`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use vipd_config::{CheckDef, Config};
+
+/// A real server of a service: who uses a job's results.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServerRef {
+    /// Service name.
+    pub service: Arc<str>,
+    /// Real server address.
+    pub addr: IpAddr,
+    /// Real server port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for ServerRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}",
+            self.service,
+            SocketAddr::new(self.addr, self.port)
+        )
+    }
+}
+
+/// One distinct check against one target.
+#[derive(Clone, Debug)]
+pub struct JobSpec {
+    /// Identity (see the module documentation).
+    pub key: Arc<str>,
+    /// A name for logs: the check's name, or its kind for an unnamed inline check.
+    pub name: Arc<str>,
+    /// The check.
+    pub check: CheckDef,
+    /// The real server checked (address and service port).
+    pub server: SocketAddr,
+    /// Who uses it.
+    pub users: BTreeSet<ServerRef>,
+}
+
+/// The jobs of a validated configuration, and for each real server the keys of its checks.
+#[derive(Clone, Debug, Default)]
+pub struct Jobs {
+    /// By key.
+    pub jobs: BTreeMap<Arc<str>, JobSpec>,
+    /// Each real server's job keys, in the order its checks are configured.
+    pub servers: BTreeMap<ServerRef, Vec<Arc<str>>>,
+}
+
+/// The key of `check` against `server`.
+pub fn key(check: &CheckDef, server: SocketAddr) -> String {
+    let mut c = check.clone();
+    c.name = None;
+    let def = serde_json::to_string(&c).unwrap_or_else(|_| format!("{c:?}"));
+    format!("{server} {def}")
+}
+
+/// Builds the jobs of every service. Check names resolve against `[[check]]`; a name that
+/// does not resolve is skipped (validation already refused such a configuration).
+pub fn jobs(cfg: &Config) -> Jobs {
+    let named: BTreeMap<&str, &CheckDef> = cfg
+        .checks
+        .iter()
+        .filter_map(|c| Some((c.name.as_deref()?, c)))
+        .collect();
+    let mut out = Jobs::default();
+    for s in &cfg.services {
+        let service: Arc<str> = Arc::from(s.name.as_str());
+        for r in &s.real_servers {
+            let port = r.port.unwrap_or(s.port);
+            let server = SocketAddr::new(r.address, port);
+            let user = ServerRef {
+                service: service.clone(),
+                addr: r.address,
+                port,
+            };
+            let names = r.checks.as_ref().unwrap_or(&s.checks);
+            let defs = names
+                .iter()
+                .filter_map(|n| named.get(n.as_str()).copied())
+                .chain(r.inline_checks.iter());
+            let mut keys = Vec::new();
+            for def in defs {
+                let k: Arc<str> = Arc::from(key(def, server));
+                let job = out.jobs.entry(k.clone()).or_insert_with(|| JobSpec {
+                    key: k.clone(),
+                    name: Arc::from(def.name.as_deref().unwrap_or(def.kind.as_str())),
+                    check: def.clone(),
+                    server,
+                    users: BTreeSet::new(),
+                });
+                job.users.insert(user.clone());
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+            out.servers.insert(user, keys);
+        }
+    }
+    out
+}
