@@ -7,6 +7,7 @@
 mod bgp;
 mod cmd;
 mod director;
+mod health;
 mod ipvs_task;
 mod logging;
 mod owned;

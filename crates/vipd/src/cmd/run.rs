@@ -14,7 +14,10 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::{error, info, warn};
 use vipd_config::{Config, Loaded, Role};
 
+use vipd_health::engine::Update;
+
 use crate::director;
+use crate::health::HealthView;
 use crate::ipvs_task::{IpvsTask, Request};
 use crate::owned::OwnedStore;
 
@@ -53,12 +56,14 @@ struct Director {
     ipvs: mpsc::Sender<Request>,
     net: vipd_net::Net,
     speaker: Option<vipd_bgp::speaker::Speaker>,
+    health: vipd_health::engine::Handle,
+    view: HealthView,
 }
 
 async fn start_director(
     cfg: &Config,
     shutdown: &broadcast::Sender<()>,
-) -> Result<Director, String> {
+) -> Result<(Director, mpsc::UnboundedReceiver<Update>), String> {
     let client = vipd_ipvs::IpvsClient::connect()
         .await
         .map_err(|e| e.to_string())?;
@@ -77,12 +82,19 @@ async fn start_director(
     let (tx, rx) = mpsc::channel(16);
     let task = IpvsTask::new(client, owned, cfg.global.resync_interval.get());
     tokio::spawn(task.run(rx, shutdown.subscribe()));
+    // Health checks start now; until they report, alpha servers count as down.
+    let jobs = vipd_health::engine::jobs(cfg);
+    let mut view = HealthView::new(jobs.clone());
+    let (health, health_rx) = vipd_health::engine::spawn(
+        jobs.jobs.into_values().collect(),
+        vipd_health::engine::Options::default(),
+    );
     // Announce only once IPVS is programmed: a router must never send traffic to a VIP
     // this director cannot yet forward.
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let _ = tx
         .send(Request::Desired(
-            vipd_reconcile::all_up(cfg),
+            view.desired(cfg),
             director::timeouts(cfg),
             Some(done_tx),
         ))
@@ -109,11 +121,24 @@ async fn start_director(
         }
         s
     });
-    Ok(Director {
-        ipvs: tx,
-        net,
-        speaker,
-    })
+    Ok((
+        Director {
+            ipvs: tx,
+            net,
+            speaker,
+            health,
+            view,
+        },
+        health_rx,
+    ))
+}
+
+/// The next health update, or never on a node without health checks.
+async fn next_health(rx: &mut Option<mpsc::UnboundedReceiver<Update>>) -> Option<Update> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
@@ -128,15 +153,29 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
     let mut running = loaded.config;
     info!(config = %path.display(), version = env!("CARGO_PKG_VERSION"), role = ?running.global.role, "vipd started");
     let (shutdown, _) = broadcast::channel(1);
-    let mut director = match running.global.role {
-        Role::Director => Some(start_director(&running, &shutdown).await?),
+    let (mut director, mut health_rx) = match running.global.role {
+        Role::Director => {
+            let (d, rx) = start_director(&running, &shutdown).await?;
+            (Some(d), Some(rx))
+        }
         Role::Backend => {
             info!("backend role: nothing to program yet in this version");
-            None
+            (None, None)
         }
     };
     loop {
         tokio::select! {
+            Some(u) = next_health(&mut health_rx) => {
+                if let Some(d) = director.as_mut() {
+                    d.view.apply(u);
+                    // Take every update already queued: one desired state for a burst.
+                    while let Some(Ok(u)) = health_rx.as_mut().map(|rx| rx.try_recv()) {
+                        d.view.apply(u);
+                    }
+                    let desired = d.view.desired(&running);
+                    let _ = d.ipvs.send(Request::Desired(desired, director::timeouts(&running), None)).await;
+                }
+            }
             _ = term.recv() => { info!("SIGTERM: stopping (IPVS left as it is)"); break; }
             _ = int.recv() => { info!("SIGINT: stopping (IPVS left as it is)"); break; }
             _ = usr1.recv() => {
@@ -167,9 +206,15 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
                 }
                 info!(config = %path.display(), "reload: new configuration accepted");
                 running = new.config;
-                if let Some(d) = &director {
+                if let Some(d) = director.as_mut() {
                     if let Err(e) = director::apply_sysctls(&running) { director::log_setup_error("sysctls", &e); }
-                    let _ = d.ipvs.send(Request::Desired(vipd_reconcile::all_up(&running), director::timeouts(&running), None)).await;
+                    // Unchanged checks keep their state; changed ones restart from unknown.
+                    let jobs = vipd_health::engine::jobs(&running);
+                    let stats = d.health.reload(jobs.jobs.values().cloned().collect()).await;
+                    info!(kept = stats.kept, started = stats.started, stopped = stats.stopped, "reload: health checks");
+                    d.view.reload(jobs);
+                    let desired = d.view.desired(&running);
+                    let _ = d.ipvs.send(Request::Desired(desired, director::timeouts(&running), None)).await;
                     if let Some(s) = &d.speaker {
                         s.set_routes(crate::bgp::routes(&running));
                         s.initial_complete();
