@@ -12,7 +12,7 @@ CARGO ?= cargo
 # bird2, gobgpd, frr: real BGP peers of the speaker's tests.
 APT_PACKAGES := user-mode-linux kmod iproute2 ipvsadm procps iputils-ping python3 util-linux coreutils strace bird2 gobgpd frr
 # Only for `make bench`: the contenders vipd is measured against.
-BENCH_APT_PACKAGES := keepalived exabgp
+BENCH_APT_PACKAGES := keepalived exabgp haproxy
 
 .PHONY: help deps build test test-unit test-kernel fmt-check clippy testbed bench check-examples fuzz fuzz-check clean
 
@@ -78,7 +78,7 @@ testbed: deps
 bench: deps
 	@$(MAKE) --no-print-directory APT_PACKAGES="$(BENCH_APT_PACKAGES)" deps
 	@# Debian starts keepalived as a service on install where systemd runs: the bench runs its own.
-	@systemctl disable --now keepalived exabgp >/dev/null 2>&1 || true
+	@systemctl disable --now keepalived exabgp haproxy >/dev/null 2>&1 || true
 	@for b in testbed/bench/*/run; do echo "== $$b"; $$b || exit 1; done
 
 clean:

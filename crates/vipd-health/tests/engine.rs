@@ -162,3 +162,65 @@ async fn fast_interval_and_start_spread_on_paused_time() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn the_scheduler_enforces_probe_deadlines() {
+    // Probes run without timers of their own under the scheduler: it must cut a hanging
+    // response at `timeout` and a connect stuck in a full backlog at `connect_timeout`.
+    let h = Http::start().await;
+    h.set(Mode::Hang);
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("s");
+    s.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .expect("a")
+            .into(),
+    )
+    .expect("bind");
+    s.listen(0).expect("listen");
+    let full = s.local_addr().expect("addr").as_socket().expect("inet");
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(f)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(full),
+        )
+        .await
+        {
+            fillers.push(f);
+        }
+    }
+    let mut body = String::from(
+        "[[check]]\nname = \"web\"\nkind = \"http\"\ninterval = \"500ms\"\ntimeout = \"300ms\"\nconnect_timeout = \"100ms\"\nrise = 1\nfall = 1\n",
+    );
+    for (name, addr) in [("hang", h.addr), ("full", full)] {
+        body.push_str(&format!(
+            "[[service]]\nname = \"{name}\"\nvip = \"198.51.100.1\"\nport = {}\nchecks = [\"web\"]\n[[service.real_server]]\naddress = \"{}\"\n",
+            addr.port(),
+            addr.ip()
+        ));
+    }
+    let cfg = config(&body);
+    let (_handle, mut rx) = engine::spawn(
+        engine::jobs(&cfg).jobs.into_values().collect(),
+        Options::default(),
+    );
+    let mut got = std::collections::BTreeMap::new();
+    while got.len() < 2 {
+        let u = next_update(&mut rx, Duration::from_secs(3)).await;
+        assert_eq!(u.state, State::Down);
+        got.insert(u.target, (u.reason, u.latency));
+    }
+    let (reason, latency) = &got[&h.addr];
+    assert_eq!(reason, "timeout after 300ms waiting for the response");
+    assert!(
+        *latency >= Duration::from_millis(300) && *latency < Duration::from_millis(500),
+        "{latency:?}"
+    );
+    let (reason, latency) = &got[&full];
+    assert_eq!(reason, "connect timeout after 100ms");
+    assert!(
+        *latency >= Duration::from_millis(100) && *latency < Duration::from_millis(300),
+        "{latency:?}"
+    );
+}

@@ -7,6 +7,8 @@
 //! - A reload ([`Handle::reload`]) keeps the jobs whose key is unchanged (state, counters,
 //!   history, timer), starts new ones spread over their interval, drops the others; a result
 //!   of a dropped job still in flight is ignored (generation check).
+//! - Intervals run from the start of one probe to the start of the next, so a slow target
+//!   does not shift its schedule and the initial spread is kept.
 //! - Damping holds end at the job's next result after the penalty (at most one interval late).
 
 mod jobs;
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -26,7 +28,7 @@ pub use jobs::{JobSpec, Jobs, ServerRef, jobs, key};
 
 use crate::fsm::{self, Fsm, State, Transition};
 use crate::outcome::Outcome;
-use crate::probe::Probe;
+use crate::probe::{Probe, Stage};
 
 /// Scheduler settings.
 #[derive(Clone, Copy, Debug)]
@@ -145,6 +147,7 @@ pub fn spawn(jobs: Vec<JobSpec>, opts: Options) -> (Handle, mpsc::UnboundedRecei
     let mut s = Scheduler {
         jobs: BTreeMap::new(),
         heap: BinaryHeap::new(),
+        deadlines: BinaryHeap::new(),
         waiting: VecDeque::new(),
         inflight: JoinSet::new(),
         next_gen: 0,
@@ -163,15 +166,26 @@ struct Job {
     fsm: Fsm,
     generation: u64,
     running: bool,
+    /// When the current or last probe started: the next one is due an interval after it.
+    started: Instant,
+    /// Identifies the probe in flight: a result or deadline of an earlier run is ignored.
+    run_id: u64,
+    /// How far the probe in flight got (for the reason of a timeout).
+    stage: Arc<Stage>,
+    /// Cancels the probe in flight when its deadline passes.
+    abort: Option<AbortHandle>,
 }
 
 type Due = Reverse<(Instant, u64, Arc<str>, u64)>;
+/// (deadline, seq, key, generation, run id, is the connect deadline).
+type Deadline = Reverse<(Instant, u64, Arc<str>, u64, u64, bool)>;
 
 struct Scheduler {
     jobs: BTreeMap<Arc<str>, Job>,
     heap: BinaryHeap<Due>,
+    deadlines: BinaryHeap<Deadline>,
     waiting: VecDeque<(Arc<str>, u64)>,
-    inflight: JoinSet<(Arc<str>, u64, Outcome)>,
+    inflight: JoinSet<(Arc<str>, u64, u64, Outcome)>,
     next_gen: u64,
     seq: u64,
     opts: Options,
@@ -195,8 +209,27 @@ fn params(c: &vipd_config::CheckDef) -> fsm::Params {
 
 impl Scheduler {
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        // One timer, re-armed only when the earliest due time changes. A fresh `sleep_until`
+        // per loop turn is cheap in itself, but registering a deadline earlier than the one
+        // the time driver sleeps on makes tokio wake its driver with an eventfd write: that
+        // was 2-3 extra syscalls per probe at 10,000 probes a second.
+        let sleep = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
         loop {
-            let next = self.heap.peek().map(|Reverse((t, ..))| *t);
+            let next = match (
+                self.heap.peek().map(|Reverse((t, ..))| *t),
+                self.deadlines.peek().map(|Reverse((t, ..))| *t),
+            ) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if next != armed {
+                if let Some(t) = next {
+                    sleep.as_mut().reset(t);
+                }
+                armed = next;
+            }
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(Cmd::Reload(jobs, reply)) => {
@@ -210,12 +243,18 @@ impl Scheduler {
                 },
                 Some(res) = self.inflight.join_next(), if !self.inflight.is_empty() => {
                     match res {
-                        Ok((key, generation, outcome)) => self.on_result(key, generation, outcome),
+                        Ok((key, generation, run_id, outcome)) => self.on_result(key, generation, run_id, outcome),
+                        Err(e) if e.is_cancelled() => {} // timed out: already reported
                         Err(e) => warn!(error = %e, "a health probe task failed"),
                     }
                     self.start_waiting();
                 }
-                () = sleep_until(next), if next.is_some() => self.on_due(),
+                () = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                    self.on_deadlines();
+                    self.on_due();
+                    self.start_waiting();
+                }
             }
         }
         self.inflight.abort_all();
@@ -256,6 +295,10 @@ impl Scheduler {
                     fsm: Fsm::new(p),
                     generation,
                     running: false,
+                    started: first,
+                    run_id: 0,
+                    stage: Arc::new(Stage::default()),
+                    abort: None,
                 },
             );
             self.schedule(key, generation, first);
@@ -322,29 +365,93 @@ impl Scheduler {
             return;
         }
         job.running = true;
-        match &job.probe {
-            Ok(p) => {
-                let p = p.clone();
-                self.inflight.spawn(async move {
-                    let o = p.run().await;
-                    (key, generation, o)
-                });
-            }
+        let now = Instant::now();
+        job.started = now;
+        self.seq += 1;
+        job.run_id = self.seq;
+        let run_id = job.run_id;
+        let p = match &job.probe {
+            Ok(p) => p.clone(),
             Err(e) => {
                 let o = Outcome::fail(e.clone(), Duration::ZERO);
-                self.inflight.spawn(async move { (key, generation, o) });
+                self.inflight
+                    .spawn(async move { (key, generation, run_id, o) });
+                return;
             }
+        };
+        if let Some((connect, total)) = p.deadlines() {
+            job.stage = Arc::new(Stage::default());
+            self.seq += 1;
+            self.deadlines.push(Reverse((
+                now + total,
+                self.seq,
+                key.clone(),
+                generation,
+                run_id,
+                false,
+            )));
+            if connect < total {
+                self.seq += 1;
+                self.deadlines.push(Reverse((
+                    now + connect,
+                    self.seq,
+                    key.clone(),
+                    generation,
+                    run_id,
+                    true,
+                )));
+            }
+        }
+        let stage = job.stage.clone();
+        let handle = self.inflight.spawn(async move {
+            let o = p.run_untimed(&stage).await;
+            (key, generation, run_id, o)
+        });
+        job.abort = Some(handle);
+    }
+
+    /// Cancels the probes whose deadline passed and reports them as timed out.
+    fn on_deadlines(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((t, ..))) = self.deadlines.peek() {
+            if *t > now {
+                break;
+            }
+            let Some(Reverse((_, _, key, generation, run_id, is_connect))) = self.deadlines.pop()
+            else {
+                break;
+            };
+            let Some(job) = self.jobs.get_mut(&key) else {
+                continue;
+            };
+            if job.generation != generation || job.run_id != run_id || !job.running {
+                continue; // finished in time, or an older run
+            }
+            let stage = job.stage.get();
+            if is_connect && stage != Stage::CONNECT {
+                continue; // connected in time; the total deadline still stands
+            }
+            if let Some(a) = job.abort.take() {
+                a.abort();
+            }
+            let mut o = match &job.probe {
+                Ok(p) => p.timed_out(stage, is_connect),
+                Err(e) => Outcome::fail(e.clone(), Duration::ZERO),
+            };
+            o.latency = now.saturating_duration_since(job.started);
+            self.on_result(key, generation, run_id, o);
         }
     }
 
-    fn on_result(&mut self, key: Arc<str>, generation: u64, o: Outcome) {
+    fn on_result(&mut self, key: Arc<str>, generation: u64, run_id: u64, o: Outcome) {
         let Some(job) = self.jobs.get_mut(&key) else {
             return;
         };
-        if job.generation != generation {
-            return;
+        if job.generation != generation || job.run_id != run_id || !job.running {
+            return; // a dropped job, or a result that lost the race with its deadline
         }
         job.running = false;
+        job.abort = None;
         let now = Instant::now();
         let latency = o.latency;
         let t = job.fsm.on_result(now.into_std(), o);
@@ -362,7 +469,11 @@ impl Scheduler {
             };
             let _ = self.updates.send(u);
         }
-        self.schedule(key, generation, now + delay);
+        // Start to start, not end to start: a check's latency must not push its next run
+        // later, or checks drift, bunch up into bursts, queue behind each other and drift
+        // more (measured: latency climbing from 0.5 to 90 ms at 10,000 checks/s).
+        let next = (job.started + delay).max(now);
+        self.schedule(key, generation, next);
     }
 
     fn snapshot(&self) -> Vec<CheckStatus> {
@@ -388,12 +499,5 @@ impl Scheduler {
                     .map(|t| t.saturating_duration_since(now)),
             })
             .collect()
-    }
-}
-
-async fn sleep_until(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
     }
 }

@@ -4,31 +4,37 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use super::Probe;
 use super::conn::{self, words};
+use super::{Probe, Stage};
 use crate::agent;
 use crate::outcome::Outcome;
 
 /// Longest reply read; HAProxy reads one buffer and only looks at its first line.
 const MAX_REPLY: usize = 1024;
 
-/// Runs the check.
+/// Runs the check within its own timeout.
 pub async fn run(p: &Probe) -> Outcome {
-    match tokio::time::timeout(p.timeout, exchange(p)).await {
-        Ok(Ok(line)) => match agent::parse(&line) {
-            Ok(reply) => reply.outcome("agent", Duration::ZERO),
-            Err(e) => Outcome::fail(format!("agent: {e}"), Duration::ZERO),
-        },
-        Ok(Err(e)) => Outcome::fail(format!("agent: {e}"), Duration::ZERO),
-        Err(_) => Outcome::fail(
-            format!("agent: timeout after {:?} waiting for a reply", p.timeout),
-            Duration::ZERO,
-        ),
+    let stage = Stage::default();
+    match tokio::time::timeout(p.timeout, run_untimed(p, &stage, true)).await {
+        Ok(o) => o,
+        Err(_) => p.timed_out(stage.get(), false),
     }
 }
 
-async fn exchange(p: &Probe) -> Result<String, String> {
-    let mut s = conn::connect(p).await?;
+/// Runs the check; the connect is timed only when `timed`.
+pub async fn run_untimed(p: &Probe, stage: &Stage, timed: bool) -> Outcome {
+    match exchange(p, stage, timed).await {
+        Ok(line) => match agent::parse(&line) {
+            Ok(reply) => reply.outcome("agent", Duration::ZERO),
+            Err(e) => Outcome::fail(format!("agent: {e}"), Duration::ZERO),
+        },
+        Err(e) => Outcome::fail(format!("agent: {e}"), Duration::ZERO),
+    }
+}
+
+async fn exchange(p: &Probe, stage: &Stage, timed: bool) -> Result<String, String> {
+    let mut s = conn::connect(p, timed).await?;
+    stage.set(Stage::RESPONSE);
     conn::reset_on_close(&s);
     let mut buf = Vec::with_capacity(128);
     let mut chunk = [0u8; 256];

@@ -4,9 +4,10 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use super::Probe;
 
-/// Connects to the probe's address from its source address within its connect timeout.
-/// Errors are reasons in words ("connect: Connection refused", "connect timeout after 1s").
-pub async fn connect(p: &Probe) -> Result<TcpStream, String> {
+/// Connects to the probe's address from its source address, within its connect timeout when
+/// `timed` (else the scheduler enforces it). Errors are reasons in words
+/// ("connect: Connection refused", "connect timeout after 1s").
+pub async fn connect(p: &Probe, timed: bool) -> Result<TcpStream, String> {
     let sock = if p.addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -17,14 +18,17 @@ pub async fn connect(p: &Probe) -> Result<TcpStream, String> {
         sock.bind(std::net::SocketAddr::new(src, 0))
             .map_err(|e| format!("bind {src}: {}", words(&e)))?;
     }
-    match tokio::time::timeout(p.connect_timeout, sock.connect(p.addr)).await {
-        Ok(Ok(s)) => {
-            let _ = s.set_nodelay(true);
-            Ok(s)
+    // No TCP_NODELAY: a check writes its request once and then only reads, so Nagle never
+    // delays anything and the setsockopt would be one more syscall per check.
+    let r = if timed {
+        match tokio::time::timeout(p.connect_timeout, sock.connect(p.addr)).await {
+            Ok(r) => r,
+            Err(_) => return Err(format!("connect timeout after {:?}", p.connect_timeout)),
         }
-        Ok(Err(e)) => Err(format!("connect: {}", words(&e))),
-        Err(_) => Err(format!("connect timeout after {:?}", p.connect_timeout)),
-    }
+    } else {
+        sock.connect(p.addr).await
+    };
+    r.map_err(|e| format!("connect: {}", words(&e)))
 }
 
 /// Closes with a RST instead of a FIN: the check got what it needed, and thousands of checks

@@ -15,7 +15,7 @@ use regex::Regex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::conn::{self, words};
-use super::{Probe, tls};
+use super::{Probe, Stage, tls};
 use crate::outcome::Outcome;
 
 /// Largest response head read (status line and headers).
@@ -50,15 +50,6 @@ pub struct HttpProbe {
         Arc<rustls::ClientConfig>,
         rustls::pki_types::ServerName<'static>,
     )>,
-}
-
-/// Where a check was when its time ran out.
-#[derive(Clone, Copy, Debug)]
-enum Stage {
-    Connect,
-    Tls,
-    Response,
-    Body,
 }
 
 impl HttpProbe {
@@ -113,36 +104,40 @@ impl HttpProbe {
         })
     }
 
-    /// Runs the check.
+    /// Runs the check within its own timeouts.
     pub async fn run(&self, p: &Probe) -> Outcome {
-        let mut stage = Stage::Connect;
-        let r = tokio::time::timeout(p.timeout, self.exchange(p, &mut stage)).await;
-        match r {
-            Ok(Ok(o)) => o,
-            Ok(Err(reason)) => Outcome::fail(reason, Duration::ZERO),
-            Err(_) => Outcome::fail(
-                format!(
-                    "timeout after {:?} {}",
-                    p.timeout,
-                    match stage {
-                        Stage::Connect => "connecting",
-                        Stage::Tls => "in the TLS handshake",
-                        Stage::Response => "waiting for the response",
-                        Stage::Body => "reading the body",
-                    }
-                ),
-                Duration::ZERO,
-            ),
+        let stage = Stage::default();
+        match tokio::time::timeout(p.timeout, self.exchange(p, &stage, true)).await {
+            Ok(o) => o,
+            Err(_) => p.timed_out(stage.get(), false),
         }
     }
 
-    async fn exchange(&self, p: &Probe, stage: &mut Stage) -> Result<Outcome, String> {
-        let tcp = conn::connect(p).await?;
+    /// Runs the check with no timer of its own: the scheduler enforces the deadlines (see
+    /// `Probe::run_untimed`).
+    pub async fn run_untimed(&self, p: &Probe, stage: &Stage) -> Outcome {
+        self.exchange(p, stage, false).await
+    }
+
+    async fn exchange(&self, p: &Probe, stage: &Stage, timed: bool) -> Outcome {
+        match self.exchange_inner(p, stage, timed).await {
+            Ok(o) => o,
+            Err(reason) => Outcome::fail(reason, Duration::ZERO),
+        }
+    }
+
+    async fn exchange_inner(
+        &self,
+        p: &Probe,
+        stage: &Stage,
+        timed: bool,
+    ) -> Result<Outcome, String> {
+        let tcp = conn::connect(p, timed).await?;
         conn::reset_on_close(&tcp);
         match &self.tls {
             None => self.talk(tcp, stage).await,
             Some((cfg, name)) => {
-                *stage = Stage::Tls;
+                stage.set(Stage::TLS);
                 let s = tokio_rustls::TlsConnector::from(cfg.clone())
                     .connect(name.clone(), tcp)
                     .await
@@ -155,9 +150,9 @@ impl HttpProbe {
     async fn talk<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         mut s: S,
-        stage: &mut Stage,
+        stage: &Stage,
     ) -> Result<Outcome, String> {
-        *stage = Stage::Response;
+        stage.set(Stage::RESPONSE);
         s.write_all(&self.request)
             .await
             .map_err(|e| format!("write: {}", words(&e)))?;
@@ -198,7 +193,7 @@ impl HttpProbe {
         if self.head {
             return Ok(Outcome::pass(format!("HTTP {status}"), Duration::ZERO));
         }
-        *stage = Stage::Body;
+        stage.set(Stage::BODY);
         let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
         let mut body = buf.split_off(head_end + 4);
         let length = header(&head, "content-length").and_then(|v| v.parse::<usize>().ok());

@@ -14,6 +14,7 @@ mod tls;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -112,12 +113,19 @@ impl Probe {
         })
     }
 
-    /// Runs the check once. Never fails: every problem is a failed [`Outcome`] with a reason.
+    /// Runs the check once within its timeouts. Never fails: every problem is a failed
+    /// [`Outcome`] with a reason.
     pub async fn run(&self) -> Outcome {
         let start = Instant::now();
         let mut o = match &self.kind {
             Kind::Http(h) => h.run(self).await,
-            Kind::Tcp => tcp(self).await,
+            Kind::Tcp => {
+                let stage = Stage::default();
+                match tokio::time::timeout(self.timeout, tcp(self, true)).await {
+                    Ok(o) => o,
+                    Err(_) => self.timed_out(stage.get(), false),
+                }
+            }
             Kind::Agent => agent::run(self).await,
             Kind::Exec { command, args } => exec::run(self, command, args).await,
             Kind::File { path } => file::run(path).await,
@@ -125,19 +133,102 @@ impl Probe {
         o.latency = start.elapsed();
         o
     }
+
+    /// The deadlines (connect, total) the caller must enforce around [`Probe::run_untimed`];
+    /// `None` when the probe times itself (exec kills its process group, file reads are local).
+    pub fn deadlines(&self) -> Option<(Duration, Duration)> {
+        match self.kind {
+            Kind::Http(_) | Kind::Tcp | Kind::Agent => Some((self.connect_timeout, self.timeout)),
+            _ => None,
+        }
+    }
+
+    /// Runs the check with no timer of its own when [`Probe::deadlines`] says so, recording
+    /// its progress in `stage`. The scheduler uses this: a tokio timer per probe costs a
+    /// driver wake-up (an eventfd write and an extra `epoll_wait`) each time one is armed,
+    /// which was the largest avoidable cost per check; the scheduler's own timer covers
+    /// every probe's deadline instead, and on expiry drops the probe and asks
+    /// [`Probe::timed_out`] for the outcome.
+    pub async fn run_untimed(&self, stage: &Stage) -> Outcome {
+        let start = Instant::now();
+        let mut o = match &self.kind {
+            Kind::Http(h) => h.run_untimed(self, stage).await,
+            Kind::Tcp => tcp(self, false).await,
+            Kind::Agent => agent::run_untimed(self, stage, false).await,
+            _ => return self.run().await,
+        };
+        o.latency = start.elapsed();
+        o
+    }
+
+    /// The outcome of a probe whose time ran out at `stage`; `connect_deadline` when it was
+    /// the connect timeout that expired.
+    pub fn timed_out(&self, stage: u8, connect_deadline: bool) -> Outcome {
+        let reason =
+            if stage == Stage::CONNECT && (connect_deadline || matches!(self.kind, Kind::Tcp)) {
+                let t = if connect_deadline {
+                    self.connect_timeout
+                } else {
+                    self.timeout
+                };
+                format!("connect timeout after {t:?}")
+            } else {
+                let t = self.timeout;
+                match stage {
+                    Stage::CONNECT => format!("timeout after {t:?} connecting"),
+                    Stage::TLS => format!("timeout after {t:?} in the TLS handshake"),
+                    Stage::BODY => format!("timeout after {t:?} reading the body"),
+                    _ => format!("timeout after {t:?} waiting for the response"),
+                }
+            };
+        let reason = if matches!(self.kind, Kind::Agent) {
+            match stage {
+                Stage::CONNECT => format!("agent: {reason}"),
+                _ => format!(
+                    "agent: timeout after {:?} waiting for a reply",
+                    self.timeout
+                ),
+            }
+        } else {
+            reason
+        };
+        Outcome::fail(reason, self.timeout)
+    }
 }
 
-async fn tcp(p: &Probe) -> Outcome {
-    match tokio::time::timeout(p.timeout, conn::connect(p)).await {
-        Ok(Ok(s)) => {
+/// How far a probe got, for the reason of a timeout. Shared between the probe and whoever
+/// enforces its deadlines.
+#[derive(Debug, Default)]
+pub struct Stage(AtomicU8);
+
+impl Stage {
+    /// Connecting (the initial stage).
+    pub const CONNECT: u8 = 0;
+    /// TLS handshake.
+    pub const TLS: u8 = 1;
+    /// Request sent, waiting for the response (or the agent's reply).
+    pub const RESPONSE: u8 = 2;
+    /// Reading the body.
+    pub const BODY: u8 = 3;
+
+    /// The current stage.
+    pub fn get(&self) -> u8 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Moves on.
+    pub fn set(&self, s: u8) {
+        self.0.store(s, Ordering::Relaxed);
+    }
+}
+
+async fn tcp(p: &Probe, timed: bool) -> Outcome {
+    match conn::connect(p, timed).await {
+        Ok(s) => {
             conn::reset_on_close(&s);
             Outcome::pass("TCP connect", Duration::ZERO)
         }
-        Ok(Err(e)) => Outcome::fail(e, Duration::ZERO),
-        Err(_) => Outcome::fail(
-            format!("connect timeout after {:?}", p.timeout),
-            Duration::ZERO,
-        ),
+        Err(e) => Outcome::fail(e, Duration::ZERO),
     }
 }
 
