@@ -119,13 +119,10 @@ impl Probe {
         let start = Instant::now();
         let mut o = match &self.kind {
             Kind::Http(h) => h.run(self).await,
-            Kind::Tcp => {
-                let stage = Stage::default();
-                match tokio::time::timeout(self.timeout, tcp(self, true)).await {
-                    Ok(o) => o,
-                    Err(_) => self.timed_out(stage.get(), false),
-                }
-            }
+            Kind::Tcp => match tokio::time::timeout(self.timeout, tcp(self, true)).await {
+                Ok(o) => o,
+                Err(_) => self.timed_out(Stage::CONNECT, false),
+            },
             Kind::Agent => agent::run(self).await,
             Kind::Exec { command, args } => exec::run(self, command, args).await,
             Kind::File { path } => file::run(path).await,
