@@ -166,7 +166,8 @@ async fn fast_interval_and_start_spread_on_paused_time() {
 #[tokio::test]
 async fn the_scheduler_enforces_probe_deadlines() {
     // Probes run without timers of their own under the scheduler: it must cut a hanging
-    // response at `timeout` and a connect stuck in a full backlog at `connect_timeout`.
+    // response at `timeout` and a connect stuck in a full backlog at `connect_timeout`; a
+    // refused connection is reported as such.
     let h = Http::start().await;
     h.set(Mode::Hang);
     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("s");
@@ -193,7 +194,11 @@ async fn the_scheduler_enforces_probe_deadlines() {
     let mut body = String::from(
         "[[check]]\nname = \"web\"\nkind = \"http\"\ninterval = \"500ms\"\ntimeout = \"300ms\"\nconnect_timeout = \"100ms\"\nrise = 1\nfall = 1\n",
     );
-    for (name, addr) in [("hang", h.addr), ("full", full)] {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    for (name, addr) in [("hang", h.addr), ("full", full), ("closed", closed)] {
         body.push_str(&format!(
             "[[service]]\nname = \"{name}\"\nvip = \"198.51.100.1\"\nport = {}\nchecks = [\"web\"]\n[[service.real_server]]\naddress = \"{}\"\n",
             addr.port(),
@@ -206,7 +211,7 @@ async fn the_scheduler_enforces_probe_deadlines() {
         Options::default(),
     );
     let mut got = std::collections::BTreeMap::new();
-    while got.len() < 2 {
+    while got.len() < 3 {
         let u = next_update(&mut rx, Duration::from_secs(3)).await;
         assert_eq!(u.state, State::Down);
         got.insert(u.target, (u.reason, u.latency));
@@ -219,6 +224,7 @@ async fn the_scheduler_enforces_probe_deadlines() {
     );
     let (reason, latency) = &got[&full];
     assert_eq!(reason, "connect timeout after 100ms");
+    assert_eq!(got[&closed].0, "connect: Connection refused");
     assert!(
         *latency >= Duration::from_millis(100) && *latency < Duration::from_millis(300),
         "{latency:?}"
