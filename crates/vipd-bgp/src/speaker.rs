@@ -438,8 +438,15 @@ impl Peer {
     }
 
     fn peer_ctx(&self, n: &Negotiated) -> PeerCtx {
-        let local = self.cfg.local_addr;
-        PeerCtx {
+        // The next hop is the session's own address unless configured: the configured local
+        // address, else the one the kernel chose for the connection.
+        let local = self.cfg.local_addr.or_else(|| {
+            self.conn
+                .as_ref()
+                .and_then(|c| c.local_addr().ok())
+                .map(|a| a.ip().to_canonical())
+        });
+        let ctx = PeerCtx {
             local_as: self.cfg.fsm.local_as,
             ebgp: self.cfg.fsm.local_as != self.cfg.fsm.remote_as,
             next_hop_v4: self.cfg.next_hop_v4.or(match local {
@@ -451,7 +458,16 @@ impl Peer {
                 _ => None,
             }),
             families: n.families.clone(),
+        };
+        for (afi, have) in [
+            (crate::wire::Afi::Ipv4, ctx.next_hop_v4.is_some()),
+            (crate::wire::Afi::Ipv6, ctx.next_hop_v6.is_some()),
+        ] {
+            if !have && ctx.families.iter().any(|(a, _)| *a == afi) {
+                warn!(neighbor = %self.cfg.addr, "no {afi:?} next hop for this session (set ipv4_next_hop / ipv6_next_hop): its {afi:?} routes are not sent");
+            }
         }
+        ctx
     }
 
     /// Sends what changed since the last sync, then End-of-RIB once the daemon says the

@@ -745,3 +745,37 @@ fn peer_restart_is_followed_by_a_reconnect() {
         "route before and after the router's daemon restarted"
     );
 }
+
+/// The daemon's order: End-of-RIB first (first health pass done, nothing has quorum yet),
+/// routes later, once the session is up. And no local address configured (the default):
+/// the next hop is the address the kernel chose for the session (a configuration without
+/// `local_address` once announced nothing at all).
+#[test]
+fn a_route_set_after_end_of_rib_reaches_bird_with_the_sessions_address_as_next_hop() {
+    if !require_program("a_route_set_after_end_of_rib_reaches_bird", "bird") {
+        return;
+    }
+    let (_lan, _rtr, dir_ns, bird, _dir) = topology("late", "");
+    let (up, announced) = dir_ns.run(|| async {
+        let t = Duration::from_secs(20);
+        let mut p = peer(None);
+        p.local_addr = None;
+        let s = Speaker::start(vec![p]);
+        s.initial_complete();
+        let (up, _) = bird
+            .until("show protocols vipd", t, |o| o.contains("Established"))
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        s.set_routes(BTreeMap::from([(
+            host("198.51.100.1"),
+            RouteAttrs::default(),
+        )]));
+        let (announced, _) = bird
+            .until("show route all 198.51.100.1/32", t, |o| {
+                o.contains("BGP.next_hop: 10.0.0.1")
+            })
+            .await;
+        (up, announced)
+    });
+    assert!(up && announced);
+}
