@@ -101,6 +101,9 @@ pub struct Evaluation {
     pub down: usize,
     /// Every server has left `Unknown`: the service's first health pass is complete.
     pub settled: bool,
+    /// Sum of the effective weights of the servers that are up (panic mode aside, drained
+    /// ones count 0): what a quorum is measured against.
+    pub healthy_weight: u64,
 }
 
 impl Service {
@@ -149,6 +152,11 @@ impl Service {
         };
         let panic_changed = (panic != self.panic).then_some(panic);
         self.panic = panic;
+        let healthy_weight = servers
+            .iter()
+            .filter(|(_, v)| !is_down(v))
+            .map(|(w, v)| u64::from(weight(*w, v)))
+            .sum();
         let out = servers
             .iter()
             .map(|(w, v)| {
@@ -165,6 +173,7 @@ impl Service {
             panic_changed,
             down,
             settled: servers.iter().all(|(_, v)| v.state != State::Unknown),
+            healthy_weight,
         }
     }
 }

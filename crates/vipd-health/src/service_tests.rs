@@ -85,6 +85,7 @@ fn agent_weight_and_drain_scale_the_configured_weight() {
         ]
     );
     assert!(e.settled);
+    assert_eq!(e.healthy_weight, 51, "drained and 0% servers add nothing");
 }
 
 #[test]
@@ -112,6 +113,10 @@ fn panic_mode_enters_and_leaves() {
     assert!(e.panic);
     assert_eq!(e.panic_changed, Some(true));
     assert_eq!(e.down, 3);
+    assert_eq!(
+        e.healthy_weight, 1,
+        "panic sends to all, but quorum counts the real ones"
+    );
     assert_eq!(
         e.servers,
         vec![

@@ -1,13 +1,11 @@
-//! From the configuration to the BGP speaker: neighbors and the routes of the VIPs.
+//! From the configuration to the BGP speaker's neighbors (routes: `announce`).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use vipd_bgp::fsm::Config as FsmConfig;
-use vipd_bgp::rib::RouteAttrs;
 use vipd_bgp::speaker::PeerConfig;
-use vipd_bgp::wire::{Afi, Prefix, Safi};
+use vipd_bgp::wire::{Afi, Safi};
 use vipd_config::{Config, Family};
 
 /// One [`PeerConfig`] per `[[bgp.neighbor]]`. `restarting` sets the graceful-restart R bit
@@ -54,27 +52,6 @@ pub fn peers(cfg: &Config, restarting: bool) -> Vec<PeerConfig> {
         .collect()
 }
 
-/// The host route of every announced VIP with its `[service.announce]` attributes. Several
-/// services on one VIP (ports) share one route; the first service's attributes win.
-pub fn routes(cfg: &Config) -> BTreeMap<Prefix, RouteAttrs> {
-    let mut out = BTreeMap::new();
-    for s in cfg.services.iter().filter(|s| s.announce.enabled) {
-        let a = &s.announce;
-        out.entry(Prefix::host(s.vip))
-            .or_insert_with(|| RouteAttrs {
-                med: a.med,
-                local_pref: a.local_pref,
-                communities: a.communities.iter().map(|c| c.0).collect(),
-                large_communities: a
-                    .large_communities
-                    .iter()
-                    .map(|l| (l.0, l.1, l.2))
-                    .collect(),
-            });
-    }
-    out
-}
-
 /// Graceful restart is on: stop by dropping connections, not by sending a Cease.
 pub fn graceful(cfg: &Config) -> bool {
     cfg.bgp.as_ref().is_some_and(|b| b.graceful_restart.enabled)
@@ -85,7 +62,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn peers_and_routes_from_the_example() {
+    fn peers_from_the_example() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../deploy/examples/director-ipv4.toml");
         let cfg = vipd_config::load_file(&path).expect("example").config;
@@ -99,10 +76,5 @@ mod tests {
             vec![(Afi::Ipv4, Safi::Unicast), (Afi::Ipv6, Safi::Unicast)]
         );
         assert_eq!(p[0].fsm.graceful_restart, Some((120, true)));
-        let r = routes(&cfg);
-        assert_eq!(r.len(), 2);
-        let api = &r[&Prefix::host("198.51.100.20".parse().unwrap())];
-        assert_eq!(api.med, Some(10));
-        assert_eq!(api.large_communities, vec![(4_200_000_001, 1, 443)]);
     }
 }

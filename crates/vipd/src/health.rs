@@ -15,6 +15,8 @@ use vipd_health::fsm::State;
 use vipd_health::service::{self, CheckView, Effective, ServerView};
 use vipd_reconcile::{DesiredService, Health};
 
+use crate::announce::ServiceHealth;
+
 /// A check's latest visible state.
 #[derive(Clone, Debug)]
 struct Check {
@@ -43,6 +45,8 @@ pub struct HealthView {
     services: BTreeMap<String, service::Service>,
     /// Last effective state per real server, to log changes only.
     last: BTreeMap<ServerRef, Effective>,
+    /// Per service, from the last [`HealthView::desired`]: quorum input and first pass.
+    summary: BTreeMap<String, ServiceHealth>,
 }
 
 impl HealthView {
@@ -124,6 +128,13 @@ impl HealthView {
                 s.alpha,
                 s.panic_threshold.map(|p| p.0),
             );
+            self.summary.insert(
+                s.name.clone(),
+                ServiceHealth {
+                    healthy_weight: eval.healthy_weight,
+                    settled: eval.settled,
+                },
+            );
             match eval.panic_changed {
                 Some(true) => error!(
                     service = %s.name, down = eval.down, total = refs.len(),
@@ -157,6 +168,13 @@ impl HealthView {
             }));
         }
         self.last.retain(|r, _| self.jobs.servers.contains_key(r));
+        self.summary
+            .retain(|name, _| cfg.services.iter().any(|s| &s.name == name));
         out
+    }
+
+    /// Each service's healthy weight and first-pass state, as of the last `desired`.
+    pub fn services(&self) -> &BTreeMap<String, ServiceHealth> {
+        &self.summary
     }
 }

@@ -4,6 +4,7 @@
 //! the command line, sets up logging and maps results to exit codes (0 ok, 1 failure, 2 usage,
 //! which clap produces itself).
 
+mod announce;
 mod bgp;
 mod cmd;
 mod director;
@@ -22,6 +23,8 @@ Examples:
   vipd check-config /etc/vipd/vipd.toml
   vipd check-config deploy/examples/*.toml
   vipd run --config /etc/vipd/vipd.toml
+  vipd drain      (touch the drain file: graceful shutdown, then withdraw)
+  vipd undrain
   RUST_LOG=vipd=debug vipd run --config vipd.toml";
 
 /// L4 load-balancer control plane: health checks drive in-kernel IPVS (Maglev, tunnel
@@ -66,6 +69,41 @@ enum Command {
         )]
         config: PathBuf,
     },
+    /// Drain this node: create the drain file (global.drain_file, /etc/lb/disable by default).
+    ///
+    /// The daemon re-announces each VIP with GRACEFUL_SHUTDOWN (65535:0) and the drained MED,
+    /// then withdraws it after the drain delay; IPVS stays as it is so existing flows end.
+    /// The file survives restarts.
+    #[command(
+        after_help = "Example:\n  vipd drain && sleep 60 && systemctl restart vipd && vipd undrain"
+    )]
+    Drain {
+        /// Configuration file (to find global.drain_file).
+        #[arg(
+            short,
+            long,
+            value_name = "FILE",
+            default_value = "/etc/vipd/vipd.toml"
+        )]
+        config: PathBuf,
+        /// The drain file itself, instead of reading it from the configuration.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
+    /// End a drain: remove the drain file; the daemon announces again.
+    Undrain {
+        /// Configuration file (to find global.drain_file).
+        #[arg(
+            short,
+            long,
+            value_name = "FILE",
+            default_value = "/etc/vipd/vipd.toml"
+        )]
+        config: PathBuf,
+        /// The drain file itself, instead of reading it from the configuration.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,6 +111,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { files, quiet } => cmd::check_config::run(&files, quiet),
         Command::Run { config } => cmd::run::run(&config),
+        Command::Drain { config, file } => cmd::drain::drain(&config, file),
+        Command::Undrain { config, file } => cmd::drain::undrain(&config, file),
     }
 }
 

@@ -234,3 +234,69 @@ fn director_without_ipvs_refuses_to_start() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn drain_and_undrain_create_and_remove_the_configured_file() {
+    let dir = std::env::temp_dir().join(format!("vipd-cli-drain-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("lb").join("disable");
+    let cfg = dir.join("vipd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[global]\nrouter_id = \"192.0.2.1\"\ndrain_file = \"{}\"\n[[service]]\nname = \"s\"\nvip = \"198.51.100.1\"\nport = 80\n[[service.real_server]]\naddress = \"10.0.0.1\"\n",
+            file.display()
+        ),
+    )
+    .expect("config");
+    let o = vipd()
+        .arg("drain")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        file.exists(),
+        "drain file created (with its parent directory)"
+    );
+    assert!(text(&o).contains("GRACEFUL_SHUTDOWN"), "{}", text(&o));
+    let o = vipd()
+        .arg("undrain")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!file.exists());
+    // Undrain when not drained is fine; a bad config is refused with its errors.
+    let o = vipd()
+        .arg("undrain")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    assert!(
+        o.status.success() && text(&o).contains("not drained"),
+        "{}",
+        text(&o)
+    );
+    std::fs::write(&cfg, "[global]\nrouter_idd = 1\n").expect("config");
+    let o = vipd()
+        .arg("drain")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("--file"), "{}", text(&o));
+    // --file needs no configuration.
+    let o = vipd()
+        .args(["drain", "--config", "/nonexistent", "--file"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(o.status.success() && file.exists(), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

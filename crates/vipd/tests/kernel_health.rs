@@ -199,3 +199,205 @@ fn health_checks_drive_ipvs_weights() {
     drop(s11);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+const SCENARIO: &str = r#"
+[global]
+router_id = "10.8.0.1"
+state_dir = "DIR/state"
+drain_file = "DIR/disable"
+
+[bgp]
+local_as = 65001
+hold_time = 9
+connect_retry = 1
+[[bgp.neighbor]]
+address = "10.8.0.254"
+remote_as = 65010
+
+[[check]]
+name = "web"
+kind = "http"
+port = 8080
+interval = "300ms"
+timeout = "250ms"
+rise = 1
+fall = 2
+jitter = "0%"
+
+[[service]]
+name = "web"
+vip = "198.51.100.1"
+port = 80
+checks = ["web"]
+quorum = 2
+[service.announce]
+med = 10
+drained_med = 100
+drain_delay = "2s"
+[[service.real_server]]
+address = "10.9.0.10"
+[[service.real_server]]
+address = "10.9.0.11"
+"#;
+
+/// `birdc` in the router's namespace; its output, or "" while BIRD is not up yet.
+fn birdc(rtr: &Netns, ctl: &Path, args: &[&str]) -> String {
+    Command::new("ip")
+        .args(["netns", "exec", rtr.name(), "birdc", "-s"])
+        .arg(ctl)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// `birdc show route all` for the VIP, polled until `pred` holds.
+fn bird_until(
+    rtr: &Netns,
+    ctl: &Path,
+    log: &Path,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    let start = Instant::now();
+    loop {
+        let out = birdc(rtr, ctl, &["show", "route", "all", "198.51.100.1/32"]);
+        if pred(&out) {
+            return out;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what}: BIRD shows\n{out}\n{}\nvipd log:\n{}",
+            birdc(rtr, ctl, &["show", "protocols", "all", "vipd"]),
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn quorum_and_drain_file_drive_the_route_at_bird() {
+    if !require(
+        "quorum_and_drain_file_drive_the_route_at_bird",
+        &[Feature::Ipvs],
+    ) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vipd-kt-scenario-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let up_lan = Lan::new("ksu");
+    let be_lan = Lan::new("ksb");
+    let rtr = Netns::new("ks-rtr");
+    let director = Netns::new("ks-dir");
+    let backends = Netns::new("ks-be");
+    up_lan.attach(&rtr, "eth0", &["10.8.0.254/24"]);
+    up_lan.attach(&director, "eth0", &["10.8.0.1/24"]);
+    be_lan.attach(&director, "eth1", &["10.9.0.1/24"]);
+    be_lan.attach(&backends, "eth0", &["10.9.0.10/24", "10.9.0.11/24"]);
+    let ctl = dir.join("bird.ctl");
+    std::fs::write(
+        dir.join("bird.conf"),
+        "router id 10.8.0.254;\nprotocol device {}\nprotocol bgp vipd {\n  local 10.8.0.254 as 65010;\n  neighbor 10.8.0.1 as 65001;\n  hold time 9;\n  connect delay time 1;\n  error wait time 1, 2;\n  ipv4 { import all; export none; };\n}\n",
+    )
+    .expect("bird.conf");
+    let _bird = Daemon::spawn(
+        &rtr,
+        "bird",
+        &[
+            "-f".as_ref(),
+            "-c".as_ref(),
+            dir.join("bird.conf").as_os_str(),
+            "-s".as_ref(),
+            ctl.as_os_str(),
+        ],
+        &dir.join("bird.log"),
+    );
+    let cfg = dir.join("vipd.toml");
+    std::fs::write(&cfg, SCENARIO.replace("DIR", &dir.display().to_string())).expect("cfg");
+    let log = dir.join("vipd.log");
+    let _vipd = Vipd(
+        Command::new("ip")
+            .args(["netns", "exec", director.name()])
+            .arg(env!("CARGO_BIN_EXE_vipd"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("vipd"),
+    );
+    let vipd_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let established = || birdc(&rtr, &ctl, &["show", "protocols", "vipd"]).contains("Established");
+    let start = Instant::now();
+    while !established() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no session:\n{}",
+            vipd_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // No backend answers yet: alpha keeps them down, no quorum, no route.
+    std::thread::sleep(Duration::from_secs(2));
+    let none = bird_until(&rtr, &ctl, &log, "before health", |_| true);
+    assert!(
+        !none.contains("198.51.100.1/32"),
+        "route before health passed:\n{none}"
+    );
+
+    let s10 = http_server(&backends, "10.9.0.10", &dir);
+    std::thread::sleep(Duration::from_secs(2));
+    let one = bird_until(&rtr, &ctl, &log, "one backend", |_| true);
+    assert!(
+        !one.contains("198.51.100.1/32"),
+        "quorum 2 with one backend:\n{one}"
+    );
+    let s11 = http_server(&backends, "10.9.0.11", &dir);
+    let r = bird_until(&rtr, &ctl, &log, "quorum reached", |o| {
+        o.contains("198.51.100.1/32")
+    });
+    assert!(r.contains("BGP.med: 10"), "{r}");
+
+    // Quorum lost: withdrawn; back: announced.
+    drop(s11);
+    bird_until(&rtr, &ctl, &log, "quorum lost", |o| {
+        !o.contains("198.51.100.1/32")
+    });
+    let s11 = http_server(&backends, "10.9.0.11", &dir);
+    bird_until(&rtr, &ctl, &log, "quorum back", |o| {
+        o.contains("198.51.100.1/32")
+    });
+
+    // Drain: GRACEFUL_SHUTDOWN and the drained MED first, then the withdrawal.
+    std::fs::write(dir.join("disable"), "maintenance, ticket 42\n").expect("touch");
+    let g = bird_until(&rtr, &ctl, &log, "graceful shutdown", |o| {
+        o.contains("(65535,0)")
+    });
+    assert!(g.contains("BGP.med: 100"), "{g}");
+    let t = Instant::now();
+    bird_until(&rtr, &ctl, &log, "drained", |o| {
+        !o.contains("198.51.100.1/32")
+    });
+    assert!(
+        t.elapsed() >= Duration::from_millis(1000),
+        "withdrawn before the drain delay"
+    );
+    std::fs::remove_file(dir.join("disable")).expect("rm");
+    let back = bird_until(&rtr, &ctl, &log, "undrained", |o| {
+        o.contains("198.51.100.1/32")
+    });
+    assert!(
+        !back.contains("(65535,0)") && back.contains("BGP.med: 10"),
+        "{back}"
+    );
+    // IPVS stayed programmed through all of it.
+    assert_eq!(witness(&director).len(), 2, "{:?}", witness(&director));
+    let text = vipd_log();
+    assert!(
+        text.contains("quorum down") && text.contains("drain file present"),
+        "{text}"
+    );
+    drop((s10, s11));
+    let _ = std::fs::remove_dir_all(&dir);
+}

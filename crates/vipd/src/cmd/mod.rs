@@ -1,4 +1,5 @@
 //! Subcommands.
 
 pub mod check_config;
+pub mod drain;
 pub mod run;

@@ -16,6 +16,13 @@ use vipd_config::{Config, Loaded, Role};
 
 use vipd_health::engine::Update;
 
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use vipd_bgp::rib::RouteAttrs;
+use vipd_bgp::wire::Prefix;
+
+use crate::announce::Announcer;
 use crate::director;
 use crate::health::HealthView;
 use crate::ipvs_task::{IpvsTask, Request};
@@ -58,6 +65,49 @@ struct Director {
     speaker: Option<vipd_bgp::speaker::Speaker>,
     health: vipd_health::engine::Handle,
     view: HealthView,
+    announcer: Announcer,
+    /// The last routes given to the speaker (to skip identical updates).
+    routes: BTreeMap<Prefix, RouteAttrs>,
+    /// End-of-RIB sent (after the first full health pass).
+    eor_sent: bool,
+}
+
+impl Director {
+    /// Re-decides the routes from quorum, first pass and drain, and hands any change to the
+    /// speaker. Called BEFORE the matching IPVS change is sent: on quorum loss the
+    /// withdrawal goes out first.
+    fn refresh_routes(&mut self, cfg: &Config) {
+        let Some(speaker) = &self.speaker else {
+            return;
+        };
+        let health = self.view.services();
+        self.announcer.update_quorum(cfg, health);
+        let (routes, states, _) = self.announcer.routes(cfg, true, health, Instant::now());
+        if routes != self.routes {
+            for (p, st) in &states {
+                info!(vip = %p, state = ?st, "route decision");
+            }
+            speaker.set_routes(routes.clone());
+            self.routes = routes;
+        }
+        if !self.eor_sent && health.values().all(|h| h.settled) {
+            // With graceful restart, End-of-RIB tells routers the stale routes can go: only
+            // once every service has had its first health pass (ExaBGP issue #328).
+            speaker.initial_complete();
+            self.eor_sent = true;
+            info!("first health pass complete: End-of-RIB sent");
+        }
+    }
+
+    /// Polls the drain file. Only its existence counts (its content is the operator's: a
+    /// note, nothing, or garbage); an error other than "absent" keeps the current state.
+    fn poll_drain(&mut self, cfg: &Config) {
+        match cfg.global.drain_file.try_exists() {
+            Ok(present) => self.announcer.set_drain(present, Instant::now()),
+            Err(e) => warn!(file = %cfg.global.drain_file.display(), error = %e,
+                "cannot tell whether the drain file exists; drain state unchanged"),
+        }
+    }
 }
 
 async fn start_director(
@@ -112,25 +162,28 @@ async fn start_director(
         })?),
         _ => None,
     };
-    let speaker = (!peers.is_empty()).then(|| {
-        let s = vipd_bgp::speaker::Speaker::start_with_listener(peers, listener);
-        s.set_routes(crate::bgp::routes(cfg));
-        if report.failed.is_empty() {
-            // With graceful restart, End-of-RIB tells routers the stale routes can go.
-            s.initial_complete();
-        }
-        s
-    });
-    Ok((
-        Director {
-            ipvs: tx,
-            net,
-            speaker,
-            health,
-            view,
-        },
-        health_rx,
-    ))
+    if !report.failed.is_empty() {
+        warn!(
+            failed = report.failed.len(),
+            "the first IPVS programming had failures; they are retried at each resync"
+        );
+    }
+    // Routes follow quorum, first health pass and drain (refresh_routes); none yet.
+    let speaker = (!peers.is_empty())
+        .then(|| vipd_bgp::speaker::Speaker::start_with_listener(peers, listener));
+    let mut d = Director {
+        ipvs: tx,
+        net,
+        speaker,
+        health,
+        view,
+        announcer: Announcer::default(),
+        routes: BTreeMap::new(),
+        eor_sent: false,
+    };
+    d.poll_drain(cfg);
+    d.refresh_routes(cfg);
+    Ok((d, health_rx))
 }
 
 /// The next health update, or never on a node without health checks.
@@ -163,8 +216,17 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
             (None, None)
         }
     };
+    let mut drain_poll = tokio::time::interval(crate::announce::DRAIN_POLL);
+    drain_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = drain_poll.tick() => {
+                if let Some(d) = director.as_mut() {
+                    d.poll_drain(&running);
+                    // Also ends a drain delay that ran out.
+                    d.refresh_routes(&running);
+                }
+            }
             Some(u) = next_health(&mut health_rx) => {
                 if let Some(d) = director.as_mut() {
                     d.view.apply(u);
@@ -173,6 +235,7 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
                         d.view.apply(u);
                     }
                     let desired = d.view.desired(&running);
+                    d.refresh_routes(&running);
                     let _ = d.ipvs.send(Request::Desired(desired, director::timeouts(&running), None)).await;
                 }
             }
@@ -214,11 +277,9 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
                     info!(kept = stats.kept, started = stats.started, stopped = stats.stopped, "reload: health checks");
                     d.view.reload(jobs);
                     let desired = d.view.desired(&running);
+                    // Withdrawals first (a removed service's VIP), then IPVS and addresses.
+                    d.refresh_routes(&running);
                     let _ = d.ipvs.send(Request::Desired(desired, director::timeouts(&running), None)).await;
-                    if let Some(s) = &d.speaker {
-                        s.set_routes(crate::bgp::routes(&running));
-                        s.initial_complete();
-                    }
                     if let Err(e) = director::sync_vips(&d.net, &running).await { director::log_setup_error("VIP addresses", &e); }
                 }
             }
