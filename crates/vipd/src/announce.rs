@@ -71,6 +71,11 @@ impl Announcer {
         }
     }
 
+    /// The drain file is present.
+    pub fn drained(&self) -> bool {
+        self.draining_since.is_some()
+    }
+
     /// Updates each service's quorum from its health; logs changes.
     pub fn update_quorum(&mut self, cfg: &Config, health: &BTreeMap<String, ServiceHealth>) {
         self.quorum_up

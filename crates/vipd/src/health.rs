@@ -12,7 +12,8 @@ use tracing::{error, info, warn};
 use vipd_config::Config;
 use vipd_health::engine::{Jobs, ServerRef, Update};
 use vipd_health::fsm::State;
-use vipd_health::service::{self, CheckView, Effective, ServerView};
+pub use vipd_health::service::Effective;
+use vipd_health::service::{self, CheckView, ServerView};
 use vipd_reconcile::{DesiredService, Health};
 
 use crate::announce::ServiceHealth;
@@ -43,8 +44,8 @@ pub struct HealthView {
     jobs: Jobs,
     checks: BTreeMap<Arc<str>, Check>,
     services: BTreeMap<String, service::Service>,
-    /// Last effective state per real server, to log changes only.
-    last: BTreeMap<ServerRef, Effective>,
+    /// Last effective state per real server and its reason (changes are logged).
+    last: BTreeMap<ServerRef, (Effective, String)>,
     /// Per service, from the last [`HealthView::desired`]: quorum input and first pass.
     summary: BTreeMap<String, ServiceHealth>,
 }
@@ -144,7 +145,8 @@ impl HealthView {
                 None => {}
             }
             for ((r, v), e) in refs.iter().zip(&views).zip(&eval.servers) {
-                if self.last.insert(r.clone(), *e) != Some(*e) {
+                let before = self.last.insert(r.clone(), (*e, v.reason.clone()));
+                if before.map(|b| b.0) != Some(*e) {
                     match e {
                         Effective::Up(w) => {
                             info!(server = %r, weight = w, reason = %v.reason, "real server up")
@@ -171,6 +173,18 @@ impl HealthView {
         self.summary
             .retain(|name, _| cfg.services.iter().any(|s| &s.name == name));
         out
+    }
+
+    /// A real server's effective state and reason, as of the last `desired`.
+    pub fn server(&self, r: &ServerRef) -> Option<&(Effective, String)> {
+        self.last.get(r)
+    }
+
+    /// Panic mode of a service.
+    pub fn panic(&self, service: &str) -> bool {
+        self.services
+            .get(service)
+            .is_some_and(service::Service::panic)
     }
 
     /// Each service's healthy weight and first-pass state, as of the last `desired`.

@@ -32,7 +32,12 @@ pub enum Request {
     ),
     /// Dump and repair now.
     Resync(Option<oneshot::Sender<Report>>),
+    /// The kernel's services and destinations with their counters (for `vipd status`).
+    Dump(oneshot::Sender<Result<Dump, String>>),
 }
+
+/// The kernel's services, each with its destinations.
+pub type Dump = Vec<(vipd_ipvs::Service, Vec<vipd_ipvs::Dest>)>;
 
 /// The outcome of one reconciliation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -93,6 +98,9 @@ impl IpvsTask {
                     Some(Request::Resync(reply)) => {
                         let r = self.reconcile("resync requested").await;
                         if let Some(tx) = reply { let _ = tx.send(r); }
+                    }
+                    Some(Request::Dump(reply)) => {
+                        let _ = reply.send(self.client.dump().await.map_err(|e| e.to_string()));
                     }
                 },
                 _ = tick.tick() => { self.reconcile("periodic resync").await; }

@@ -12,6 +12,7 @@ mod health;
 mod ipvs_task;
 mod logging;
 mod owned;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +91,24 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         file: Option<PathBuf>,
     },
+    /// Show services (like `ipvsadm -Ln`, with health and route state), real servers and BGP
+    /// neighbors (like `birdc show protocols`), drain state and the last reload's result.
+    Status {
+        /// Configuration file (to find global.control_socket).
+        #[arg(
+            short,
+            long,
+            value_name = "FILE",
+            default_value = "/etc/vipd/vipd.toml"
+        )]
+        config: PathBuf,
+        /// The control socket itself, instead of reading it from the configuration.
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// End a drain: remove the drain file; the daemon announces again.
     Undrain {
         /// Configuration file (to find global.drain_file).
@@ -112,6 +131,23 @@ fn main() -> ExitCode {
         Command::CheckConfig { files, quiet } => cmd::check_config::run(&files, quiet),
         Command::Run { config } => cmd::run::run(&config),
         Command::Drain { config, file } => cmd::drain::drain(&config, file),
+        Command::Status {
+            config,
+            socket,
+            json,
+        } => {
+            let socket = match socket {
+                Some(s) => s,
+                None => match vipd_config::load_file(&config) {
+                    Ok(l) => l.config.global.control_socket,
+                    Err(e) => {
+                        eprintln!("{e}\n(or name the control socket with --socket)");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            };
+            status::client(&socket, json)
+        }
         Command::Undrain { config, file } => cmd::drain::undrain(&config, file),
     }
 }

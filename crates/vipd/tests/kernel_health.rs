@@ -205,6 +205,7 @@ const SCENARIO: &str = r#"
 router_id = "10.8.0.1"
 state_dir = "DIR/state"
 drain_file = "DIR/disable"
+control_socket = "DIR/vipd.sock"
 
 [bgp]
 local_as = 65001
@@ -391,6 +392,38 @@ fn quorum_and_drain_file_drive_the_route_at_bird() {
         !back.contains("(65535,0)") && back.contains("BGP.med: 10"),
         "{back}"
     );
+    // `vipd status`: human and JSON, from the control socket.
+    let status = |json: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vipd"));
+        c.args(["status", "--socket"]).arg(dir.join("vipd.sock"));
+        if json {
+            c.arg("--json");
+        }
+        let o = c.output().expect("vipd status");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let human = status(false);
+    for needle in [
+        "TCP 198.51.100.1:80 mh mh-port",
+        "[announced: quorum; healthy weight 2/2]",
+        "-> 10.9.0.10:80",
+        "10.8.0.254:179",
+        "Established",
+    ] {
+        assert!(human.contains(needle), "{needle:?} not in:\n{human}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&status(true)).expect("JSON");
+    assert_eq!(json["drained"], false);
+    assert_eq!(json["services"][0]["announce"], "announced");
+    assert_eq!(
+        json["services"][0]["real_servers"][1]["address"],
+        "10.9.0.11:80"
+    );
+    assert_eq!(json["services"][0]["real_servers"][1]["health"], "up");
+    assert_eq!(json["services"][0]["real_servers"][1]["ipvs_weight"], 1);
+    assert_eq!(json["neighbors"][0]["state"], "Established");
+    assert_eq!(json["neighbors"][0]["prefixes_sent"], 1);
     // IPVS stayed programmed through all of it.
     assert_eq!(witness(&director).len(), 2, "{:?}", witness(&director));
     let text = vipd_log();

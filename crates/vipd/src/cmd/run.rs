@@ -22,11 +22,12 @@ use std::time::Instant;
 use vipd_bgp::rib::RouteAttrs;
 use vipd_bgp::wire::Prefix;
 
-use crate::announce::Announcer;
+use crate::announce::{Announcer, VipState};
 use crate::director;
 use crate::health::HealthView;
 use crate::ipvs_task::{IpvsTask, Request};
 use crate::owned::OwnedStore;
+use crate::status;
 
 /// Entry point of `vipd run`.
 pub fn run(path: &Path) -> ExitCode {
@@ -70,6 +71,8 @@ struct Director {
     routes: BTreeMap<Prefix, RouteAttrs>,
     /// End-of-RIB sent (after the first full health pass).
     eor_sent: bool,
+    /// Each VIP's announce state, from the last decision.
+    vip_states: BTreeMap<Prefix, VipState>,
 }
 
 impl Director {
@@ -90,12 +93,126 @@ impl Director {
             speaker.set_routes(routes.clone());
             self.routes = routes;
         }
+        self.vip_states = states;
         if !self.eor_sent && health.values().all(|h| h.settled) {
             // With graceful restart, End-of-RIB tells routers the stale routes can go: only
             // once every service has had its first health pass (ExaBGP issue #328).
             speaker.initial_complete();
             self.eor_sent = true;
             info!("first health pass complete: End-of-RIB sent");
+        }
+    }
+
+    /// The status report (`vipd status`).
+    async fn status(
+        &self,
+        cfg: &Config,
+        started: Instant,
+        last_reload: &Option<String>,
+    ) -> status::Status {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = self.ipvs.send(Request::Dump(tx)).await;
+        let (dump, ipvs_error) = match rx.await {
+            Ok(Ok(d)) => (d, None),
+            Ok(Err(e)) => (Vec::new(), Some(e)),
+            Err(_) => (Vec::new(), Some("the IPVS task stopped".to_string())),
+        };
+        let health = self.view.services();
+        let services = cfg
+            .services
+            .iter()
+            .map(|s| {
+                let key = vipd_reconcile::service_key(s);
+                let dests = dump.iter().find(|(svc, _)| svc.key == key).map(|(_, d)| d);
+                let (announce, reason) = match self.vip_states.get(&Prefix::host(s.vip)) {
+                    _ if !s.announce.enabled => {
+                        ("not announced", "announce.enabled = false".to_string())
+                    }
+                    Some(VipState::Announced) => ("announced", "quorum".to_string()),
+                    Some(VipState::Draining) => (
+                        "draining",
+                        "drain file: GRACEFUL_SHUTDOWN until the drain delay ends".to_string(),
+                    ),
+                    Some(VipState::Withdrawn(w)) => ("withdrawn", w.clone()),
+                    None => ("withdrawn", "no BGP neighbor".to_string()),
+                };
+                let real_servers = s
+                    .real_servers
+                    .iter()
+                    .map(|r| {
+                        let port = r.port.unwrap_or(s.port);
+                        let sref = vipd_health::engine::ServerRef {
+                            service: std::sync::Arc::from(s.name.as_str()),
+                            addr: r.address,
+                            port,
+                        };
+                        let (health, reason) = match self.view.server(&sref) {
+                            Some((crate::health::Effective::Up(_), why)) => ("up", why.clone()),
+                            Some((crate::health::Effective::Down, why)) => ("down", why.clone()),
+                            None => ("unknown", String::new()),
+                        };
+                        let d = dests.and_then(|ds| {
+                            ds.iter().find(|d| d.addr == r.address && d.port == port)
+                        });
+                        status::RealServerStatus {
+                            address: std::net::SocketAddr::new(r.address, port).to_string(),
+                            health: health.to_string(),
+                            reason,
+                            weight: r.weight,
+                            ipvs_weight: d.map(|d| d.weight),
+                            active_conns: d.map_or(0, |d| d.active_conns),
+                            inact_conns: d.map_or(0, |d| d.inact_conns),
+                        }
+                    })
+                    .collect();
+                status::ServiceStatus {
+                    name: s.name.clone(),
+                    key: key.to_string(),
+                    scheduler: format!(
+                        "{}{}{}",
+                        s.scheduler,
+                        if s.mh_port { " mh-port" } else { "" },
+                        if s.mh_fallback { " mh-fallback" } else { "" }
+                    ),
+                    announce: announce.to_string(),
+                    announce_reason: reason,
+                    healthy_weight: health.get(&s.name).map_or(0, |h| h.healthy_weight),
+                    quorum: s.quorum,
+                    panic: self.view.panic(&s.name),
+                    real_servers,
+                }
+            })
+            .collect();
+        let now = std::time::SystemTime::now();
+        let neighbors = self
+            .speaker
+            .as_ref()
+            .map(|sp| {
+                sp.status()
+                    .into_iter()
+                    .map(|(addr, p)| status::NeighborStatus {
+                        address: addr.to_string(),
+                        state: format!("{:?}", p.state),
+                        established_secs: p
+                            .established_at
+                            .and_then(|t| now.duration_since(t).ok())
+                            .map(|d| d.as_secs()),
+                        prefixes_sent: p.prefixes_sent,
+                        updates_sent: p.updates_sent,
+                        last_error: p.last_error,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        status::Status {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_secs: started.elapsed().as_secs(),
+            drained: self.announcer.drained(),
+            drain_file: cfg.global.drain_file.display().to_string(),
+            last_reload: last_reload.clone(),
+            services,
+            neighbors,
+            ipvs_error,
         }
     }
 
@@ -180,6 +297,7 @@ async fn start_director(
         announcer: Announcer::default(),
         routes: BTreeMap::new(),
         eor_sent: false,
+        vip_states: BTreeMap::new(),
     };
     d.poll_drain(cfg);
     d.refresh_routes(cfg);
@@ -206,6 +324,13 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
     let mut running = loaded.config;
     info!(config = %path.display(), version = env!("CARGO_PKG_VERSION"), role = ?running.global.role, "vipd started");
     let (shutdown, _) = broadcast::channel(1);
+    let started = Instant::now();
+    let mut last_reload: Option<String> = None;
+    let (status_tx, mut status_rx) = mpsc::channel::<status::Request>(8);
+    if let Err(e) = status::serve(&running.global.control_socket, status_tx).await {
+        // Not fatal: the data plane matters more than the status command.
+        error!("control socket unavailable (vipd status will not work): {e}");
+    }
     let (mut director, mut health_rx) = match running.global.role {
         Role::Director => {
             let (d, rx) = start_director(&running, &shutdown).await?;
@@ -220,6 +345,18 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
     drain_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            Some(reply) = status_rx.recv() => {
+                if let Some(d) = &director {
+                    let _ = reply.send(d.status(&running, started, &last_reload).await);
+                } else {
+                    let _ = reply.send(status::Status {
+                        version: env!("CARGO_PKG_VERSION").to_string(),
+                        uptime_secs: started.elapsed().as_secs(),
+                        last_reload: last_reload.clone(),
+                        ..status::Status::default()
+                    });
+                }
+            }
             _ = drain_poll.tick() => {
                 if let Some(d) = director.as_mut() {
                     d.poll_drain(&running);
@@ -252,18 +389,22 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
                     Err(e) => {
                         error!(config = %path.display(), errors = e.error_count(),
                             "reload refused, the running configuration stays:\n{e}");
+                        last_reload = Some(format!("REFUSED ({} errors; the previous configuration runs):\n{e}", e.error_count()));
                         continue;
                     }
                 };
                 log_warnings(&new);
                 if new.config == running {
                     info!(config = %path.display(), "reload: configuration unchanged");
+                    last_reload = Some("ok (unchanged)".to_string());
                     continue;
                 }
                 if new.config.global.role != running.global.role {
                     error!("reload refused: changing global.role needs a restart");
+                    last_reload = Some("REFUSED: changing global.role needs a restart".to_string());
                     continue;
                 }
+                last_reload = Some("ok (applied)".to_string());
                 if new.config.bgp != running.bgp {
                     warn!("reload: [bgp] changed; session changes take effect at the next restart (routes are updated now)");
                 }
