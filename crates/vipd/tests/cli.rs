@@ -166,16 +166,43 @@ fn run_reloads_on_sighup_keeps_config_on_error_and_stops_on_sigterm() {
     let good =
         std::fs::read_to_string(repo().join("deploy/examples/backend.toml")).expect("example");
     std::fs::write(&cfg, &good).expect("write");
-    let mut child = vipd()
-        .arg("run")
-        .arg("--config")
-        .arg(&cfg)
+    // Stand in for systemd: a datagram socket in NOTIFY_SOCKET, a 200 ms watchdog.
+    let notify_path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&notify_path);
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    // systemd sets WATCHDOG_PID to the service's pid: `exec` keeps the shell's.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "WATCHDOG_PID=$$ exec {} run --config {}",
+            env!("CARGO_BIN_EXE_vipd"),
+            cfg.display()
+        ))
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "200000")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
         .expect("spawn");
     wait_for(&log, "vipd started");
     let pid = child.id();
+    let mut seen = String::new();
+    let mut next = |want: &str| {
+        let mut buf = [0u8; 4096];
+        while !seen.contains(want) {
+            let n = notify
+                .recv(&mut buf)
+                .unwrap_or_else(|e| panic!("no {want:?} from vipd ({e}); got {seen:?}"));
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            seen.push('\n');
+        }
+    };
+    next("READY=1");
+    next("STATUS=Backend role");
+    next("WATCHDOG=1");
 
     std::fs::File::create(&cfg)
         .and_then(|mut f| {
@@ -200,11 +227,17 @@ fn run_reloads_on_sighup_keeps_config_on_error_and_stops_on_sigterm() {
     .expect("write");
     signal(pid, "HUP");
     wait_for(&log, "reload: new configuration accepted");
+    next("RELOADING=1");
 
     signal(pid, "TERM");
     let status = child.wait().expect("wait");
     assert!(status.success(), "{status:?}");
     wait_for(&log, "vipd stopped");
+    next("STOPPING=1");
+    assert!(
+        seen.matches("READY=1").count() >= 3,
+        "ready at start and after each reload (refused or applied): {seen}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -298,5 +331,35 @@ fn drain_and_undrain_create_and_remove_the_configured_file() {
         .output()
         .expect("run");
     assert!(o.status.success() && file.exists(), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The systemd unit passes `systemd-analyze verify` (with the binary where the test built
+/// it; the man page is only there once the package is installed).
+#[test]
+fn systemd_unit_verifies() {
+    if !std::path::Path::new("/usr/bin/systemd-analyze").exists() {
+        eprintln!("SKIP systemd_unit_verifies: no systemd-analyze");
+        return;
+    }
+    let unit = std::fs::read_to_string(repo().join("deploy/systemd/vipd.service")).expect("unit");
+    assert!(unit.contains("Type=notify") && unit.contains("WatchdogSec="));
+    assert!(unit.contains("CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE"));
+    let dir = std::env::temp_dir().join(format!("vipd-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("vipd.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/sbin/vipd", env!("CARGO_BIN_EXE_vipd"))
+            .replace("man:vipd(8) ", ""),
+    )
+    .expect("write");
+    let o = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze");
+    let out = text(&o);
+    assert!(o.status.success() && out.trim().is_empty(), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -17,7 +17,7 @@ use vipd_config::{Config, Loaded, Role};
 use vipd_health::engine::Update;
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use vipd_bgp::rib::RouteAttrs;
 use vipd_bgp::wire::Prefix;
@@ -304,6 +304,30 @@ async fn start_director(
     Ok((d, health_rx))
 }
 
+/// The one-line STATUS for systemd.
+fn status_line(cfg: &Config, d: Option<&Director>) -> String {
+    match d {
+        None => format!("{:?} role", cfg.global.role),
+        Some(d) => {
+            let announced = d
+                .vip_states
+                .values()
+                .filter(|s| matches!(s, VipState::Announced | VipState::Draining))
+                .count();
+            format!(
+                "{} services, {announced}/{} VIPs announced{}",
+                cfg.services.len(),
+                d.vip_states.len(),
+                if d.announcer.drained() {
+                    ", DRAINED"
+                } else {
+                    ""
+                }
+            )
+        }
+    }
+}
+
 /// The next health update, or never on a node without health checks.
 async fn next_health(rx: &mut Option<mpsc::UnboundedReceiver<Update>>) -> Option<Update> {
     match rx {
@@ -341,6 +365,9 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
             (None, None)
         }
     };
+    crate::notify::ready(&status_line(&running, director.as_ref()));
+    let watchdog_every = crate::notify::watchdog_interval();
+    let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
     let mut drain_poll = tokio::time::interval(crate::announce::DRAIN_POLL);
     drain_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -357,11 +384,13 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
                     });
                 }
             }
+            _ = watchdog.tick(), if watchdog_every.is_some() => crate::notify::watchdog(),
             _ = drain_poll.tick() => {
                 if let Some(d) = director.as_mut() {
                     d.poll_drain(&running);
                     // Also ends a drain delay that ran out.
                     d.refresh_routes(&running);
+                    crate::notify::status(&status_line(&running, Some(d)));
                 }
             }
             Some(u) = next_health(&mut health_rx) => {
@@ -384,12 +413,14 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
             }
             _ = hup.recv() => {
                 info!(config = %path.display(), "SIGHUP: reloading the configuration");
+                crate::notify::reloading();
                 let new = match vipd_config::load_file(path) {
                     Ok(new) => new,
                     Err(e) => {
                         error!(config = %path.display(), errors = e.error_count(),
                             "reload refused, the running configuration stays:\n{e}");
                         last_reload = Some(format!("REFUSED ({} errors; the previous configuration runs):\n{e}", e.error_count()));
+                        crate::notify::ready("reload refused: the previous configuration runs (see the log)");
                         continue;
                     }
                 };
@@ -397,11 +428,13 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
                 if new.config == running {
                     info!(config = %path.display(), "reload: configuration unchanged");
                     last_reload = Some("ok (unchanged)".to_string());
+                    crate::notify::ready(&status_line(&running, director.as_ref()));
                     continue;
                 }
                 if new.config.global.role != running.global.role {
                     error!("reload refused: changing global.role needs a restart");
                     last_reload = Some("REFUSED: changing global.role needs a restart".to_string());
+                    crate::notify::ready("reload refused: changing global.role needs a restart");
                     continue;
                 }
                 last_reload = Some("ok (applied)".to_string());
@@ -423,9 +456,11 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
                     let _ = d.ipvs.send(Request::Desired(desired, director::timeouts(&running), None)).await;
                     if let Err(e) = director::sync_vips(&d.net, &running).await { director::log_setup_error("VIP addresses", &e); }
                 }
+                crate::notify::ready(&status_line(&running, director.as_ref()));
             }
         }
     }
+    crate::notify::stopping();
     let _ = shutdown.send(());
     if let Some(d) = director.as_mut() {
         if let Some(s) = d.speaker.take() {
