@@ -59,12 +59,31 @@ pub struct IpvsTask {
     timeouts: Option<Timeouts>,
     resync: Duration,
     last_foreign: Vec<ServiceKey>,
+    counters: IpvsCounters,
+}
+
+/// Reconciliation counters for `/metrics` (shared atomics: the task counts, the endpoint
+/// reads).
+#[derive(Clone, Debug, Default)]
+pub struct IpvsCounters {
+    /// Reconciliations run.
+    pub reconciles: prometheus_client::metrics::counter::Counter,
+    /// IPVS writes made.
+    pub writes: prometheus_client::metrics::counter::Counter,
+    /// IPVS writes (or dumps) that failed.
+    pub errors: prometheus_client::metrics::counter::Counter,
 }
 
 impl IpvsTask {
     /// A task over an open client.
-    pub fn new(client: IpvsClient, owned: OwnedStore, resync: Duration) -> Self {
+    pub fn new(
+        client: IpvsClient,
+        owned: OwnedStore,
+        resync: Duration,
+        counters: IpvsCounters,
+    ) -> Self {
         Self {
+            counters,
             client,
             owned,
             desired: None,
@@ -110,6 +129,14 @@ impl IpvsTask {
     }
 
     async fn reconcile(&mut self, why: &str) -> Report {
+        let r = self.reconcile_once(why).await;
+        self.counters.reconciles.inc();
+        self.counters.writes.inc_by(r.writes as u64);
+        self.counters.errors.inc_by(r.failed.len() as u64);
+        r
+    }
+
+    async fn reconcile_once(&mut self, why: &str) -> Report {
         let mut report = Report::default();
         let Some(desired) = self.desired.clone() else {
             return report;

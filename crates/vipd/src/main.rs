@@ -11,6 +11,7 @@ mod director;
 mod health;
 mod ipvs_task;
 mod logging;
+mod metrics;
 mod notify;
 mod owned;
 mod status;

@@ -276,6 +276,20 @@ fn bird_until(
     }
 }
 
+/// GET http://127.0.0.1:9180{path} inside `ns`: (status, body).
+fn http_get(ns: &Netns, path: &str) -> (u16, String) {
+    let script = format!(
+        "import urllib.request, urllib.error\ntry:\n    r = urllib.request.urlopen('http://127.0.0.1:9180{path}', timeout=5)\n    print(r.status); print(r.read().decode())\nexcept urllib.error.HTTPError as e:\n    print(e.code); print(e.read().decode())\n"
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns.name(), "python3", "-c", &script])
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (code, body) = text.split_once('\n').unwrap_or(("0", ""));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
 #[test]
 fn quorum_and_drain_file_drive_the_route_at_bird() {
     if !require(
@@ -369,6 +383,54 @@ fn quorum_and_drain_file_drive_the_route_at_bird() {
     bird_until(&rtr, &ctl, &log, "quorum back", |o| {
         o.contains("198.51.100.1/32")
     });
+
+    // The monitor URI and the metrics while serving.
+    let (code, body) = http_get(&director, "/healthcheck");
+    assert_eq!((code, body.trim()), (200, "OK 1 of 1 services announced"));
+    let (code, text) = http_get(&director, "/metrics");
+    assert_eq!(code, 200, "{text}");
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("Prometheus text");
+    let sample = |name: &str, label: (&str, &str)| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get(label.0) == Some(label.1))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+            .unwrap_or_else(|| panic!("{name} {label:?} missing:\n{text}"))
+    };
+    assert_eq!(sample("vipd_service_announced", ("service", "web")), 1.0);
+    assert_eq!(
+        sample("vipd_real_server_up", ("server", "10.9.0.11:80")),
+        1.0
+    );
+    assert_eq!(
+        sample("vipd_real_server_ipvs_weight", ("server", "10.9.0.11:80")),
+        1.0
+    );
+    assert_eq!(sample("vipd_check_state", ("target", "10.9.0.10:80")), 1.0);
+    assert!(sample("vipd_check_transitions_total", ("target", "10.9.0.11:80")) >= 3.0);
+    assert!(sample("vipd_check_latency_seconds_count", ("kind", "http")) > 10.0);
+    assert_eq!(
+        sample("vipd_bgp_session_state", ("state", "Established")),
+        1.0
+    );
+    let writes = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "vipd_ipvs_writes_total")
+        .map(|s| format!("{:?}", s.value))
+        .unwrap_or_default();
+    // 4 to program the service (staged mh), then one per weight change.
+    assert!(
+        writes.contains('(') && !writes.contains("(0.0)"),
+        "IPVS writes counted: {writes}"
+    );
 
     // Drain: GRACEFUL_SHUTDOWN and the drained MED first, then the withdrawal.
     std::fs::write(dir.join("disable"), "maintenance, ticket 42\n").expect("touch");

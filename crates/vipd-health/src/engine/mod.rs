@@ -31,18 +31,46 @@ use crate::outcome::Outcome;
 use crate::probe::{Probe, Stage};
 
 /// Scheduler settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// Probes running at once, at most. Due probes beyond it wait for a free slot.
     pub max_in_flight: usize,
+    /// Where to observe probe latencies (Prometheus histograms by check kind), if anywhere.
+    pub latency: Option<LatencyHistograms>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             max_in_flight: 4096,
+            latency: None,
         }
     }
+}
+
+/// Label of the latency histograms.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct KindLabel {
+    /// `http`, `tcp`, `agent`, `exec`, `file`.
+    pub kind: &'static str,
+}
+
+/// Probe latency histograms by check kind. Prometheus metrics are shared atomics: the
+/// scheduler observes, the HTTP endpoint encodes; nothing else is shared.
+pub type LatencyHistograms = prometheus_client::metrics::family::Family<
+    KindLabel,
+    prometheus_client::metrics::histogram::Histogram,
+    fn() -> prometheus_client::metrics::histogram::Histogram,
+>;
+
+/// New, empty latency histograms (buckets from 100 us to 10 s).
+pub fn latency_histograms() -> LatencyHistograms {
+    fn make() -> prometheus_client::metrics::histogram::Histogram {
+        prometheus_client::metrics::histogram::Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(0.0001, 4.0, 9),
+        )
+    }
+    prometheus_client::metrics::family::Family::new_with_constructor(make)
 }
 
 /// A change of one job's visible state.
@@ -454,6 +482,12 @@ impl Scheduler {
         job.abort = None;
         let now = Instant::now();
         let latency = o.latency;
+        if let Some(h) = &self.opts.latency {
+            h.get_or_create(&KindLabel {
+                kind: job.spec.check.kind.as_str(),
+            })
+            .observe(latency.as_secs_f64());
+        }
         let t = job.fsm.on_result(now.into_std(), o);
         let delay = job.fsm.next_delay(fastrand::f64());
         if let Some(Transition::Changed { state, reason }) = t {

@@ -25,7 +25,8 @@ use vipd_bgp::wire::Prefix;
 use crate::announce::{Announcer, VipState};
 use crate::director;
 use crate::health::HealthView;
-use crate::ipvs_task::{IpvsTask, Request};
+use crate::ipvs_task::{IpvsCounters, IpvsTask, Request};
+use crate::metrics;
 use crate::owned::OwnedStore;
 use crate::status;
 
@@ -73,6 +74,10 @@ struct Director {
     eor_sent: bool,
     /// Each VIP's announce state, from the last decision.
     vip_states: BTreeMap<Prefix, VipState>,
+    /// Probe latency histograms (observed by the health engine).
+    latency: vipd_health::engine::LatencyHistograms,
+    /// IPVS reconciliation counters (counted by the IPVS task).
+    ipvs_counters: IpvsCounters,
 }
 
 impl Director {
@@ -247,14 +252,24 @@ async fn start_director(
     // A record left by a previous run means this is a restart: graceful restart's R bit.
     let restarting = !owned.keys().is_empty();
     let (tx, rx) = mpsc::channel(16);
-    let task = IpvsTask::new(client, owned, cfg.global.resync_interval.get());
+    let ipvs_counters = IpvsCounters::default();
+    let task = IpvsTask::new(
+        client,
+        owned,
+        cfg.global.resync_interval.get(),
+        ipvs_counters.clone(),
+    );
     tokio::spawn(task.run(rx, shutdown.subscribe()));
     // Health checks start now; until they report, alpha servers count as down.
     let jobs = vipd_health::engine::jobs(cfg);
     let mut view = HealthView::new(jobs.clone());
+    let latency = vipd_health::engine::latency_histograms();
     let (health, health_rx) = vipd_health::engine::spawn(
         jobs.jobs.into_values().collect(),
-        vipd_health::engine::Options::default(),
+        vipd_health::engine::Options {
+            latency: Some(latency.clone()),
+            ..vipd_health::engine::Options::default()
+        },
     );
     // Announce only once IPVS is programmed: a router must never send traffic to a VIP
     // this director cannot yet forward.
@@ -298,6 +313,8 @@ async fn start_director(
         routes: BTreeMap::new(),
         eor_sent: false,
         vip_states: BTreeMap::new(),
+        latency,
+        ipvs_counters,
     };
     d.poll_drain(cfg);
     d.refresh_routes(cfg);
@@ -355,6 +372,12 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
         // Not fatal: the data plane matters more than the status command.
         error!("control socket unavailable (vipd status will not work): {e}");
     }
+    let (metrics_tx, mut metrics_rx) = mpsc::channel::<metrics::Request>(8);
+    if let Some(listen) = running.global.listen {
+        if let Err(e) = metrics::serve(listen, metrics_tx).await {
+            error!("{e}: /metrics and /healthcheck unavailable");
+        }
+    }
     let (mut director, mut health_rx) = match running.global.role {
         Role::Director => {
             let (d, rx) = start_director(&running, &shutdown).await?;
@@ -385,6 +408,23 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
                 }
             }
             _ = watchdog.tick(), if watchdog_every.is_some() => crate::notify::watchdog(),
+            Some(req) = metrics_rx.recv() => match (&director, req) {
+                (Some(d), metrics::Request::Metrics(reply)) => {
+                    let st = d.status(&running, started, &last_reload).await;
+                    let checks = d.health.snapshot().await;
+                    let _ = reply.send(metrics::render(&st, &checks, &d.latency, &d.ipvs_counters));
+                }
+                (Some(d), metrics::Request::Health(reply)) => {
+                    let st = d.status(&running, started, &last_reload).await;
+                    let _ = reply.send(metrics::serving(&st));
+                }
+                (None, metrics::Request::Metrics(reply)) => {
+                    let _ = reply.send(format!("# vipd {:?} role\n# EOF\n", running.global.role));
+                }
+                (None, metrics::Request::Health(reply)) => {
+                    let _ = reply.send((true, format!("{:?} role", running.global.role)));
+                }
+            },
             _ = drain_poll.tick() => {
                 if let Some(d) = director.as_mut() {
                     d.poll_drain(&running);

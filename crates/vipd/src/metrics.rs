@@ -1,0 +1,401 @@
+//! `/metrics` (Prometheus text format) and `/healthcheck` (the seed's monitor URI: 200 while
+//! this node serves traffic, 503 when drained or no service has quorum), on
+//! `global.listen`.
+//!
+//! The HTTP task only carries requests to the main task, which renders from its own state
+//! (the same snapshot as `vipd status`, the health engine's check list) plus the few
+//! counters and histograms that other tasks update as Prometheus atomics.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::sync::{mpsc, oneshot};
+use tracing::info;
+
+use crate::ipvs_task::IpvsCounters;
+use crate::status::Status;
+
+/// A request from the HTTP task to the main task.
+#[derive(Debug)]
+pub enum Request {
+    /// The Prometheus text.
+    Metrics(oneshot::Sender<String>),
+    /// (serving, why).
+    Health(oneshot::Sender<(bool, String)>),
+}
+
+/// Serves `/metrics` and `/healthcheck` on `addr`.
+pub async fn serve(addr: SocketAddr, tx: mpsc::Sender<Request>) -> Result<(), String> {
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    info!(listen = %addr, "serving /metrics and /healthcheck");
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthcheck", get(healthcheck))
+        .with_state(tx);
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    Ok(())
+}
+
+async fn metrics(State(tx): State<mpsc::Sender<Request>>) -> impl IntoResponse {
+    let (otx, orx) = oneshot::channel();
+    let _ = tx.send(Request::Metrics(otx)).await;
+    match orx.await {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+async fn healthcheck(State(tx): State<mpsc::Sender<Request>>) -> impl IntoResponse {
+    let (otx, orx) = oneshot::channel();
+    let _ = tx.send(Request::Health(otx)).await;
+    match orx.await {
+        Ok((true, why)) => (StatusCode::OK, format!("OK {why}\n")),
+        Ok((false, why)) => (StatusCode::SERVICE_UNAVAILABLE, format!("DOWN {why}\n")),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "DOWN stopping\n".to_string(),
+        ),
+    }
+}
+
+/// Whether the node serves traffic, and why, from a status snapshot.
+pub fn serving(st: &Status) -> (bool, String) {
+    if st.drained {
+        return (false, format!("drained ({} present)", st.drain_file));
+    }
+    let announced = st
+        .services
+        .iter()
+        .filter(|s| s.announce == "announced")
+        .count();
+    if announced == 0 {
+        (false, "no service has quorum".to_string())
+    } else {
+        (
+            true,
+            format!("{announced} of {} services announced", st.services.len()),
+        )
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabel {
+    service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerLabel {
+    service: String,
+    server: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckLabel {
+    check: String,
+    kind: String,
+    target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NeighborLabel {
+    neighbor: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    neighbor: String,
+    state: String,
+}
+
+/// Renders every metric. Gauges and counters that mirror state are built from the
+/// snapshots at each scrape (the main task owns that state); the latency histograms and the
+/// IPVS counters are the live atomics.
+pub fn render(
+    st: &Status,
+    checks: &[vipd_health::engine::CheckStatus],
+    latency: &vipd_health::engine::LatencyHistograms,
+    ipvs: &IpvsCounters,
+) -> String {
+    let mut r = Registry::with_prefix("vipd");
+    let g = |r: &mut Registry, name: &str, help: &str, v: i64| {
+        let m = Gauge::<i64>::default();
+        m.set(v);
+        r.register(name, help, m);
+    };
+    g(
+        &mut r,
+        "uptime_seconds",
+        "Seconds since vipd started",
+        st.uptime_secs as i64,
+    );
+    g(
+        &mut r,
+        "drained",
+        "1 while the drain file exists",
+        i64::from(st.drained),
+    );
+    g(
+        &mut r,
+        "serving",
+        "1 while /healthcheck answers 200",
+        i64::from(serving(st).0),
+    );
+
+    let announced = Family::<ServiceLabel, Gauge>::default();
+    let healthy = Family::<ServiceLabel, Gauge>::default();
+    let panic = Family::<ServiceLabel, Gauge>::default();
+    let rs_up = Family::<ServerLabel, Gauge>::default();
+    let rs_weight = Family::<ServerLabel, Gauge>::default();
+    let active = Family::<ServerLabel, Gauge>::default();
+    let inact = Family::<ServerLabel, Gauge>::default();
+    for s in &st.services {
+        let l = ServiceLabel {
+            service: s.name.clone(),
+        };
+        announced.get_or_create(&l).set(i64::from(
+            s.announce == "announced" || s.announce == "draining",
+        ));
+        healthy
+            .get_or_create(&l)
+            .set(i64::try_from(s.healthy_weight).unwrap_or(i64::MAX));
+        panic.get_or_create(&l).set(i64::from(s.panic));
+        for rs in &s.real_servers {
+            let l = ServerLabel {
+                service: s.name.clone(),
+                server: rs.address.clone(),
+            };
+            rs_up.get_or_create(&l).set(i64::from(rs.health == "up"));
+            rs_weight
+                .get_or_create(&l)
+                .set(rs.ipvs_weight.map_or(-1, i64::from));
+            active.get_or_create(&l).set(i64::from(rs.active_conns));
+            inact.get_or_create(&l).set(i64::from(rs.inact_conns));
+        }
+    }
+    r.register(
+        "service_announced",
+        "1 while the service's VIP is announced (or draining)",
+        announced,
+    );
+    r.register(
+        "service_healthy_weight",
+        "Sum of healthy real server weights (compared with quorum)",
+        healthy,
+    );
+    r.register(
+        "service_panic",
+        "1 while the service is in panic mode",
+        panic,
+    );
+    r.register("real_server_up", "1 when the real server is up", rs_up);
+    r.register(
+        "real_server_ipvs_weight",
+        "Weight in IPVS (-1: not in IPVS)",
+        rs_weight,
+    );
+    r.register(
+        "ipvs_dest_active_connections",
+        "IPVS active connections",
+        active,
+    );
+    r.register(
+        "ipvs_dest_inactive_connections",
+        "IPVS inactive connections",
+        inact,
+    );
+
+    let check_state = Family::<CheckLabel, Gauge>::default();
+    let transitions = Family::<CheckLabel, Counter>::default();
+    let results = Family::<CheckLabel, Counter>::default();
+    for c in checks {
+        let l = CheckLabel {
+            check: c.name.to_string(),
+            kind: c.kind.to_string(),
+            target: c.target.to_string(),
+        };
+        check_state.get_or_create(&l).set(match c.state {
+            vipd_health::fsm::State::Up => 1,
+            vipd_health::fsm::State::Down => 0,
+            vipd_health::fsm::State::Unknown => -1,
+        });
+        transitions.get_or_create(&l).inc_by(c.transitions);
+        results.get_or_create(&l).inc_by(c.results);
+    }
+    r.register(
+        "check_state",
+        "Check state: 1 up, 0 down, -1 unknown",
+        check_state,
+    );
+    r.register("check_transitions", "Check state changes", transitions);
+    r.register("check_results", "Check results", results);
+    r.register(
+        "check_latency_seconds",
+        "Probe duration by check kind",
+        latency.clone(),
+    );
+
+    let bgp_state = Family::<StateLabel, Gauge>::default();
+    let updates = Family::<NeighborLabel, Counter>::default();
+    let prefixes = Family::<NeighborLabel, Gauge>::default();
+    for n in &st.neighbors {
+        bgp_state
+            .get_or_create(&StateLabel {
+                neighbor: n.address.clone(),
+                state: n.state.clone(),
+            })
+            .set(1);
+        let l = NeighborLabel {
+            neighbor: n.address.clone(),
+        };
+        updates.get_or_create(&l).inc_by(n.updates_sent);
+        prefixes
+            .get_or_create(&l)
+            .set(i64::try_from(n.prefixes_sent).unwrap_or(i64::MAX));
+    }
+    r.register(
+        "bgp_session_state",
+        "1 for the neighbor's current FSM state",
+        bgp_state,
+    );
+    r.register("bgp_updates_sent", "UPDATE messages sent", updates);
+    r.register(
+        "bgp_prefixes_sent",
+        "Prefixes announced to the neighbor",
+        prefixes,
+    );
+
+    r.register(
+        "ipvs_reconciles",
+        "IPVS reconciliations run",
+        ipvs.reconciles.clone(),
+    );
+    r.register("ipvs_writes", "IPVS write operations", ipvs.writes.clone());
+    r.register(
+        "ipvs_errors",
+        "IPVS operations or dumps that failed",
+        ipvs.errors.clone(),
+    );
+
+    let mut out = String::new();
+    let _ = prometheus_client::encoding::text::encode(&mut out, &r);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{NeighborStatus, RealServerStatus, ServiceStatus};
+
+    #[test]
+    fn serving_means_not_drained_and_some_quorum() {
+        let mut st = Status {
+            drain_file: "/etc/lb/disable".into(),
+            services: vec![ServiceStatus {
+                announce: "announced".into(),
+                ..ServiceStatus::default()
+            }],
+            ..Status::default()
+        };
+        assert_eq!(serving(&st), (true, "1 of 1 services announced".into()));
+        st.drained = true;
+        assert_eq!(
+            serving(&st),
+            (false, "drained (/etc/lb/disable present)".into())
+        );
+        st.drained = false;
+        st.services[0].announce = "withdrawn".into();
+        assert_eq!(serving(&st), (false, "no service has quorum".into()));
+    }
+
+    #[test]
+    fn the_text_parses_as_prometheus_exposition() {
+        let st = Status {
+            uptime_secs: 5,
+            services: vec![ServiceStatus {
+                name: "web".into(),
+                announce: "announced".into(),
+                healthy_weight: 3,
+                real_servers: vec![RealServerStatus {
+                    address: "10.1.0.1:80".into(),
+                    health: "up".into(),
+                    ipvs_weight: Some(3),
+                    active_conns: 7,
+                    ..RealServerStatus::default()
+                }],
+                ..ServiceStatus::default()
+            }],
+            neighbors: vec![NeighborStatus {
+                address: "10.0.0.254:179".into(),
+                state: "Established".into(),
+                updates_sent: 4,
+                prefixes_sent: 1,
+                ..NeighborStatus::default()
+            }],
+            ..Status::default()
+        };
+        let latency = vipd_health::engine::latency_histograms();
+        latency
+            .get_or_create(&vipd_health::engine::KindLabel { kind: "http" })
+            .observe(0.002);
+        let ipvs = IpvsCounters::default();
+        ipvs.writes.inc_by(12);
+        let text = render(&st, &[], &latency, &ipvs);
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text");
+        let value = |name: &str, label: Option<(&str, &str)>| {
+            scrape
+                .samples
+                .iter()
+                .find(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+                .map(|s| match s.value {
+                    // (OpenMetrics counters end in `_total`, which this parser then reads
+                    // as untyped: the number is what matters here.)
+                    prometheus_parse::Value::Counter(v)
+                    | prometheus_parse::Value::Gauge(v)
+                    | prometheus_parse::Value::Untyped(v) => v,
+                    _ => f64::NAN,
+                })
+                .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+        };
+        assert_eq!(value("vipd_serving", None), 1.0);
+        assert_eq!(
+            value(
+                "vipd_real_server_ipvs_weight",
+                Some(("server", "10.1.0.1:80"))
+            ),
+            3.0
+        );
+        assert_eq!(value("vipd_ipvs_dest_active_connections", None), 7.0);
+        assert_eq!(
+            value("vipd_bgp_session_state", Some(("state", "Established"))),
+            1.0
+        );
+        assert_eq!(value("vipd_bgp_updates_sent_total", None), 4.0);
+        assert_eq!(value("vipd_ipvs_writes_total", None), 12.0);
+        assert!(
+            text.contains("vipd_check_latency_seconds_count{kind=\"http\"} 1"),
+            "{text}"
+        );
+    }
+}
