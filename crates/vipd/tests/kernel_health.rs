@@ -331,7 +331,7 @@ fn quorum_and_drain_file_drive_the_route_at_bird() {
     let cfg = dir.join("vipd.toml");
     std::fs::write(&cfg, SCENARIO.replace("DIR", &dir.display().to_string())).expect("cfg");
     let log = dir.join("vipd.log");
-    let _vipd = Vipd(
+    let vipd = Vipd(
         Command::new("ip")
             .args(["netns", "exec", director.name()])
             .arg(env!("CARGO_BIN_EXE_vipd"))
@@ -486,6 +486,66 @@ fn quorum_and_drain_file_drive_the_route_at_bird() {
     assert_eq!(json["services"][0]["real_servers"][1]["ipvs_weight"], 1);
     assert_eq!(json["neighbors"][0]["state"], "Established");
     assert_eq!(json["neighbors"][0]["prefixes_sent"], 1);
+    // SIGHUP with a broken file: refused, the running configuration stays (route and IPVS
+    // unchanged), and `vipd status` says so.
+    let good = std::fs::read_to_string(&cfg).expect("cfg");
+    std::fs::write(&cfg, good.replace("quorum = 2", "quorum = \"two\"")).expect("cfg");
+    let hup = || {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &vipd.0.id().to_string()])
+                .status()
+                .expect("kill")
+                .success()
+        );
+    };
+    hup();
+    let start = Instant::now();
+    let refused = loop {
+        let v: serde_json::Value = serde_json::from_str(&status(true)).expect("JSON");
+        let r = v["last_reload"].as_str().unwrap_or_default().to_string();
+        if r.starts_with("REFUSED") {
+            break r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "reload not reported: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(refused.contains("quorum"), "{refused}");
+    bird_until(&rtr, &ctl, &log, "route kept after a refused reload", |o| {
+        o.contains("198.51.100.1/32")
+    });
+    // SIGHUP with one changed weight: exactly one IPVS operation, checks keep their state.
+    let ops_before = vipd_log().matches("IPVS op=").count();
+    std::fs::write(
+        &cfg,
+        good.replace(
+            "address = \"10.9.0.11\"",
+            "address = \"10.9.0.11\"\nweight = 2",
+        ),
+    )
+    .expect("cfg");
+    hup();
+    let start = Instant::now();
+    while !witness(&director).contains(&"198.51.100.1:80 -> 10.9.0.11:80 2".to_string()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}\n{}",
+            witness(&director),
+            vipd_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let text = vipd_log();
+    assert_eq!(text.matches("IPVS op=").count() - ops_before, 1, "{text}");
+    assert!(
+        text.contains("reload: health checks kept=2 started=0 stopped=0"),
+        "{text}"
+    );
+
     // IPVS stayed programmed through all of it.
     assert_eq!(witness(&director).len(), 2, "{:?}", witness(&director));
     let text = vipd_log();
