@@ -81,21 +81,22 @@ async fn healthcheck(State(tx): State<mpsc::Sender<Request>>) -> impl IntoRespon
 
 /// Whether the node serves traffic, and why, from a status snapshot.
 pub fn serving(st: &Status) -> (bool, String) {
-    if st.drained {
-        return (false, format!("drained ({} present)", st.drain_file));
-    }
     let announced = st
         .services
         .iter()
         .filter(|s| s.announce == "announced")
         .count();
-    if announced == 0 {
+    verdict(st.drained, &st.drain_file, announced, st.services.len())
+}
+
+/// The `/healthcheck` verdict: down when drained or when no service is announced.
+pub fn verdict(drained: bool, drain_file: &str, announced: usize, total: usize) -> (bool, String) {
+    if drained {
+        (false, format!("drained ({drain_file} present)"))
+    } else if announced == 0 {
         (false, "no service has quorum".to_string())
     } else {
-        (
-            true,
-            format!("{announced} of {} services announced", st.services.len()),
-        )
+        (true, format!("{announced} of {total} services announced"))
     }
 }
 

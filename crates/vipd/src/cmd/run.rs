@@ -415,8 +415,20 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
                     let _ = reply.send(metrics::render(&st, &checks, &d.latency, &d.ipvs_counters));
                 }
                 (Some(d), metrics::Request::Health(reply)) => {
-                    let st = d.status(&running, started, &last_reload).await;
-                    let _ = reply.send(metrics::serving(&st));
+                    // From the route decisions alone: a monitor polling every second must
+                    // not cost an IPVS dump each time.
+                    let announced = running
+                        .services
+                        .iter()
+                        .filter(|s| s.announce.enabled
+                            && matches!(d.vip_states.get(&Prefix::host(s.vip)), Some(VipState::Announced)))
+                        .count();
+                    let _ = reply.send(metrics::verdict(
+                        d.announcer.drained(),
+                        &running.global.drain_file.display().to_string(),
+                        announced,
+                        running.services.len(),
+                    ));
                 }
                 (None, metrics::Request::Metrics(reply)) => {
                     let _ = reply.send(format!("# vipd {:?} role\n# EOF\n", running.global.role));
