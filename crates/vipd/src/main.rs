@@ -63,14 +63,8 @@ enum Command {
     /// stays. SIGUSR1 resyncs IPVS now. SIGTERM or SIGINT stops, leaving IPVS as it is.
     #[command(after_help = "Example:\n  vipd run --config /etc/vipd/vipd.toml")]
     Run {
-        /// Configuration file.
-        #[arg(
-            short,
-            long,
-            value_name = "FILE",
-            default_value = "/etc/vipd/vipd.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Drain this node: create the drain file (global.drain_file, /etc/lb/disable by default).
     ///
@@ -81,14 +75,8 @@ enum Command {
         after_help = "Example:\n  vipd drain && sleep 60 && systemctl restart vipd && vipd undrain"
     )]
     Drain {
-        /// Configuration file (to find global.drain_file).
-        #[arg(
-            short,
-            long,
-            value_name = "FILE",
-            default_value = "/etc/vipd/vipd.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         /// The drain file itself, instead of reading it from the configuration.
         #[arg(long, value_name = "PATH")]
         file: Option<PathBuf>,
@@ -96,14 +84,8 @@ enum Command {
     /// Show services (like `ipvsadm -Ln`, with health and route state), real servers and BGP
     /// neighbors (like `birdc show protocols`), drain state and the last reload's result.
     Status {
-        /// Configuration file (to find global.control_socket).
-        #[arg(
-            short,
-            long,
-            value_name = "FILE",
-            default_value = "/etc/vipd/vipd.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         /// The control socket itself, instead of reading it from the configuration.
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
@@ -113,45 +95,70 @@ enum Command {
     },
     /// End a drain: remove the drain file; the daemon announces again.
     Undrain {
-        /// Configuration file (to find global.drain_file).
-        #[arg(
-            short,
-            long,
-            value_name = "FILE",
-            default_value = "/etc/vipd/vipd.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         /// The drain file itself, instead of reading it from the configuration.
         #[arg(long, value_name = "PATH")]
         file: Option<PathBuf>,
     },
 }
 
+/// `--config FILE`, shared by the subcommands that read the configuration.
+#[derive(Debug, clap::Args)]
+struct ConfigArg {
+    /// Configuration file.
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        default_value = "/etc/vipd/vipd.toml"
+    )]
+    path: PathBuf,
+}
+
+impl ConfigArg {
+    /// A `[global]` setting, or the value given on the command line instead (`override_`);
+    /// a bad file is reported with its errors and how to do without it.
+    fn global_path(
+        &self,
+        override_: Option<PathBuf>,
+        flag: &str,
+        pick: impl FnOnce(vipd_config::Global) -> PathBuf,
+    ) -> Result<PathBuf, String> {
+        match override_ {
+            Some(p) => Ok(p),
+            None => vipd_config::load_file(&self.path)
+                .map(|l| pick(l.config.global))
+                .map_err(|e| format!("{e}\n(or name it with {flag})")),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::CheckConfig { files, quiet } => cmd::check_config::run(&files, quiet),
-        Command::Run { config } => cmd::run::run(&config),
-        Command::Drain { config, file } => cmd::drain::drain(&config, file),
+    let resolved = |r: Result<PathBuf, String>| {
+        r.map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        })
+    };
+    let drain_file =
+        |c: &ConfigArg, file| resolved(c.global_path(file, "--file", |g| g.drain_file));
+    let result = match cli.command {
+        Command::CheckConfig { files, quiet } => Ok(cmd::check_config::run(&files, quiet)),
+        Command::Run { config } => Ok(cmd::run::run(&config.path)),
+        Command::Drain { config, file } => drain_file(&config, file).map(|f| cmd::drain::drain(&f)),
+        Command::Undrain { config, file } => {
+            drain_file(&config, file).map(|f| cmd::drain::undrain(&f))
+        }
         Command::Status {
             config,
             socket,
             json,
-        } => {
-            let socket = match socket {
-                Some(s) => s,
-                None => match vipd_config::load_file(&config) {
-                    Ok(l) => l.config.global.control_socket,
-                    Err(e) => {
-                        eprintln!("{e}\n(or name the control socket with --socket)");
-                        return ExitCode::FAILURE;
-                    }
-                },
-            };
-            status::client(&socket, json)
-        }
-        Command::Undrain { config, file } => cmd::drain::undrain(&config, file),
-    }
+        } => resolved(config.global_path(socket, "--socket", |g| g.control_socket))
+            .map(|s| status::client(&s, json)),
+    };
+    result.unwrap_or_else(|code| code)
 }
 
 #[cfg(test)]

@@ -107,6 +107,23 @@ fn http_server(ns: &Netns, addr: &str, dir: &Path) -> Daemon {
 
 /// The vipd process, killed when the test ends.
 struct Vipd(Child);
+
+impl Vipd {
+    /// `vipd run --config cfg` in `ns`, its log in `log`.
+    fn start(ns: &Netns, cfg: &Path, log: &Path) -> Vipd {
+        Vipd(
+            Command::new("ip")
+                .args(["netns", "exec", ns.name()])
+                .arg(env!("CARGO_BIN_EXE_vipd"))
+                .args(["run", "--config"])
+                .arg(cfg)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(log).expect("log"))
+                .spawn()
+                .expect("vipd"),
+        )
+    }
+}
 impl Drop for Vipd {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -137,17 +154,7 @@ fn health_checks_drive_ipvs_weights() {
     let s10 = http_server(&backends, "10.9.0.10", &dir);
     // Only 10.9.0.10 serves at first.
     let log = dir.join("vipd.log");
-    let _vipd = Vipd(
-        Command::new("ip")
-            .args(["netns", "exec", director.name()])
-            .arg(env!("CARGO_BIN_EXE_vipd"))
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("vipd"),
-    );
+    let _vipd = Vipd::start(&director, &cfg, &log);
     let limit = Duration::from_secs(20);
     wait_for(
         &director,
@@ -331,17 +338,7 @@ fn quorum_and_drain_file_drive_the_route_at_bird() {
     let cfg = dir.join("vipd.toml");
     std::fs::write(&cfg, SCENARIO.replace("DIR", &dir.display().to_string())).expect("cfg");
     let log = dir.join("vipd.log");
-    let vipd = Vipd(
-        Command::new("ip")
-            .args(["netns", "exec", director.name()])
-            .arg(env!("CARGO_BIN_EXE_vipd"))
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("vipd"),
-    );
+    let vipd = Vipd::start(&director, &cfg, &log);
     let vipd_log = || std::fs::read_to_string(&log).unwrap_or_default();
     let established = || birdc(&rtr, &ctl, &["show", "protocols", "vipd"]).contains("Established");
     let start = Instant::now();

@@ -1,29 +1,13 @@
-//! `vipd drain` / `vipd undrain`: create or remove the drain file, so that the state
+//! `vipd drain` / `vipd undrain`: create or remove the drain file (its path is resolved by
+//! the CLI: `--file`, else `global.drain_file`), so that the state
 //! survives restarts (the daemon polls the file about every second; an operator can as well
 //! `touch /etc/lb/disable` by hand).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-/// The drain file: `--file`, else `global.drain_file` of the configuration.
-fn drain_file(config: &Path, file: Option<PathBuf>) -> Result<PathBuf, String> {
-    if let Some(f) = file {
-        return Ok(f);
-    }
-    vipd_config::load_file(config)
-        .map(|l| l.config.global.drain_file)
-        .map_err(|e| format!("{e}\n(or name the drain file with --file)"))
-}
-
 /// Creates the drain file.
-pub fn drain(config: &Path, file: Option<PathBuf>) -> ExitCode {
-    let path = match drain_file(config, file) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
+pub fn drain(path: &Path) -> ExitCode {
     if let Some(dir) = path.parent() {
         if let Err(e) = std::fs::create_dir_all(dir) {
             eprintln!("cannot create {}: {e}", dir.display());
@@ -34,7 +18,7 @@ pub fn drain(config: &Path, file: Option<PathBuf>) -> ExitCode {
         "drained by `vipd drain` (pid {}); `vipd undrain` or removing this file ends it\n",
         std::process::id()
     );
-    match std::fs::write(&path, note) {
+    match std::fs::write(path, note) {
         Ok(()) => {
             println!(
                 "{} created: routes get GRACEFUL_SHUTDOWN, then are withdrawn after the drain delay",
@@ -50,15 +34,8 @@ pub fn drain(config: &Path, file: Option<PathBuf>) -> ExitCode {
 }
 
 /// Removes the drain file.
-pub fn undrain(config: &Path, file: Option<PathBuf>) -> ExitCode {
-    let path = match drain_file(config, file) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match std::fs::remove_file(&path) {
+pub fn undrain(path: &Path) -> ExitCode {
+    match std::fs::remove_file(path) {
         Ok(()) => {
             println!("{} removed: routes are announced again", path.display());
             ExitCode::SUCCESS
