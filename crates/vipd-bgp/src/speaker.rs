@@ -31,7 +31,7 @@ use crate::wire::{Decoded, Message, Prefix, Session, Update};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One neighbor.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerConfig {
     /// The router's address and port.
     pub addr: SocketAddr,
@@ -74,9 +74,36 @@ pub struct PeerStatus {
 #[derive(Debug)]
 pub struct Speaker {
     rib: watch::Sender<Arc<Rib>>,
-    stop: broadcast::Sender<String>,
-    peers: Vec<(SocketAddr, watch::Receiver<PeerStatus>, JoinHandle<()>)>,
+    peers: Vec<PeerHandle>,
+    /// Where the accept loop finds each passive neighbor's task.
+    inbound: watch::Sender<Inbound>,
+    /// A duplicate of the listening socket, to set the TCP MD5 keys of neighbors added later.
+    listen_fd: Option<std::os::fd::OwnedFd>,
     listener: Option<JoinHandle<()>>,
+}
+
+type Inbound = BTreeMap<IpAddr, mpsc::Sender<TcpStream>>;
+
+/// One running neighbor task.
+#[derive(Debug)]
+struct PeerHandle {
+    cfg: PeerConfig,
+    status: watch::Receiver<PeerStatus>,
+    stop: broadcast::Sender<String>,
+    task: JoinHandle<()>,
+}
+
+/// What [`Speaker::set_peers`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerChanges {
+    /// Neighbors whose configuration is unchanged: their sessions stay up.
+    pub kept: Vec<SocketAddr>,
+    /// New neighbors, started.
+    pub added: Vec<SocketAddr>,
+    /// Neighbors gone from the configuration, closed with a Cease.
+    pub removed: Vec<SocketAddr>,
+    /// Neighbors whose settings changed: closed with a Cease and started again.
+    pub restarted: Vec<SocketAddr>,
 }
 
 impl Speaker {
@@ -90,39 +117,126 @@ impl Speaker {
     /// passive neighbors are set on the listening socket, as the kernel requires.
     pub fn start_with_listener(peers: Vec<PeerConfig>, listen: Option<TcpListener>) -> Speaker {
         let (rib, _) = watch::channel(Arc::new(Rib::default()));
-        let (stop, _) = broadcast::channel(1);
-        let mut inbound = BTreeMap::new();
-        let peers = peers
-            .into_iter()
-            .map(|p| {
-                let (tx, rx) = watch::channel(PeerStatus {
-                    state: State::Idle,
-                    reason: "not started".into(),
-                    prefixes_sent: 0,
-                    updates_sent: 0,
-                    established_at: None,
-                    last_error: None,
-                });
-                let addr = p.addr;
-                let (in_tx, in_rx) = mpsc::channel(1);
-                if p.fsm.passive {
-                    if let (Some(l), Some(key)) = (&listen, &p.password) {
-                        if let Err(e) = vipd_sys::sockopt::set_tcp_md5(l.as_fd(), addr.ip(), key.as_bytes()) {
-                            warn!(neighbor = %addr, error = %e, "cannot set the TCP MD5 key on the listener");
-                        }
-                    }
-                    inbound.insert(addr.ip(), in_tx);
-                }
-                let task = tokio::spawn(Peer::new(p, rib.subscribe(), stop.subscribe(), tx, in_rx).run());
-                (addr, rx, task)
-            })
-            .collect();
-        let listener = listen.map(|l| tokio::spawn(accept_loop(l, inbound)));
-        Speaker {
+        let (inbound, inbound_rx) = watch::channel(Inbound::new());
+        let listen_fd = listen.as_ref().and_then(|l| match l.as_fd().try_clone_to_owned() {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                warn!(error = %e, "cannot keep the listener's descriptor: TCP MD5 keys of neighbors added by a reload cannot be set");
+                None
+            }
+        });
+        let listener = listen.map(|l| tokio::spawn(accept_loop(l, inbound_rx)));
+        let mut sp = Speaker {
             rib,
-            stop,
-            peers,
+            peers: Vec::new(),
+            inbound,
+            listen_fd,
             listener,
+        };
+        for p in peers {
+            sp.spawn_peer(p);
+        }
+        sp
+    }
+
+    fn spawn_peer(&mut self, p: PeerConfig) {
+        let (tx, rx) = watch::channel(PeerStatus {
+            state: State::Idle,
+            reason: "not started".into(),
+            prefixes_sent: 0,
+            updates_sent: 0,
+            established_at: None,
+            last_error: None,
+        });
+        let addr = p.addr;
+        let (in_tx, in_rx) = mpsc::channel(1);
+        if p.fsm.passive {
+            if let (Some(fd), Some(key)) = (&self.listen_fd, &p.password) {
+                if let Err(e) =
+                    vipd_sys::sockopt::set_tcp_md5(fd.as_fd(), addr.ip(), key.as_bytes())
+                {
+                    warn!(neighbor = %addr, error = %e, "cannot set the TCP MD5 key on the listener");
+                }
+            }
+            self.inbound.send_modify(|m| {
+                m.insert(addr.ip(), in_tx);
+            });
+        }
+        let (stop, stop_rx) = broadcast::channel(1);
+        let task =
+            tokio::spawn(Peer::new(p.clone(), self.rib.subscribe(), stop_rx, tx, in_rx).run());
+        self.peers.push(PeerHandle {
+            cfg: p,
+            status: rx,
+            stop,
+            task,
+        });
+    }
+
+    /// Applies a new neighbor list as a diff: an unchanged neighbor keeps its session, a
+    /// removed one is closed with a Cease (`reason`), a changed one is closed and started
+    /// again with its new settings, a new one is started. Routes are unchanged.
+    pub async fn set_peers(&mut self, peers: Vec<PeerConfig>, reason: &str) -> PeerChanges {
+        let mut out = PeerChanges::default();
+        let mut old: Vec<PeerHandle> = std::mem::take(&mut self.peers);
+        let mut start = Vec::new();
+        for p in peers {
+            match old.iter().position(|h| h.cfg.addr == p.addr) {
+                Some(i) if old[i].cfg == p => {
+                    out.kept.push(p.addr);
+                    self.peers.push(old.remove(i));
+                }
+                Some(_) => {
+                    out.restarted.push(p.addr);
+                    start.push(p);
+                }
+                None => {
+                    out.added.push(p.addr);
+                    start.push(p);
+                }
+            }
+        }
+        for h in old {
+            if !out.restarted.contains(&h.cfg.addr) {
+                out.removed.push(h.cfg.addr);
+            }
+            if h.cfg.fsm.passive {
+                let ip = h.cfg.addr.ip();
+                self.inbound.send_modify(|m| {
+                    m.remove(&ip);
+                });
+                if let (Some(fd), Some(_)) = (&self.listen_fd, &h.cfg.password) {
+                    let _ = vipd_sys::sockopt::set_tcp_md5(fd.as_fd(), ip, b"");
+                }
+            }
+            let _ = h.stop.send(reason.to_string());
+            let _ = h.task.await;
+        }
+        for p in start {
+            self.spawn_peer(p);
+        }
+        out
+    }
+
+    /// Whether a passive neighbor could be accepted (the speaker has a listener).
+    pub fn has_listener(&self) -> bool {
+        self.listener.is_some()
+    }
+
+    /// Gives a speaker started without a listener one (a reload added a passive
+    /// neighbor). Call before [`Speaker::set_peers`] so the new neighbors' keys are set.
+    pub fn set_listener(&mut self, l: TcpListener) {
+        match l.as_fd().try_clone_to_owned() {
+            Ok(fd) => self.listen_fd = Some(fd),
+            Err(e) => {
+                warn!(error = %e, "cannot keep the listener's descriptor: TCP MD5 keys cannot be set on it")
+            }
+        }
+        if let Some(old) = self
+            .listener
+            .replace(tokio::spawn(accept_loop(l, self.inbound.subscribe())))
+        {
+            old.abort();
         }
     }
 
@@ -155,6 +269,26 @@ impl Speaker {
         });
     }
 
+    /// Withdraws every route and waits, at most `within`, until every established
+    /// neighbor's withdrawals are written to its connection. Returns whether they all were.
+    pub async fn withdraw_all(&self, within: Duration) -> bool {
+        self.set_routes(BTreeMap::new());
+        let deadline = Instant::now() + within;
+        let mut rxs: Vec<watch::Receiver<PeerStatus>> =
+            self.peers.iter().map(|h| h.status.clone()).collect();
+        for rx in &mut rxs {
+            let done = tokio::time::timeout_at(
+                deadline,
+                rx.wait_for(|s| s.state != State::Established || s.prefixes_sent == 0),
+            )
+            .await;
+            if !matches!(done, Ok(Ok(_))) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// The initial routes are complete: End-of-RIB may be sent to every neighbor.
     pub fn initial_complete(&self) {
         self.rib.send_if_modified(|r| {
@@ -169,7 +303,7 @@ impl Speaker {
     pub fn status(&self) -> Vec<(SocketAddr, PeerStatus)> {
         self.peers
             .iter()
-            .map(|(a, rx, _)| (*a, rx.borrow().clone()))
+            .map(|h| (h.cfg.addr, h.status.borrow().clone()))
             .collect()
     }
 
@@ -179,8 +313,8 @@ impl Speaker {
         if let Some(l) = self.listener {
             l.abort();
         }
-        for (_, _, task) in self.peers {
-            task.abort();
+        for h in self.peers {
+            h.task.abort();
         }
     }
 
@@ -189,18 +323,20 @@ impl Speaker {
         if let Some(l) = self.listener {
             l.abort();
         }
-        let _ = self.stop.send(reason.to_string());
-        for (_, _, task) in self.peers {
-            let _ = task.await;
+        for h in &self.peers {
+            let _ = h.stop.send(reason.to_string());
+        }
+        for h in self.peers {
+            let _ = h.task.await;
         }
     }
 }
 
 /// Hands each accepted connection to the passive neighbor it comes from.
-async fn accept_loop(l: TcpListener, inbound: BTreeMap<IpAddr, mpsc::Sender<TcpStream>>) {
+async fn accept_loop(l: TcpListener, inbound: watch::Receiver<Inbound>) {
     loop {
         match l.accept().await {
-            Ok((s, from)) => match inbound.get(&canonical(from.ip())) {
+            Ok((s, from)) => match inbound.borrow().get(&canonical(from.ip())) {
                 Some(tx) => {
                     if tx.try_send(s).is_err() {
                         info!(from = %from, "BGP connection refused: that neighbor already has one pending");

@@ -208,6 +208,11 @@ pub struct Bgp {
     /// Graceful restart (RFC 4724) as the restarting speaker.
     #[serde(default)]
     pub graceful_restart: GracefulRestart,
+    /// On stop (SIGTERM), withdraw every route and close the sessions with a Cease, like
+    /// keepalived's `omega`, instead of leaving the routes to graceful restart. For a node
+    /// being retired; a restart or upgrade keeps flows better with the default `false`.
+    #[serde(default)]
+    pub withdraw_on_stop: bool,
     /// The routers to peer with (`[[bgp.neighbor]]`).
     #[serde(default, rename = "neighbor")]
     pub neighbors: Vec<Neighbor>,

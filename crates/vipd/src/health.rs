@@ -48,6 +48,9 @@ pub struct HealthView {
     last: BTreeMap<ServerRef, (Effective, String)>,
     /// Per service, from the last [`HealthView::desired`]: quorum input and first pass.
     summary: BTreeMap<String, ServiceHealth>,
+    /// Weights found in the kernel at start, kept for each real server until its checks
+    /// have a result (see [`HealthView::carry`]).
+    carried: BTreeMap<ServerRef, u32>,
 }
 
 impl HealthView {
@@ -56,6 +59,33 @@ impl HealthView {
         HealthView {
             jobs,
             ..HealthView::default()
+        }
+    }
+
+    /// On a restart, vipd finds IPVS already programmed by its previous run. Until a real
+    /// server's checks have a first result, its kernel weight stands: otherwise `alpha`
+    /// (unknown counts as down) would zero every weight on start and break live traffic,
+    /// only to restore it one interval later. Servers with no destination in the kernel
+    /// follow the usual rules.
+    pub fn carry(&mut self, cfg: &Config, dump: &crate::ipvs_task::Dump) {
+        for s in &cfg.services {
+            let key = vipd_reconcile::service_key(s);
+            let Some((_, dests)) = dump.iter().find(|(svc, _)| svc.key == key) else {
+                continue;
+            };
+            for r in &s.real_servers {
+                let port = r.port.unwrap_or(s.port);
+                if let Some(d) = dests.iter().find(|d| d.addr == r.address && d.port == port) {
+                    self.carried.insert(
+                        ServerRef {
+                            service: Arc::from(s.name.as_str()),
+                            addr: r.address,
+                            port,
+                        },
+                        d.weight,
+                    );
+                }
+            }
         }
     }
 
@@ -162,7 +192,21 @@ impl HealthView {
                 .zip(&eval.servers)
                 .map(|(r, e)| ((r.addr, r.port), *e))
                 .collect();
+            // A server whose checks all have a result no longer needs its kernel weight.
+            let mut carried: BTreeMap<(std::net::IpAddr, u16), u32> = BTreeMap::new();
+            for (r, v) in refs.iter().zip(&views) {
+                if v.state == State::Unknown {
+                    if let Some(w) = self.carried.get(r) {
+                        carried.insert((r.addr, r.port), *w);
+                    }
+                } else {
+                    self.carried.remove(r);
+                }
+            }
             out.push(vipd_reconcile::desired(s, |addr, port| {
+                if let Some(w) = carried.get(&(addr, port)) {
+                    return Health::Up(*w);
+                }
                 match by_addr.get(&(addr, port)) {
                     Some(Effective::Up(w)) => Health::Up(*w),
                     _ => Health::Down,
@@ -170,6 +214,8 @@ impl HealthView {
             }));
         }
         self.last.retain(|r, _| self.jobs.servers.contains_key(r));
+        self.carried
+            .retain(|r, _| self.jobs.servers.contains_key(r));
         self.summary
             .retain(|name, _| cfg.services.iter().any(|s| &s.name == name));
         out
@@ -190,5 +236,118 @@ impl HealthView {
     /// Each service's healthy weight and first-pass state, as of the last `desired`.
     pub fn services(&self) -> &BTreeMap<String, ServiceHealth> {
         &self.summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: &str = r#"
+[[check]]
+name = "web"
+kind = "tcp"
+[[service]]
+name = "web"
+vip = "198.51.100.1"
+port = 80
+checks = ["web"]
+alpha = true
+[service.announce]
+enabled = false
+[[service.real_server]]
+address = "10.0.0.1"
+weight = 5
+[[service.real_server]]
+address = "10.0.0.2"
+weight = 7
+"#;
+
+    fn weights(d: &[DesiredService]) -> Vec<(String, u32)> {
+        d[0].dests
+            .iter()
+            .map(|d| (d.addr.to_string(), d.weight))
+            .collect()
+    }
+
+    fn update(view: &HealthView, addr: &str, state: State) -> Update {
+        let r = view
+            .jobs
+            .servers
+            .keys()
+            .find(|r| r.addr.to_string() == addr)
+            .expect("server");
+        Update {
+            key: view.jobs.servers[r][0].clone(),
+            name: Arc::from("web"),
+            target: std::net::SocketAddr::new(r.addr, r.port),
+            state,
+            drain: false,
+            weight_pct: None,
+            reason: "test".into(),
+            latency: std::time::Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn kernel_weights_stand_until_the_first_result_on_restart() {
+        let cfg = vipd_config::load_str(CFG, "t.toml").expect("cfg").config;
+        let mut fresh = HealthView::new(vipd_health::engine::jobs(&cfg));
+        // A fresh start with alpha: everything at 0 until checks pass.
+        assert_eq!(
+            weights(&fresh.desired(&cfg)),
+            [("10.0.0.1".into(), 0), ("10.0.0.2".into(), 0)]
+        );
+
+        // A restart: the kernel holds the previous run's weights (10.0.0.2 was reduced by
+        // an agent to 3). They stand while the checks are unknown.
+        let s = &cfg.services[0];
+        let svc = vipd_reconcile::service(s);
+        let dump = vec![(
+            svc,
+            vec![
+                vipd_ipvs::Dest::new(
+                    "10.0.0.1".parse().unwrap(),
+                    80,
+                    vipd_ipvs::Forward::Tunnel,
+                    5,
+                ),
+                vipd_ipvs::Dest::new(
+                    "10.0.0.2".parse().unwrap(),
+                    80,
+                    vipd_ipvs::Forward::Tunnel,
+                    3,
+                ),
+            ],
+        )];
+        let mut view = HealthView::new(vipd_health::engine::jobs(&cfg));
+        view.carry(&cfg, &dump);
+        assert_eq!(
+            weights(&view.desired(&cfg)),
+            [("10.0.0.1".into(), 5), ("10.0.0.2".into(), 3)]
+        );
+        assert!(
+            !view.services()["web"].settled,
+            "no route decision on carried weights"
+        );
+        // Results replace the carried weights, one server at a time.
+        let u = update(&view, "10.0.0.2", State::Up);
+        view.apply(u);
+        assert_eq!(
+            weights(&view.desired(&cfg)),
+            [("10.0.0.1".into(), 5), ("10.0.0.2".into(), 7)]
+        );
+        let u = update(&view, "10.0.0.1", State::Down);
+        view.apply(u);
+        assert_eq!(
+            weights(&view.desired(&cfg)),
+            [("10.0.0.1".into(), 0), ("10.0.0.2".into(), 7)]
+        );
+        assert!(view.carried.is_empty());
+        // Once a result is known, a later "unknown" (a changed check restarted by a
+        // reload) does not bring back the old kernel weight.
+        let u = update(&view, "10.0.0.1", State::Unknown);
+        view.apply(u);
+        assert_eq!(weights(&view.desired(&cfg))[0], ("10.0.0.1".into(), 0));
     }
 }

@@ -1,5 +1,7 @@
 //! Shared by the real-daemon tests: a neighbor with test timings (hold 9 s, fast retries).
 
+pub mod bird;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 

@@ -78,6 +78,8 @@ struct Director {
     latency: vipd_health::engine::LatencyHistograms,
     /// IPVS reconciliation counters (counted by the IPVS task).
     ipvs_counters: IpvsCounters,
+    /// This run found a previous run's state (graceful restart's R bit).
+    restarting: bool,
 }
 
 impl Director {
@@ -221,6 +223,59 @@ impl Director {
         }
     }
 
+    /// Applies `[bgp]` changes after a reload: unchanged sessions stay up, removed
+    /// neighbors get a Cease, changed ones are restarted, new ones start. Errors are
+    /// logged and returned for the reload report; the other neighbors are still applied.
+    async fn reload_bgp(&mut self, cfg: &Config) -> Result<(), String> {
+        let peers = crate::bgp::peers(cfg, self.restarting);
+        let need_listener = peers.iter().any(|p| p.fsm.passive);
+        let mut listener = match (&self.speaker, &cfg.bgp, need_listener) {
+            (Some(sp), _, _) if sp.has_listener() => None,
+            (_, Some(b), true) => match tokio::net::TcpListener::bind(b.listen).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    return Err(format!(
+                        "cannot listen for passive BGP neighbors on {}: {e}; [bgp] not applied",
+                        b.listen
+                    ));
+                }
+            },
+            _ => None,
+        };
+        if let (Some(sp), Some(l)) = (self.speaker.as_mut(), listener.take()) {
+            sp.set_listener(l);
+        }
+        if self.speaker.is_none() && !peers.is_empty() {
+            let sp = vipd_bgp::speaker::Speaker::start_with_listener(peers, listener);
+            info!(neighbors = sp.status().len(), "reload: BGP speaker started");
+            self.speaker = Some(sp);
+            // A new speaker starts with no routes: hand it the current decisions.
+            self.routes.clear();
+            self.eor_sent = false;
+            self.refresh_routes(cfg);
+            return Ok(());
+        }
+        let Some(sp) = self.speaker.as_mut() else {
+            return Ok(());
+        };
+        if peers.is_empty() {
+            info!("reload: no BGP neighbor left; closing every session");
+            if let Some(old) = self.speaker.take() {
+                old.shutdown("neighbor removed from the configuration")
+                    .await;
+            }
+            self.routes.clear();
+            self.vip_states.clear();
+            return Ok(());
+        }
+        let c = sp
+            .set_peers(peers, "neighbor removed or reconfigured")
+            .await;
+        info!(kept = ?c.kept, added = ?c.added, removed = ?c.removed, restarted = ?c.restarted,
+            "reload: BGP neighbors");
+        Ok(())
+    }
+
     /// Polls the drain file. Only its existence counts (its content is the operator's: a
     /// note, nothing, or garbage); an error other than "absent" keeps the current state.
     fn poll_drain(&mut self, cfg: &Config) {
@@ -260,9 +315,21 @@ async fn start_director(
         ipvs_counters.clone(),
     );
     tokio::spawn(task.run(rx, shutdown.subscribe()));
-    // Health checks start now; until they report, alpha servers count as down.
+    // Health checks start now; until they report, alpha servers count as down, except on
+    // a restart, where the kernel's weights stand until then (zero writes, no broken flow).
     let jobs = vipd_health::engine::jobs(cfg);
     let mut view = HealthView::new(jobs.clone());
+    if restarting {
+        let (dump_tx, dump_rx) = tokio::sync::oneshot::channel();
+        let _ = tx.send(Request::Dump(dump_tx)).await;
+        match dump_rx.await {
+            Ok(Ok(dump)) => view.carry(cfg, &dump),
+            Ok(Err(e)) => {
+                warn!(error = %e, "cannot read IPVS to carry its weights over the restart")
+            }
+            Err(_) => return Err("the IPVS task stopped".to_string()),
+        }
+    }
     let latency = vipd_health::engine::latency_histograms();
     let (health, health_rx) = vipd_health::engine::spawn(
         jobs.jobs.into_values().collect(),
@@ -315,6 +382,7 @@ async fn start_director(
         vip_states: BTreeMap::new(),
         latency,
         ipvs_counters,
+        restarting,
     };
     d.poll_drain(cfg);
     d.refresh_routes(cfg);
@@ -490,12 +558,16 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
                     continue;
                 }
                 last_reload = Some("ok (applied)".to_string());
-                if new.config.bgp != running.bgp {
-                    warn!("reload: [bgp] changed; session changes take effect at the next restart (routes are updated now)");
-                }
                 info!(config = %path.display(), "reload: new configuration accepted");
+                let bgp_changed = new.config.bgp != running.bgp;
                 running = new.config;
                 if let Some(d) = director.as_mut() {
+                    if bgp_changed {
+                        if let Err(e) = d.reload_bgp(&running).await {
+                            error!("reload: {e}");
+                            last_reload = Some(format!("applied, except: {e}"));
+                        }
+                    }
                     if let Err(e) = director::apply_sysctls(&running) { director::log_setup_error("sysctls", &e); }
                     // Unchanged checks keep their state; changed ones restart from unknown.
                     let jobs = vipd_health::engine::jobs(&running);
@@ -516,7 +588,13 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
     let _ = shutdown.send(());
     if let Some(d) = director.as_mut() {
         if let Some(s) = d.speaker.take() {
-            if crate::bgp::graceful(&running) {
+            if running.bgp.as_ref().is_some_and(|b| b.withdraw_on_stop) {
+                info!("withdraw_on_stop: withdrawing every route before closing the sessions");
+                if !s.withdraw_all(Duration::from_secs(5)).await {
+                    warn!("withdrawals not all written within 5 s; closing anyway");
+                }
+                s.shutdown("vipd stopping (routes withdrawn)").await;
+            } else if crate::bgp::graceful(&running) {
                 info!(
                     "closing BGP sessions without NOTIFICATION: routers keep the routes for the graceful restart time"
                 );
