@@ -27,3 +27,45 @@ pub use diag::{Diagnostic, Location, Path, Report, Seg, Severity};
 pub use load::{ConfigError, Loaded, load_file, load_str};
 pub use model::*;
 pub use types::{Community, Duration, LargeCommunity, Percent};
+
+/// `global.control_socket` of the file at `path`, read leniently: the rest of the file may
+/// be invalid (this is how `vipd reload` reaches a daemon to which it brings a broken file,
+/// so the daemon can refuse it and say why). The default when the key cannot be read.
+pub fn control_socket_of(path: &std::path::Path) -> std::path::PathBuf {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|t| {
+            t.get("global")?
+                .get("control_socket")?
+                .as_str()
+                .map(std::path::PathBuf::from)
+        })
+        .unwrap_or_else(|| Global::default().control_socket)
+}
+
+#[cfg(test)]
+mod lenient_tests {
+    #[test]
+    fn control_socket_is_found_in_an_otherwise_invalid_file() {
+        let dir = std::env::temp_dir().join(format!("vipd-cs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("a.toml");
+        std::fs::write(
+            &f,
+            "[global]\ncontrol_socket = \"/x/y.sock\"\nbogus_key = 1\n",
+        )
+        .unwrap();
+        assert!(crate::load_file(&f).is_err());
+        assert_eq!(
+            super::control_socket_of(&f),
+            std::path::Path::new("/x/y.sock")
+        );
+        std::fs::write(&f, "[global\n").unwrap();
+        assert_eq!(
+            super::control_socket_of(&f),
+            std::path::Path::new("/run/vipd/vipd.sock")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -93,6 +93,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask the running daemon to re-read its configuration file (like SIGHUP) and print the
+    /// outcome. An invalid file is refused with its errors (exit 1) and the running
+    /// configuration stays; a valid one is applied as a diff.
+    #[command(after_help = "Example:\n  vipd check-config /etc/vipd/vipd.toml && vipd reload")]
+    Reload {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The control socket itself, instead of reading it from the configuration.
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
     /// End a drain: remove the drain file; the daemon announces again.
     Undrain {
         #[command(flatten)]
@@ -150,6 +161,11 @@ fn main() -> ExitCode {
         Command::Drain { config, file } => drain_file(&config, file).map(|f| cmd::drain::drain(&f)),
         Command::Undrain { config, file } => {
             drain_file(&config, file).map(|f| cmd::drain::undrain(&f))
+        }
+        Command::Reload { config, socket } => {
+            Ok(status::reload_client(&socket.unwrap_or_else(|| {
+                vipd_config::control_socket_of(&config.path)
+            })))
         }
         Command::Status {
             config,

@@ -94,8 +94,14 @@ pub struct NeighborStatus {
     pub last_error: Option<String>,
 }
 
-/// A status request from the socket task to the main task.
-pub type Request = oneshot::Sender<Status>;
+/// A request from the socket task to the main task.
+#[derive(Debug)]
+pub enum Request {
+    /// `vipd status`.
+    Status(oneshot::Sender<Status>),
+    /// `vipd reload`: the reload's outcome, `Err` when the file was refused.
+    Reload(oneshot::Sender<Result<String, String>>),
+}
 
 /// Serves the control socket at `path` until the runtime stops. Removes a stale socket
 /// file first; refuses to start if `path` is something else.
@@ -149,7 +155,7 @@ async fn answer(s: UnixStream, tx: mpsc::Sender<Request>) -> std::io::Result<()>
     let body = match line.trim() {
         "status" => {
             let (otx, orx) = oneshot::channel();
-            if tx.send(otx).await.is_err() {
+            if tx.send(Request::Status(otx)).await.is_err() {
                 return Ok(());
             }
             match orx.await {
@@ -157,34 +163,78 @@ async fn answer(s: UnixStream, tx: mpsc::Sender<Request>) -> std::io::Result<()>
                 Err(_) => "{\"error\":\"daemon stopping\"}".to_string(),
             }
         }
-        other => format!("{{\"error\":\"unknown command {other:?}; try: status\"}}"),
+        "reload" => {
+            let (otx, orx) = oneshot::channel();
+            if tx.send(Request::Reload(otx)).await.is_err() {
+                return Ok(());
+            }
+            let r = orx
+                .await
+                .unwrap_or_else(|_| Err("daemon stopping".to_string()));
+            serde_json::json!({ "reload": r }).to_string()
+        }
+        other => format!("{{\"error\":\"unknown command {other:?}; try: status, reload\"}}"),
     };
     w.write_all(body.as_bytes()).await?;
     w.write_all(b"\n").await?;
     w.shutdown().await
 }
 
-/// `vipd status`: asks the daemon and prints the answer.
-pub fn client(socket: &Path, json: bool) -> std::process::ExitCode {
+/// Sends one command line to the daemon; its answer, or the error already explained.
+fn ask(socket: &Path, command: &str) -> Result<String, String> {
     use std::io::{Read, Write};
-    let mut s = match std::os::unix::net::UnixStream::connect(socket) {
-        Ok(s) => s,
+    let mut s = std::os::unix::net::UnixStream::connect(socket).map_err(|e| {
+        format!(
+            "cannot reach vipd at {}: {e}\n(is `vipd run` running? the socket is global.control_socket; root only)",
+            socket.display()
+        )
+    })?;
+    let mut text = String::new();
+    s.write_all(format!("{command}\n").as_bytes())
+        .and_then(|()| s.read_to_string(&mut text))
+        .map_err(|e| format!("control socket: {e}"))?;
+    Ok(text)
+}
+
+/// `vipd reload`: asks the daemon to re-read its file and prints the outcome; exit 1 when
+/// the file was refused (the running configuration stays).
+pub fn reload_client(socket: &Path) -> std::process::ExitCode {
+    let text = match ask(socket, "reload") {
+        Ok(t) => t,
         Err(e) => {
-            eprintln!(
-                "cannot reach vipd at {}: {e}\n(is `vipd run` running? the socket is global.control_socket; root only)",
-                socket.display()
-            );
+            eprintln!("{e}");
             return std::process::ExitCode::FAILURE;
         }
     };
-    let mut text = String::new();
-    if let Err(e) = s
-        .write_all(b"status\n")
-        .and_then(|()| s.read_to_string(&mut text))
-    {
-        eprintln!("control socket: {e}");
-        return std::process::ExitCode::FAILURE;
+    #[derive(Deserialize)]
+    struct Answer {
+        reload: Result<String, String>,
     }
+    match serde_json::from_str::<Answer>(&text) {
+        Ok(Answer { reload: Ok(r) }) => {
+            println!("reload: {r}");
+            std::process::ExitCode::SUCCESS
+        }
+        Ok(Answer { reload: Err(e) }) => {
+            eprintln!("reload {e}");
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("unexpected answer ({e}):\n{text}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `vipd status`: asks the daemon and prints the answer.
+pub fn client(socket: &Path, json: bool) -> std::process::ExitCode {
+    let text = match ask(socket, "status") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     if json {
         print!("{text}");
         return std::process::ExitCode::SUCCESS;

@@ -163,8 +163,14 @@ fn run_reloads_on_sighup_keeps_config_on_error_and_stops_on_sigterm() {
     let cfg = dir.join("vipd.toml");
     let log = dir.join("vipd.log");
     // The backend role needs no IPVS, so this life-cycle test runs on any kernel.
-    let good =
-        std::fs::read_to_string(repo().join("deploy/examples/backend.toml")).expect("example");
+    let sock = dir.join("vipd.sock");
+    let good = std::fs::read_to_string(repo().join("deploy/examples/backend.toml"))
+        .expect("example")
+        .replacen(
+            "[global]\n",
+            &format!("[global]\ncontrol_socket = \"{}\"\n", sock.display()),
+            1,
+        );
     std::fs::write(&cfg, &good).expect("write");
     // Stand in for systemd: a datagram socket in NOTIFY_SOCKET, a 200 ms watchdog.
     let notify_path = dir.join("notify.sock");
@@ -220,14 +226,42 @@ fn run_reloads_on_sighup_keeps_config_on_error_and_stops_on_sigterm() {
         "no terminal colour codes in a log file: {s}"
     );
 
+    // `vipd reload` finds the socket in the broken file and reports the refusal, exit 1.
+    let o = vipd()
+        .args(["reload", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("vipd reload");
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("REFUSED") && text(&o).contains("timeout 5s is longer than interval 1s"),
+        "{}",
+        text(&o)
+    );
+
     std::fs::write(
         &cfg,
         good.replace("timeout = \"500ms\"", "timeout = \"400ms\""),
     )
     .expect("write");
-    signal(pid, "HUP");
+    let o = vipd()
+        .args(["reload", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("vipd reload");
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "reload: ok (applied)\n");
     wait_for(&log, "reload: new configuration accepted");
     next("RELOADING=1");
+    let o = vipd()
+        .args(["reload", "--socket"])
+        .arg(&sock)
+        .output()
+        .expect("vipd reload");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "reload: ok (unchanged)\n"
+    );
 
     signal(pid, "TERM");
     let status = child.wait().expect("wait");

@@ -463,18 +463,6 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
     drain_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            Some(reply) = status_rx.recv() => {
-                if let Some(d) = &director {
-                    let _ = reply.send(d.status(&running, started, &last_reload).await);
-                } else {
-                    let _ = reply.send(status::Status {
-                        version: env!("CARGO_PKG_VERSION").to_string(),
-                        uptime_secs: started.elapsed().as_secs(),
-                        last_reload: last_reload.clone(),
-                        ..status::Status::default()
-                    });
-                }
-            }
             _ = watchdog.tick(), if watchdog_every.is_some() => crate::notify::watchdog(),
             Some(req) = metrics_rx.recv() => match (&director, req) {
                 (Some(d), metrics::Request::Metrics(reply)) => {
@@ -533,55 +521,25 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
             }
             _ = hup.recv() => {
                 info!(config = %path.display(), "SIGHUP: reloading the configuration");
-                crate::notify::reloading();
-                let new = match vipd_config::load_file(path) {
-                    Ok(new) => new,
-                    Err(e) => {
-                        error!(config = %path.display(), errors = e.error_count(),
-                            "reload refused, the running configuration stays:\n{e}");
-                        last_reload = Some(format!("REFUSED ({} errors; the previous configuration runs):\n{e}", e.error_count()));
-                        crate::notify::ready("reload refused: the previous configuration runs (see the log)");
-                        continue;
-                    }
-                };
-                log_warnings(&new);
-                if new.config == running {
-                    info!(config = %path.display(), "reload: configuration unchanged");
-                    last_reload = Some("ok (unchanged)".to_string());
-                    crate::notify::ready(&status_line(&running, director.as_ref()));
-                    continue;
-                }
-                if new.config.global.role != running.global.role {
-                    error!("reload refused: changing global.role needs a restart");
-                    last_reload = Some("REFUSED: changing global.role needs a restart".to_string());
-                    crate::notify::ready("reload refused: changing global.role needs a restart");
-                    continue;
-                }
-                last_reload = Some("ok (applied)".to_string());
-                info!(config = %path.display(), "reload: new configuration accepted");
-                let bgp_changed = new.config.bgp != running.bgp;
-                running = new.config;
-                if let Some(d) = director.as_mut() {
-                    if bgp_changed {
-                        if let Err(e) = d.reload_bgp(&running).await {
-                            error!("reload: {e}");
-                            last_reload = Some(format!("applied, except: {e}"));
-                        }
-                    }
-                    if let Err(e) = director::apply_sysctls(&running) { director::log_setup_error("sysctls", &e); }
-                    // Unchanged checks keep their state; changed ones restart from unknown.
-                    let jobs = vipd_health::engine::jobs(&running);
-                    let stats = d.health.reload(jobs.jobs.values().cloned().collect()).await;
-                    info!(kept = stats.kept, started = stats.started, stopped = stats.stopped, "reload: health checks");
-                    d.view.reload(jobs);
-                    let desired = d.view.desired(&running);
-                    // Withdrawals first (a removed service's VIP), then IPVS and addresses.
-                    d.refresh_routes(&running);
-                    let _ = d.ipvs.send(Request::Desired(desired, director::timeouts(&running), None)).await;
-                    if let Err(e) = director::sync_vips(&d.net, &running).await { director::log_setup_error("VIP addresses", &e); }
-                }
-                crate::notify::ready(&status_line(&running, director.as_ref()));
+                let _ = reload(path, &mut running, &mut director, &mut last_reload).await;
             }
+            Some(req) = status_rx.recv() => match req {
+                status::Request::Status(reply) => {
+                    let _ = reply.send(match &director {
+                        Some(d) => d.status(&running, started, &last_reload).await,
+                        None => status::Status {
+                            version: env!("CARGO_PKG_VERSION").to_string(),
+                            uptime_secs: started.elapsed().as_secs(),
+                            last_reload: last_reload.clone(),
+                            ..status::Status::default()
+                        },
+                    });
+                }
+                status::Request::Reload(reply) => {
+                    info!(config = %path.display(), "vipd reload: reloading the configuration");
+                    let _ = reply.send(reload(path, &mut running, &mut director, &mut last_reload).await);
+                }
+            },
         }
     }
     crate::notify::stopping();
@@ -606,6 +564,91 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
     }
     info!("vipd stopped");
     Ok(())
+}
+
+/// Re-reads the file (SIGHUP or `vipd reload`). A refused file leaves everything running as
+/// it was; an accepted one is applied as a diff. Returns the outcome, also kept in
+/// `last_reload` for `vipd status`.
+async fn reload(
+    path: &Path,
+    running: &mut Config,
+    director: &mut Option<Director>,
+    last_reload: &mut Option<String>,
+) -> Result<String, String> {
+    crate::notify::reloading();
+    let outcome = apply_reload(path, running, director).await;
+    *last_reload = Some(match &outcome {
+        Ok(r) => r.clone(),
+        Err(e) => e.clone(),
+    });
+    crate::notify::ready(&match &outcome {
+        Ok(_) => status_line(running, director.as_ref()),
+        Err(_) => "reload refused: the previous configuration runs (see the log)".to_string(),
+    });
+    outcome
+}
+
+async fn apply_reload(
+    path: &Path,
+    running: &mut Config,
+    director: &mut Option<Director>,
+) -> Result<String, String> {
+    let new = match vipd_config::load_file(path) {
+        Ok(new) => new,
+        Err(e) => {
+            error!(config = %path.display(), errors = e.error_count(),
+                "reload refused, the running configuration stays:\n{e}");
+            return Err(format!(
+                "REFUSED ({} errors; the previous configuration runs):\n{e}",
+                e.error_count()
+            ));
+        }
+    };
+    log_warnings(&new);
+    if new.config == *running {
+        info!(config = %path.display(), "reload: configuration unchanged");
+        return Ok("ok (unchanged)".to_string());
+    }
+    if new.config.global.role != running.global.role {
+        error!("reload refused: changing global.role needs a restart");
+        return Err("REFUSED: changing global.role needs a restart".to_string());
+    }
+    info!(config = %path.display(), "reload: new configuration accepted");
+    let bgp_changed = new.config.bgp != running.bgp;
+    *running = new.config;
+    let mut outcome = "ok (applied)".to_string();
+    if let Some(d) = director.as_mut() {
+        if bgp_changed {
+            if let Err(e) = d.reload_bgp(running).await {
+                error!("reload: {e}");
+                outcome = format!("applied, except: {e}");
+            }
+        }
+        if let Err(e) = director::apply_sysctls(running) {
+            director::log_setup_error("sysctls", &e);
+        }
+        // Unchanged checks keep their state; changed ones restart from unknown.
+        let jobs = vipd_health::engine::jobs(running);
+        let stats = d.health.reload(jobs.jobs.values().cloned().collect()).await;
+        info!(
+            kept = stats.kept,
+            started = stats.started,
+            stopped = stats.stopped,
+            "reload: health checks"
+        );
+        d.view.reload(jobs);
+        let desired = d.view.desired(running);
+        // Withdrawals first (a removed service's VIP), then IPVS and addresses.
+        d.refresh_routes(running);
+        let _ = d
+            .ipvs
+            .send(Request::Desired(desired, director::timeouts(running), None))
+            .await;
+        if let Err(e) = director::sync_vips(&d.net, running).await {
+            director::log_setup_error("VIP addresses", &e);
+        }
+    }
+    Ok(outcome)
 }
 
 fn log_warnings(l: &Loaded) {
