@@ -3,9 +3,12 @@
 //! in another; `ipvsadm` is the witness.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{Vipd, bird_until, birdc, http_get};
 use vipd_testkit::{Daemon, Feature, Lan, Netns, require};
 
 const CONFIG: &str = r#"
@@ -105,32 +108,6 @@ fn http_server(ns: &Netns, addr: &str, dir: &Path) -> Daemon {
     )
 }
 
-/// The vipd process, killed when the test ends.
-struct Vipd(Child);
-
-impl Vipd {
-    /// `vipd run --config cfg` in `ns`, its log in `log`.
-    fn start(ns: &Netns, cfg: &Path, log: &Path) -> Vipd {
-        Vipd(
-            Command::new("ip")
-                .args(["netns", "exec", ns.name()])
-                .arg(env!("CARGO_BIN_EXE_vipd"))
-                .args(["run", "--config"])
-                .arg(cfg)
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(log).expect("log"))
-                .spawn()
-                .expect("vipd"),
-        )
-    }
-}
-impl Drop for Vipd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn health_checks_drive_ipvs_weights() {
     if !require("health_checks_drive_ipvs_weights", &[Feature::Ipvs]) {
@@ -153,8 +130,8 @@ fn health_checks_drive_ipvs_weights() {
 
     let s10 = http_server(&backends, "10.9.0.10", &dir);
     // Only 10.9.0.10 serves at first.
-    let log = dir.join("vipd.log");
-    let _vipd = Vipd::start(&director, &cfg, &log);
+    let vipd = Vipd::spawn(&director, &cfg, &dir, 1, false);
+    let log = vipd.log.clone();
     let limit = Duration::from_secs(20);
     wait_for(
         &director,
@@ -248,55 +225,6 @@ address = "10.9.0.10"
 address = "10.9.0.11"
 "#;
 
-/// `birdc` in the router's namespace; its output, or "" while BIRD is not up yet.
-fn birdc(rtr: &Netns, ctl: &Path, args: &[&str]) -> String {
-    Command::new("ip")
-        .args(["netns", "exec", rtr.name(), "birdc", "-s"])
-        .arg(ctl)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
-}
-
-/// `birdc show route all` for the VIP, polled until `pred` holds.
-fn bird_until(
-    rtr: &Netns,
-    ctl: &Path,
-    log: &Path,
-    what: &str,
-    pred: impl Fn(&str) -> bool,
-) -> String {
-    let start = Instant::now();
-    loop {
-        let out = birdc(rtr, ctl, &["show", "route", "all", "198.51.100.1/32"]);
-        if pred(&out) {
-            return out;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{what}: BIRD shows\n{out}\n{}\nvipd log:\n{}",
-            birdc(rtr, ctl, &["show", "protocols", "all", "vipd"]),
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// GET http://127.0.0.1:9180{path} inside `ns`: (status, body).
-fn http_get(ns: &Netns, path: &str) -> (u16, String) {
-    let script = format!(
-        "import urllib.request, urllib.error\ntry:\n    r = urllib.request.urlopen('http://127.0.0.1:9180{path}', timeout=5)\n    print(r.status); print(r.read().decode())\nexcept urllib.error.HTTPError as e:\n    print(e.code); print(e.read().decode())\n"
-    );
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns.name(), "python3", "-c", &script])
-        .output()
-        .expect("python3");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (code, body) = text.split_once('\n').unwrap_or(("0", ""));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
-
 #[test]
 fn quorum_and_drain_file_drive_the_route_at_bird() {
     if !require(
@@ -337,8 +265,8 @@ fn quorum_and_drain_file_drive_the_route_at_bird() {
     );
     let cfg = dir.join("vipd.toml");
     std::fs::write(&cfg, SCENARIO.replace("DIR", &dir.display().to_string())).expect("cfg");
-    let log = dir.join("vipd.log");
-    let vipd = Vipd::start(&director, &cfg, &log);
+    let vipd = Vipd::spawn(&director, &cfg, &dir, 1, false);
+    let log = vipd.log.clone();
     let vipd_log = || std::fs::read_to_string(&log).unwrap_or_default();
     let established = || birdc(&rtr, &ctl, &["show", "protocols", "vipd"]).contains("Established");
     let start = Instant::now();
@@ -490,7 +418,7 @@ fn quorum_and_drain_file_drive_the_route_at_bird() {
     let hup = || {
         assert!(
             Command::new("kill")
-                .args(["-HUP", &vipd.0.id().to_string()])
+                .args(["-HUP", &vipd.child_pid().to_string()])
                 .status()
                 .expect("kill")
                 .success()

@@ -1,0 +1,199 @@
+//! Shared by the kernel scenario tests: vipd as a process (optionally under strace, to
+//! count its IPVS writes), BIRD's CLI, HTTP GETs to vipd's own endpoints.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vipd_testkit::Netns;
+
+/// A vipd process in a namespace, optionally under strace to count its IPVS writes.
+pub struct Vipd {
+    child: Child,
+    /// Its stderr.
+    pub log: PathBuf,
+    /// strace's output, when traced.
+    trace: Option<PathBuf>,
+    stopped: bool,
+}
+
+impl Vipd {
+    /// `vipd run --config cfg` in `ns` under strace (its IPVS writes counted at
+    /// [`Vipd::stop`]), logging to `dir/vipd-N.log`.
+    pub fn start(ns: &Netns, cfg: &Path, dir: &Path, n: usize) -> Self {
+        Self::spawn(ns, cfg, dir, n, true)
+    }
+
+    /// The same, with or without strace (timing-sensitive tests go without).
+    pub fn spawn(ns: &Netns, cfg: &Path, dir: &Path, n: usize, traced: bool) -> Self {
+        let log = dir.join(format!("vipd-{n}.log"));
+        let trace = traced.then(|| dir.join(format!("strace-{n}.txt")));
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns.name()]);
+        if let Some(trace) = &trace {
+            cmd.args([
+                "strace",
+                "-f",
+                "-qq",
+                // strace abbreviates arrays (here: netlink messages in one send) past -s.
+                "-s",
+                "1024",
+                "-e",
+                "trace=sendto,sendmsg",
+                "-o",
+            ])
+            .arg(trace);
+        }
+        let child = cmd
+            .arg(env!("CARGO_BIN_EXE_vipd"))
+            .args(["run", "--config"])
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("spawn vipd");
+        Vipd {
+            child,
+            log,
+            trace,
+            stopped: false,
+        }
+    }
+
+    /// The pid of the process started (`ip netns exec` execs vipd, or strace).
+    pub fn child_pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle` `times` times.
+    pub fn wait(&self, needle: &str, times: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.log();
+            if s.matches(needle).count() >= times {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {needle:?} x{times}:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self, cfg: &Path) -> String {
+        let out = Command::new("pgrep")
+            .arg("-f")
+            .arg(format!(
+                "^{} run --config {}",
+                env!("CARGO_BIN_EXE_vipd"),
+                cfg.display()
+            ))
+            .output()
+            .expect("pgrep");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .expect("vipd pid")
+            .to_string()
+    }
+
+    pub fn signal(&self, cfg: &Path, sig: &str) {
+        assert!(
+            Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(self.pid(cfg))
+                .status()
+                .expect("kill")
+                .success()
+        );
+    }
+
+    /// SIGTERM, wait, check the exit status; the log and the IPVS writes strace saw (None
+    /// when not traced).
+    pub fn stop(mut self, cfg: &Path) -> (String, Option<usize>) {
+        self.signal(cfg, "TERM");
+        let st = self.child.wait().expect("wait");
+        self.stopped = true;
+        assert!(st.success(), "vipd exit {st:?}:\n{}", self.log());
+        (self.log(), self.trace.as_deref().map(ipvs_writes))
+    }
+}
+
+impl Drop for Vipd {
+    fn drop(&mut self) {
+        if !self.stopped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// IPVS write commands (NEW/SET/DEL SERVICE, NEW/SET/DEL DEST, SET_CONFIG) in an strace log. One
+/// `sendto` may carry many netlink messages (vipd batches them): each is printed as
+/// `{nlmsg_len=.., nlmsg_type=IPVS, ..}, "\xCC..."` where CC is the genl command.
+pub fn ipvs_writes(trace: &Path) -> usize {
+    let t = std::fs::read_to_string(trace).expect("strace output");
+    t.lines()
+        .flat_map(|l| l.split("nlmsg_type=IPVS").skip(1))
+        .filter_map(|m| {
+            m.split_once("}, \"\\x")
+                .and_then(|(_, r)| u8::from_str_radix(r.get(..2)?, 16).ok())
+        })
+        .filter(|cmd| matches!(cmd, 1 | 2 | 3 | 5 | 6 | 7 | 12))
+        .count()
+}
+
+/// `birdc` in the router's namespace; its output, or "" while BIRD is not up yet.
+pub fn birdc(rtr: &Netns, ctl: &Path, args: &[&str]) -> String {
+    Command::new("ip")
+        .args(["netns", "exec", rtr.name(), "birdc", "-s"])
+        .arg(ctl)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// `birdc show route all` for the VIP, polled until `pred` holds.
+pub fn bird_until(
+    rtr: &Netns,
+    ctl: &Path,
+    log: &Path,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    let start = Instant::now();
+    loop {
+        let out = birdc(rtr, ctl, &["show", "route", "all", "198.51.100.1/32"]);
+        if pred(&out) {
+            return out;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what}: BIRD shows\n{out}\n{}\nvipd log:\n{}",
+            birdc(rtr, ctl, &["show", "protocols", "all", "vipd"]),
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// GET http://127.0.0.1:9180{path} inside `ns`: (status, body).
+pub fn http_get(ns: &Netns, path: &str) -> (u16, String) {
+    let script = format!(
+        "import urllib.request, urllib.error\ntry:\n    r = urllib.request.urlopen('http://127.0.0.1:9180{path}', timeout=5)\n    print(r.status); print(r.read().decode())\nexcept urllib.error.HTTPError as e:\n    print(e.code); print(e.read().decode())\n"
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns.name(), "python3", "-c", &script])
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (code, body) = text.split_once('\n').unwrap_or(("0", ""));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
