@@ -471,6 +471,50 @@ fn quorum_and_drain_file_drive_the_route_at_bird() {
         "{text}"
     );
 
+    // `vipd reload` adding a neighbor: the existing session stays up (BIRD's "since", to the
+    // second, unchanged), the new one is started.
+    let since = || {
+        birdc(&rtr, &ctl, &["show", "protocols", "vipd"])
+            .lines()
+            .find(|l| l.starts_with("vipd"))
+            .and_then(|l| l.split_whitespace().nth(4))
+            .and_then(|t| t.split('.').next())
+            .unwrap_or("")
+            .to_string()
+    };
+    let session_since = since();
+    assert!(session_since.contains(':'), "{session_since:?}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let weighted = std::fs::read_to_string(&cfg).expect("cfg");
+    std::fs::write(
+        &cfg,
+        weighted.replace(
+            "[[bgp.neighbor]]",
+            "[[bgp.neighbor]]\naddress = \"10.8.0.253\"\nremote_as = 65010\n[[bgp.neighbor]]",
+        ),
+    )
+    .expect("cfg");
+    let o = Command::new(env!("CARGO_BIN_EXE_vipd"))
+        .args(["reload", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("vipd reload");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "reload: ok (applied)\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&status(true)).expect("JSON");
+    assert_eq!(v["neighbors"].as_array().map(Vec::len), Some(2), "{v}");
+    let text = vipd_log();
+    assert!(
+        text.contains("kept=[10.8.0.254:179] added=[10.8.0.253:179]"),
+        "{text}"
+    );
+    assert_eq!(since(), session_since, "the router's session was not reset");
+    assert!(birdc(&rtr, &ctl, &["show", "protocols", "vipd"]).contains("Established"));
+
     // IPVS stayed programmed through all of it.
     assert_eq!(witness(&director).len(), 2, "{:?}", witness(&director));
     let text = vipd_log();
