@@ -10,7 +10,7 @@ CARGO ?= cargo
 # Debian packages, in one place. user-mode-linux: the guest kernel with IPVS/ipip;
 # kmod: modprobe in the guest; ipvsadm/iproute2: independent witnesses in kernel tests.
 # bird2, gobgpd, frr: real BGP peers of the speaker's tests.
-APT_PACKAGES := user-mode-linux kmod iproute2 ipvsadm procps iputils-ping python3 util-linux coreutils strace bird2 gobgpd frr
+APT_PACKAGES := user-mode-linux kmod iproute2 ipvsadm procps iputils-ping python3 util-linux coreutils strace bird2 gobgpd frr nftables
 # Only for `make bench`: the contenders vipd is measured against.
 BENCH_APT_PACKAGES := keepalived exabgp haproxy
 

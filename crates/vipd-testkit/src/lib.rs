@@ -20,6 +20,8 @@ pub enum Feature {
     Ipip,
     /// IPv6 tunnels (`ip6_tunnel`).
     Ip6Tnl,
+    /// nftables (`nf_tables`), for the backend's director filter.
+    Nftables,
 }
 
 impl Feature {
@@ -28,6 +30,7 @@ impl Feature {
             Feature::Ipvs => &["ip_vs", "ip_vs_mh"],
             Feature::Ipip => &["ipip"],
             Feature::Ip6Tnl => &["ip6_tunnel"],
+            Feature::Nftables => &["nf_tables"],
         }
     }
 }

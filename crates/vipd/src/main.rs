@@ -5,6 +5,7 @@
 //! which clap produces itself).
 
 mod announce;
+mod backend;
 mod bgp;
 mod cmd;
 mod director;

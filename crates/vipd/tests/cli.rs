@@ -164,14 +164,32 @@ fn run_reloads_on_sighup_keeps_config_on_error_and_stops_on_sigterm() {
     let log = dir.join("vipd.log");
     // The backend role needs no IPVS, so this life-cycle test runs on any kernel.
     let sock = dir.join("vipd.sock");
-    let good = std::fs::read_to_string(repo().join("deploy/examples/backend.toml"))
-        .expect("example")
-        .replacen(
-            "[global]\n",
-            &format!("[global]\ncontrol_socket = \"{}\"\n", sock.display()),
-            1,
-        );
+    // A backend whose set-up works on any kernel (no tunnel device, no nftables), in its
+    // own namespace: the backend role changes sysctls and addresses.
+    let good = format!(
+        r#"[global]
+role = "backend"
+control_socket = "{sock}"
+drain_file = "{drain}"
+[[check]]
+name = "local"
+kind = "http"
+port = 80
+interval = "1s"
+timeout = "500ms"
+[backend]
+loopback_vips = ["198.51.100.1"]
+[backend.agent]
+listen = "127.0.0.1:5555"
+state_file = "{state}"
+checks = ["local"]
+"#,
+        sock = sock.display(),
+        drain = dir.join("disable").display(),
+        state = dir.join("agent-check").display()
+    );
     std::fs::write(&cfg, &good).expect("write");
+    let ns = vipd_testkit::Netns::new("cli-life");
     // Stand in for systemd: a datagram socket in NOTIFY_SOCKET, a 200 ms watchdog.
     let notify_path = dir.join("notify.sock");
     let _ = std::fs::remove_file(&notify_path);
@@ -180,8 +198,8 @@ fn run_reloads_on_sighup_keeps_config_on_error_and_stops_on_sigterm() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     // systemd sets WATCHDOG_PID to the service's pid: `exec` keeps the shell's.
-    let mut child = Command::new("sh")
-        .arg("-c")
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns.name(), "sh", "-c"])
         .arg(format!(
             "WATCHDOG_PID=$$ exec {} run --config {}",
             env!("CARGO_BIN_EXE_vipd"),
@@ -221,6 +239,15 @@ fn run_reloads_on_sighup_keeps_config_on_error_and_stops_on_sigterm() {
     signal(pid, "HUP");
     let s = wait_for(&log, "reload refused, the running configuration stays");
     assert!(s.contains("timeout 5s is longer than interval 1s"), "{s}");
+    assert!(
+        !s.contains("backend set-up:"),
+        "the backend set-up worked: {s}"
+    );
+    assert!(
+        ns.ip(&["addr", "show", "dev", "lo"])
+            .contains("198.51.100.1/32"),
+        "loopback VIP"
+    );
     assert!(
         !s.contains('\u{1b}'),
         "no terminal colour codes in a log file: {s}"

@@ -446,16 +446,19 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
             error!("{e}: /metrics and /healthcheck unavailable");
         }
     }
-    let (mut director, mut health_rx) = match running.global.role {
+    let (mut director, mut backend, mut health_rx) = match running.global.role {
         Role::Director => {
             let (d, rx) = start_director(&running, &shutdown).await?;
-            (Some(d), Some(rx))
+            (Some(d), None, Some(rx))
         }
         Role::Backend => {
-            info!("backend role: nothing to program yet in this version");
-            (None, None)
+            let (b, rx) = crate::backend::Node::start(&running).await?;
+            (None, Some(b), rx)
         }
     };
+    let mut resync = tokio::time::interval(running.global.resync_interval.get());
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    resync.tick().await;
     crate::notify::ready(&status_line(&running, director.as_ref()));
     let watchdog_every = crate::notify::watchdog_interval();
     let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
@@ -501,8 +504,13 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
                     crate::notify::status(&status_line(&running, Some(d)));
                 }
             }
+            _ = resync.tick(), if backend.is_some() => {
+                if let Some(b) = backend.as_mut() { b.resync(&running).await; }
+            }
             Some(u) = next_health(&mut health_rx) => {
-                if let Some(d) = director.as_mut() {
+                if let Some(b) = backend.as_mut() {
+                    b.on_update(u);
+                } else if let Some(d) = director.as_mut() {
                     d.view.apply(u);
                     // Take every update already queued: one desired state for a burst.
                     while let Some(Ok(u)) = health_rx.as_mut().map(|rx| rx.try_recv()) {
@@ -521,7 +529,7 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
             }
             _ = hup.recv() => {
                 info!(config = %path.display(), "SIGHUP: reloading the configuration");
-                let _ = reload(path, &mut running, &mut director, &mut last_reload).await;
+                let _ = reload(path, &mut running, &mut director, &mut backend, &mut last_reload).await;
             }
             Some(req) = status_rx.recv() => match req {
                 status::Request::Status(reply) => {
@@ -537,7 +545,7 @@ async fn serve(path: &Path, loaded: Loaded) -> Result<(), String> {
                 }
                 status::Request::Reload(reply) => {
                     info!(config = %path.display(), "vipd reload: reloading the configuration");
-                    let _ = reply.send(reload(path, &mut running, &mut director, &mut last_reload).await);
+                    let _ = reply.send(reload(path, &mut running, &mut director, &mut backend, &mut last_reload).await);
                 }
             },
         }
@@ -573,10 +581,11 @@ async fn reload(
     path: &Path,
     running: &mut Config,
     director: &mut Option<Director>,
+    backend: &mut Option<crate::backend::Node>,
     last_reload: &mut Option<String>,
 ) -> Result<String, String> {
     crate::notify::reloading();
-    let outcome = apply_reload(path, running, director).await;
+    let outcome = apply_reload(path, running, director, backend).await;
     *last_reload = Some(match &outcome {
         Ok(r) => r.clone(),
         Err(e) => e.clone(),
@@ -592,6 +601,7 @@ async fn apply_reload(
     path: &Path,
     running: &mut Config,
     director: &mut Option<Director>,
+    backend: &mut Option<crate::backend::Node>,
 ) -> Result<String, String> {
     let new = match vipd_config::load_file(path) {
         Ok(new) => new,
@@ -617,6 +627,12 @@ async fn apply_reload(
     let bgp_changed = new.config.bgp != running.bgp;
     *running = new.config;
     let mut outcome = "ok (applied)".to_string();
+    if let Some(b) = backend.as_mut() {
+        b.reload(running).await;
+        if !b.errors().is_empty() {
+            outcome = format!("applied, except: {}", b.errors().join("; "));
+        }
+    }
     if let Some(d) = director.as_mut() {
         if bgp_changed {
             if let Err(e) = d.reload_bgp(running).await {

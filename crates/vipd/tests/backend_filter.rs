@@ -1,0 +1,121 @@
+//! The backend's director filter (`allowed_directors`, an nftables table) on the host kernel,
+//! which has nf_tables (Debian's UML kernel lacks its ip/inet families). Two senders on a
+//! LAN send raw IP protocol 4 (IPIP) packets to the backend; the rule's counter tells which
+//! were dropped.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use common::Vipd;
+use vipd_testkit::{Lan, Netns, require_program};
+
+fn send_ipip(ns: &Netns, count: usize) {
+    ns.run(move || async move {
+        let s = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::RAW,
+            Some(socket2::Protocol::from(4)),
+        )
+        .expect("raw IPIP socket");
+        let to = SocketAddrV4::new(Ipv4Addr::new(10, 5, 0, 10), 0);
+        for _ in 0..count {
+            s.send_to(b"not a real inner packet", &to.into())
+                .expect("send");
+        }
+    });
+}
+
+/// Packets counted by vipd's drop rule, or None while the table is absent.
+fn dropped(be: &Netns) -> Option<u64> {
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            be.name(),
+            "nft",
+            "list",
+            "table",
+            "inet",
+            "vipd_backend",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text.lines().find(|l| l.contains("@directors4"))?;
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == "packets")?;
+    words.next()?.parse().ok()
+}
+
+fn until<T>(what: &str, v: &Vipd, f: impl Fn() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(x) = f() {
+            return x;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{what}:\n{}",
+            v.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn only_the_directors_encapsulated_packets_get_through() {
+    if !require_program("only_the_directors_encapsulated_packets_get_through", "nft") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vipd-filter-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let lan = Lan::new("bf");
+    let be = Netns::new("bf-be");
+    let director = Netns::new("bf-d");
+    let other = Netns::new("bf-x");
+    lan.attach(&be, "eth0", &["10.5.0.10/24"]);
+    lan.attach(&director, "eth0", &["10.5.0.1/24"]);
+    lan.attach(&other, "eth0", &["10.5.0.2/24"]);
+    let cfg = dir.join("vipd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[global]\nrole = \"backend\"\ncontrol_socket = \"{d}/vipd.sock\"\ndrain_file = \"{d}/disable\"\nresync_interval = \"1s\"\n[backend]\nloopback_vips = [\"198.51.100.1\"]\nallowed_directors = [\"10.5.0.1\", \"2001:db8::1\"]\n",
+            d = dir.display()
+        ),
+    )
+    .expect("cfg");
+    let v = Vipd::spawn(&be, &cfg, &dir, 1, false);
+    let base = until("the filter table", &v, || dropped(&be));
+    assert_eq!(base, 0);
+    send_ipip(&director, 5);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(dropped(&be), Some(0), "the director's packets pass");
+    send_ipip(&other, 5);
+    until("the other sender's packets dropped", &v, || {
+        dropped(&be).filter(|n| *n == 5)
+    });
+    // Removed by hand: the resync puts it back.
+    be.exec(&["nft", "delete", "table", "inet", "vipd_backend"]);
+    until("the table restored", &v, || dropped(&be));
+    // The list emptied by a reload: the table goes.
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg)
+            .expect("cfg")
+            .replace("allowed_directors = [\"10.5.0.1\", \"2001:db8::1\"]", ""),
+    )
+    .expect("cfg");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_vipd"))
+        .args(["reload", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("vipd reload");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(dropped(&be), None, "table removed with the last director");
+    let _ = std::fs::remove_dir_all(&dir);
+}
