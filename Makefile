@@ -14,14 +14,16 @@ APT_PACKAGES := user-mode-linux kmod iproute2 ipvsadm procps iputils-ping python
 # Only for `make bench`: the contenders vipd is measured against.
 BENCH_APT_PACKAGES := keepalived exabgp haproxy
 
-.PHONY: help deps build test test-unit test-kernel fmt-check clippy testbed bench check-examples fuzz fuzz-check clean
+.PHONY: help deps build test test-unit test-kernel test-scenarios demo fmt-check clippy testbed bench check-examples fuzz fuzz-check clean
 
 help:
+	@echo "make demo         the seed's topology in UML: traffic through 2 directors, drain one, summary"
 	@echo "make deps         install missing Debian packages (root)"
 	@echo "make build        build the workspace"
 	@echo "make test         deps + fmt check + clippy -D warnings + unit tests + kernel tests in UML"
 	@echo "make test-unit    host tests (kernel tests skip here, with a reason)"
 	@echo "make test-kernel  kernel tests inside the user-mode-linux guest (VIPD_REQUIRE_KERNEL=1)"
+	@echo "make test-scenarios  the events table (connections broken per event) in UML"
 	@echo "make testbed      boot the UML guest once and show what its kernel offers"
 	@echo "make bench        run the benchmarks under testbed/bench/"
 	@echo "make fuzz         fuzz the BGP decoder and the config loader (FUZZ_SECONDS each, default 60)"
@@ -69,8 +71,16 @@ fuzz:
 	cd fuzz && for t in bgp_message config; do \
 	    RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
-test: deps fmt-check clippy test-unit check-examples fuzz-check test-kernel
+# The multi-tier topology: connections broken per event, asserted (0 for planned events).
+test-scenarios: deps
+	testbed/topologies/run scenarios
+
+test: deps fmt-check clippy test-unit check-examples fuzz-check test-kernel test-scenarios
 	@echo "make test: all passed"
+
+# The main job on a fresh machine: installs, builds, boots the topology, prints a summary.
+demo: deps
+	testbed/topologies/run demo
 
 testbed: deps
 	testbed/uml/run -- testbed/uml/probe

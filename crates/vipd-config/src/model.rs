@@ -632,9 +632,11 @@ pub struct Service {
     /// mh: hash the source port too (the design's `sh-port`).
     #[serde(default = "default_true")]
     pub mh_port: bool,
-    /// mh: pick another destination when the chosen one has weight 0.
-    #[serde(default)]
-    pub mh_fallback: bool,
+    /// mh: pick another destination (deterministically: the same on every director) when
+    /// the chosen one has weight 0. Default: on with `mh`. Off, the kernel drops new
+    /// connections hashed to a drained or inhibited server (its slots stay in the table).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mh_fallback: Option<bool>,
     /// tunnel, dr or nat.
     #[serde(default)]
     pub forwarding: Forwarding,
@@ -685,6 +687,11 @@ fn default_quorum() -> u32 {
 }
 
 impl Service {
+    /// Whether the mh fallback flag is on (explicit, or by default with `mh`).
+    pub fn mh_fallback(&self) -> bool {
+        self.mh_fallback.unwrap_or(self.scheduler == "mh")
+    }
+
     /// Sum of configured weights.
     pub fn total_weight(&self) -> u64 {
         self.real_servers.iter().map(|r| u64::from(r.weight)).sum()

@@ -36,7 +36,7 @@ pub fn service_key(s: &SvcConfig) -> ServiceKey {
 /// The IPVS service settings of a configured service.
 pub fn service(s: &SvcConfig) -> Service {
     let mut flags = 0;
-    if s.mh_fallback {
+    if s.mh_fallback() {
         flags |= IP_VS_SVC_F_SCHED1;
     }
     if s.mh_port && s.scheduler == "mh" {

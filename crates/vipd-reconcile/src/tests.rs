@@ -410,8 +410,11 @@ mod from_config {
         let s = service(&cfg("mh_fallback = true"));
         assert_eq!(s.flags, IP_VS_SVC_F_SCHED1 | IP_VS_SVC_F_SCHED2);
         assert_eq!((s.timeout, s.netmask), (0, 128));
+        // mh_fallback defaults to on with mh.
+        let s = service(&cfg("mh_port = false"));
+        assert_eq!(s.flags, IP_VS_SVC_F_SCHED1);
         let s = service(&cfg(
-            "mh_port = false\n[service.persistence]\ntimeout = \"5m\"\nnetmask = 64",
+            "mh_port = false\nmh_fallback = false\n[service.persistence]\ntimeout = \"5m\"\nnetmask = 64",
         ));
         assert_eq!(s.flags, IP_VS_SVC_F_PERSISTENT);
         assert_eq!((s.timeout, s.netmask), (300, 64));

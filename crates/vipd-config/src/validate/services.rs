@@ -83,7 +83,23 @@ fn service(cfg: &Config, svc: &Service, p: &Path, defined: &BTreeSet<&str>, s: &
                 .hint("with several directors behind ECMP only mh (or sh/dh) sends a flow to the same real server from every director"),
         );
     }
-    if svc.mh_fallback && svc.scheduler != "mh" {
+    if svc.scheduler == "mh"
+        && svc.mh_fallback == Some(false)
+        && svc.on_failure == crate::model::OnFailure::Inhibit
+    {
+        // The kernel keeps a weight-0 destination's slots in the Maglev table (so every
+        // director keeps the same table); without the fallback flag a new connection hashed
+        // to such a slot is dropped ("IPVS: mh: ... no destination available"): seen in the
+        // lab when a backend was drained.
+        s.push(
+            Diagnostic::warning(
+                p.key("scheduler"),
+                "mh without mh_fallback drops new connections hashed to a real server at weight 0 (down, or drained)",
+            )
+            .hint("set mh_fallback = true (the design's sh-fallback), or on_failure = \"remove\""),
+        );
+    }
+    if svc.mh_fallback == Some(true) && svc.scheduler != "mh" {
         s.push(
             Diagnostic::error(p.key("mh_fallback"), "mh_fallback needs scheduler = \"mh\"")
                 .hint("remove mh_fallback or use the mh scheduler"),

@@ -82,7 +82,7 @@ fn base_is_valid_and_defaults_apply() {
     assert!(l.warnings.is_empty(), "{:?}", l.warnings);
     let s = &l.config.services[0];
     assert_eq!(s.scheduler, "mh");
-    assert!(s.mh_port && !s.mh_fallback && s.alpha);
+    assert!(s.mh_port && s.mh_fallback() && s.alpha);
     assert_eq!(s.forwarding, crate::Forwarding::Tunnel);
     assert_eq!(s.quorum, 1);
     assert_eq!(
@@ -832,6 +832,13 @@ fn warnings_do_not_refuse() {
     assert!(
         w.iter()
             .any(|d| d.message.contains("keeps per-director state")),
+        "{w:?}"
+    );
+    let w = warnings(&with("port = 80\n", "port = 80\nmh_fallback = false\n"));
+    assert!(
+        w.iter().any(|d| d
+            .message
+            .contains("mh without mh_fallback drops new connections")),
         "{w:?}"
     );
     let no_tunnel_filter = "[global]\nrole = \"backend\"\n[backend]\n[[backend.tunnel]]\nname = \"tunl0\"\nmode = \"ipip\"\nvips = [\"198.51.100.1\"]\n";

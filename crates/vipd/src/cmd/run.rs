@@ -179,7 +179,7 @@ impl Director {
                         "{}{}{}",
                         s.scheduler,
                         if s.mh_port { " mh-port" } else { "" },
-                        if s.mh_fallback { " mh-fallback" } else { "" }
+                        if s.mh_fallback() { " mh-fallback" } else { "" }
                     ),
                     announce: announce.to_string(),
                     announce_reason: reason,

@@ -1,0 +1,459 @@
+"""The seed's multi-tier topology inside one UML guest, and what runs on it.
+
+    client 10.7.0.100  (ECMP default route over both routers, L4 hash)
+       |  front LAN 10.7.0.0/24
+    r1 10.7.0.1 / 10.8.0.251      r2 10.7.0.2 / 10.8.0.252     BIRD 2, eBGP AS 65100,
+       |  core LAN 10.8.0.0/24                                  ECMP kernel routes (L4 hash)
+    d1 10.8.0.1   d2 10.8.0.2   (d3 10.8.0.3, added by a scenario)   vipd directors, AS 65000
+    b1 10.8.0.11  b2 10.8.0.12  b3 10.8.0.13                         vipd backends + HTTP
+
+The VIP 198.51.100.10:80 is an IPVS `mh` (mh-port) service on every director, real servers
+in IPIP tunnel mode; the backends hold the VIP on tunl0 and answer the client directly.
+
+Usage (inside the guest, see ../run): lab.py OUT REPO demo|scenarios
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+OUT, REPO, MODE = sys.argv[1], sys.argv[2], sys.argv[3]
+HERE = os.path.dirname(os.path.abspath(__file__))
+VIPD = f"{REPO}/target/debug/vipd"
+VIP = "198.51.100.10"
+RUN = "/run/lab"
+ROUTERS = {"r1": ("10.7.0.1", "10.8.0.251"), "r2": ("10.7.0.2", "10.8.0.252")}
+DIRECTORS = {"d1": "10.8.0.1", "d2": "10.8.0.2", "d3": "10.8.0.3"}
+BACKENDS = {"b1": "10.8.0.11", "b2": "10.8.0.12", "b3": "10.8.0.13"}
+LONG_CONNS = 48
+procs = {}
+
+
+def sh(*args, check=True):
+    r = subprocess.run(args, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise SystemExit(f"lab: {' '.join(args)} failed: {r.stderr.strip()}")
+    return r.stdout
+
+
+def nsx(ns, *args, check=True):
+    return sh("ip", "netns", "exec", ns, *args, check=check)
+
+
+def spawn(name, ns, args):
+    log = open(f"{OUT}/{name}.log", "a")
+    procs[name] = subprocess.Popen(["ip", "netns", "exec", ns, *args], stdout=log,
+                                   stderr=subprocess.STDOUT)
+
+
+def stop(name, sig="TERM"):
+    p = procs.pop(name, None)
+    if p:
+        p.send_signal(getattr(__import__("signal"), f"SIG{sig}"))
+        p.wait()
+
+
+def wait(pred, limit, what):
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"lab: timed out waiting for {what}; logs in {OUT}")
+
+
+def lan(name, members):
+    sh("ip", "netns", "add", f"lan-{name}")
+    sh("ip", "-n", f"lan-{name}", "link", "add", "br0", "type", "bridge")
+    sh("ip", "-n", f"lan-{name}", "link", "set", "br0", "up")
+    for i, (ns, ifname, addr) in enumerate(members):
+        port = f"{name}{i}"
+        sh("ip", "link", "add", port, "type", "veth", "peer", "name", ifname, "netns", ns)
+        sh("ip", "link", "set", port, "netns", f"lan-{name}")
+        sh("ip", "-n", f"lan-{name}", "link", "set", port, "master", "br0", "up")
+        sh("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", ifname)
+        sh("ip", "-n", ns, "link", "set", ifname, "up")
+
+
+def sysctl(ns, name, value):
+    nsx(ns, "sysctl", "-qw", f"{name}={value}")
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def director_config(name):
+    ip = DIRECTORS[name]
+    neighbors = "".join(
+        f'[[bgp.neighbor]]\naddress = "{core}"\nremote_as = 65100\ndescription = "{r}"\n'
+        for r, (_, core) in ROUTERS.items())
+    servers = "".join(f'[[service.real_server]]\naddress = "{a}"\n' for a in BACKENDS.values())
+    d = f"{RUN}/{name}"
+    return f"""[global]
+router_id = "{ip}"
+state_dir = "{d}/state"
+drain_file = "{d}/disable"
+control_socket = "{d}/vipd.sock"
+listen = "127.0.0.1:9180"
+[global.sysctl]
+sloppy_tcp = 1
+expire_nodest_conn = 0
+expire_quiescent_template = 0
+[bgp]
+local_as = 65000
+hold_time = 9
+connect_retry = 1
+[bgp.graceful_restart]
+enabled = true
+restart_time = 60
+{neighbors}
+[[check]]
+name = "http"
+kind = "http"
+path = "/health"
+port = 80
+interval = "500ms"
+timeout = "400ms"
+rise = 2
+fall = 2
+[[check]]
+name = "agent"
+kind = "agent"
+port = 5555
+interval = "500ms"
+timeout = "400ms"
+rise = 1
+fall = 2
+[[service]]
+name = "web"
+vip = "{VIP}"
+port = 80
+scheduler = "mh"
+mh_port = true
+forwarding = "tunnel"
+checks = ["http", "agent"]
+quorum = 2
+[service.announce]
+med = 10
+drained_med = 100
+drain_delay = "2s"
+{servers}"""
+
+
+def backend_config(name):
+    d = f"{RUN}/{name}"
+    return f"""[global]
+role = "backend"
+drain_file = "{d}/disable"
+control_socket = "{d}/vipd.sock"
+[[check]]
+name = "local"
+kind = "http"
+path = "/health"
+port = 80
+interval = "500ms"
+timeout = "400ms"
+rise = 1
+fall = 2
+[[backend.tunnel]]
+name = "tunl0"
+mode = "ipip"
+vips = ["{VIP}"]
+[backend.agent]
+listen = "0.0.0.0:5555"
+state_file = "{d}/agent-check"
+checks = ["local"]
+"""
+
+
+def bird_config(r):
+    _, core = ROUTERS[r]
+    peers = "".join(
+        f"protocol bgp {d} from directors {{ neighbor {ip} as 65000; }}\n"
+        for d, ip in DIRECTORS.items())
+    return f"""router id {core};
+protocol device {{}}
+protocol kernel {{ ipv4 {{ export all; }}; merge paths on; }}
+template bgp directors {{
+  local {core} as 65100;
+  hold time 9;
+  connect delay time 1;
+  error wait time 1, 2;
+  graceful restart on;
+  ipv4 {{ import all; export none; }};
+}}
+{peers}"""
+
+
+def build():
+    shutil.rmtree(RUN, ignore_errors=True)
+    names = ["client", *ROUTERS, *DIRECTORS, *BACKENDS]
+    for ns in names:
+        sh("ip", "netns", "add", ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+    lan("f", [("client", "eth0", "10.7.0.100")] +
+        [(r, "eth0", front) for r, (front, _) in ROUTERS.items()])
+    lan("c", [(r, "eth1", core) for r, (_, core) in ROUTERS.items()] +
+        [(d, "eth0", ip) for d, ip in DIRECTORS.items()] +
+        [(b, "eth0", ip) for b, ip in BACKENDS.items()])
+    for ns in ["client", *ROUTERS]:
+        sysctl(ns, "net.ipv4.fib_multipath_hash_policy", 1)
+    sh("ip", "-n", "client", "route", "add", "default",
+       *sum((["nexthop", "via", front] for front, _ in ROUTERS.values()), []))
+    for r in ROUTERS:
+        sysctl(r, "net.ipv4.ip_forward", 1)
+        write(f"{RUN}/{r}/bird.conf", bird_config(r))
+        spawn(f"bird-{r}", r, ["bird", "-f", "-c", f"{RUN}/{r}/bird.conf",
+                               "-s", f"{RUN}/{r}/bird.ctl"])
+    for d in DIRECTORS:
+        sh("ip", "-n", d, "route", "add", "default", "via", "10.8.0.251")
+        write(f"{RUN}/{d}/vipd.toml", director_config(d))
+    for b in BACKENDS:
+        sh("ip", "-n", b, "route", "add", "default",
+           *sum((["nexthop", "via", core] for _, core in ROUTERS.values()), []))
+        write(f"{RUN}/{b}/vipd.toml", backend_config(b))
+        spawn(f"http-{b}", b, ["python3", f"{HERE}/backend_server.py", b])
+        spawn(f"vipd-{b}", b, [VIPD, "run", "--config", f"{RUN}/{b}/vipd.toml"])
+    for d in ("d1", "d2"):
+        start_director(d)
+
+
+def start_director(d):
+    spawn(f"vipd-{d}", d, [VIPD, "run", "--config", f"{RUN}/{d}/vipd.toml"])
+
+
+def birdc(r, *args):
+    return nsx(r, "birdc", "-s", f"{RUN}/{r}/bird.ctl", *args, check=False)
+
+
+def nexthops(r):
+    """The directors the router's kernel sends the VIP to."""
+    out = sh("ip", "-n", r, "route", "show", f"{VIP}/32")
+    return sorted(ip for d, ip in DIRECTORS.items() if f"via {ip} " in out)
+
+
+def status(d, *args):
+    return sh(VIPD, "status", "--socket", f"{RUN}/{d}/vipd.sock", *args, check=False)
+
+
+def start_client():
+    spawn("client", "client", ["python3", f"{HERE}/client.py", VIP, f"{RUN}/client.json",
+                               str(LONG_CONNS)])
+    wait(lambda: len(client().get("long", {})) == LONG_CONNS, 30,
+         "every long-lived connection to be up")
+
+
+def client():
+    try:
+        with open(f"{RUN}/client.json") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def ipvs_conns(d):
+    """Connections IPVS scheduled on this director since its service was created."""
+    out = nsx(d, "ipvsadm", "-Ln", "--stats", "-t", f"{VIP}:80", check=False)
+    for line in out.splitlines():
+        f = line.split()
+        if f and f[0] == "TCP":
+            return int(f[2])
+    return 0
+
+
+def ready(directors=("d1", "d2")):
+    want = sorted(DIRECTORS[d] for d in directors)
+    return all(nexthops(r) == want for r in ROUTERS)
+
+
+def banner(text):
+    print(f"\n=== {text}", flush=True)
+
+
+def demo():
+    t0 = time.monotonic()
+    build()
+    wait(ready, 60, "both routers to have an ECMP route over d1 and d2")
+    start_client()
+    banner(f"topology up in {time.monotonic() - t0:.1f} s: r1 routes {VIP} via "
+           + ", ".join(nexthops("r1")))
+    print(birdc("r1", "show", "route", "all", f"{VIP}/32"))
+    time.sleep(3)
+    c = client()
+    conns = {d: ipvs_conns(d) for d in ("d1", "d2")}
+    banner("requests spread over the backends (short requests by backend), through both "
+           "directors (connections IPVS scheduled on each)")
+    print(json.dumps(c["short_by_backend"], sort_keys=True), "| directors:", conns)
+    banner("vipd status on d1 (serving)")
+    print(status("d1"))
+    banner("draining d1: touch /run/lab/d1/disable (the lab's /etc/lb/disable)")
+    before = c
+    sh(VIPD, "drain", "--file", f"{RUN}/d1/disable")
+    wait(lambda: "100" in birdc("r1", "show", "route", "all", f"{VIP}/32")
+         and "65535" in birdc("r1", "show", "route", "all", f"{VIP}/32"), 15,
+         "the GRACEFUL_SHUTDOWN re-announcement")
+    print("r1 during the drain delay (d1's path with community (65535,0) and MED 100):")
+    print(birdc("r1", "show", "route", "all", f"{VIP}/32"))
+    # The drained MED already moved the routers' best path to d2; the withdrawal follows
+    # the drain delay.
+    wait(lambda: ready(["d2"]) and "withdrawn" in status("d1"), 20, "d1's withdrawal")
+    time.sleep(1)
+    after = client()
+    banner("after the drain: r1 and r2 route the VIP via d2 only")
+    for r in ROUTERS:
+        print(r, sh("ip", "-n", r, "route", "show", f"{VIP}/32").strip())
+    banner("vipd status on d1 (drained)")
+    print(status("d1"))
+    broken = after["long_broken"] - before["long_broken"]
+    failed = after["short_fail"] - before["short_fail"]
+    summary = (f"SUMMARY: {len(after['short_by_backend'])} backends served "
+               f"{after['short_ok']} requests through d1 and d2 "
+               f"(IPVS connections d1 {conns['d1']}, d2 {conns['d2']}); "
+               f"draining d1 broke {broken} of {LONG_CONNS} long-lived connections and "
+               f"failed {failed} requests; {time.monotonic() - t0:.0f} s in all")
+    banner(summary)
+    write(f"{OUT}/summary.txt", summary + "\n")
+    ok = broken == 0 and failed == 0 and len(after["short_by_backend"]) == 3 \
+        and conns["d1"] > 0 and conns["d2"] > 0
+    return 0 if ok else 1
+
+
+def event(name, do, undo, settle, expected):
+    """Runs one event and its reversal under the client's load; one table row."""
+    before = client()
+    on_backend = {}
+    for b in before["long"].values():
+        on_backend[b] = on_backend.get(b, 0) + 1
+    do()
+    time.sleep(settle)
+    mid = client()
+    undo()
+    time.sleep(settle)
+    after = client()
+    broken = after["long_broken"] - before["long_broken"]
+    by = {b: n - before["broken_by_backend"].get(b, 0)
+          for b, n in after["broken_by_backend"].items()
+          if n - before["broken_by_backend"].get(b, 0) > 0}
+    failed = after["short_fail"] - before["short_fail"]
+    exp = expected(on_backend)
+    row = {"event": name, "long_conns": len(before["long"]), "broken": broken,
+           "broken_by_backend": by, "expected_max": exp, "short_failed": failed,
+           "short_ok": after["short_ok"] - before["short_ok"],
+           "broken_during_event": mid["long_broken"] - before["long_broken"]}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def scenarios():
+    build()
+    wait(ready, 60, "both routers to have an ECMP route over d1 and d2")
+    start_client()
+    time.sleep(2)
+    zero = lambda _: 0  # noqa: E731
+    rows = []
+
+    def drain_backend():
+        sh(VIPD, "drain", "--file", f"{RUN}/b1/disable")
+
+    def undrain_backend():
+        sh(VIPD, "undrain", "--file", f"{RUN}/b1/disable")
+
+    rows.append(event("backend drain (vipd drain on b1)", drain_backend, undrain_backend,
+                      4, zero))
+
+    def drain_director():
+        sh(VIPD, "drain", "--file", f"{RUN}/d1/disable")
+        wait(lambda: ready(["d2"]), 20, "d1's withdrawal")
+
+    def undrain_director():
+        sh(VIPD, "undrain", "--file", f"{RUN}/d1/disable")
+        wait(ready, 20, "d1 back")
+
+    rows.append(event("director drain (/etc/lb/disable on d1)", drain_director,
+                      undrain_director, 2, zero))
+
+    def restart_director():
+        stop("vipd-d2")
+        time.sleep(1)
+        start_director("d2")
+        wait(lambda: "Established" in status("d2") and "announced" in status("d2"), 30,
+             "d2 back")
+
+    rows.append(event("director restart (vipd on d2)", restart_director, lambda: None, 3,
+                      zero))
+
+    def add_director():
+        start_director("d3")
+        wait(lambda: ready(["d1", "d2", "d3"]), 30, "d3 in the ECMP routes")
+
+    rows.append(event("director added (d3)", add_director, lambda: None, 3, zero))
+
+    def fail_router():
+        sh("ip", "-n", "r2", "link", "set", "eth0", "down")
+        sh("ip", "-n", "r2", "link", "set", "eth1", "down")
+        # The surrounding network converges (BFD/IGP in real life): traffic avoids r2.
+        sh("ip", "-n", "client", "route", "replace", "default", "via", "10.7.0.1")
+        for b in BACKENDS:
+            sh("ip", "-n", b, "route", "replace", "default", "via", "10.8.0.251")
+
+    def repair_router():
+        sh("ip", "-n", "r2", "link", "set", "eth0", "up")
+        sh("ip", "-n", "r2", "link", "set", "eth1", "up")
+        wait(lambda: nexthops("r2") == sorted(DIRECTORS.values()), 30, "r2's routes back")
+        sh("ip", "-n", "client", "route", "replace", "default",
+           *sum((["nexthop", "via", front] for front, _ in ROUTERS.values()), []))
+        for b in BACKENDS:
+            sh("ip", "-n", b, "route", "replace", "default",
+               *sum((["nexthop", "via", core] for _, core in ROUTERS.values()), []))
+
+    rows.append(event("router failure (r2 down, network reroutes to r1)", fail_router,
+                      repair_router, 3, zero))
+
+    def fail_backend():
+        sh("ip", "-n", "b3", "link", "set", "eth0", "down")
+
+    def repair_backend():
+        sh("ip", "-n", "b3", "link", "set", "eth0", "up")
+        time.sleep(3)
+
+    rows.append(event("backend failure (b3 link down)", fail_backend, repair_backend, 4,
+                      lambda on: on.get("b3", 0)))
+    with open(f"{OUT}/scenarios.json", "w") as f:
+        json.dump(rows, f, indent=1)
+    table = ["| event | long-lived conns | broken | allowed | broken on | requests ok "
+             "| requests failed |", "|---|---|---|---|---|---|---|"]
+    failures = []
+    for r in rows:
+        table.append(f"| {r['event']} | {r['long_conns']} | {r['broken']} | "
+                     f"{r['expected_max']} | {r['broken_by_backend'] or '-'} | "
+                     f"{r['short_ok']} | {r['short_failed']} |")
+        if r["broken"] > r["expected_max"]:
+            failures.append(f"{r['event']}: {r['broken']} broken, at most "
+                            f"{r['expected_max']} allowed")
+        if r["expected_max"] == 0 and r["short_failed"] > 0:
+            failures.append(f"{r['event']}: {r['short_failed']} requests failed")
+        if set(r["broken_by_backend"]) - {"b3"} and r["event"].startswith("backend failure"):
+            failures.append(f"{r['event']}: connections broken on other backends")
+    text = "\n".join(table) + "\n"
+    write(f"{OUT}/scenarios.md", text)
+    banner("connections broken per event")
+    print(text)
+    for f in failures:
+        print("FAIL:", f)
+    return 1 if failures else 0
+
+
+code = 1
+try:
+    code = demo() if MODE == "demo" else scenarios()
+finally:
+    for name in list(procs):
+        stop(name, "KILL" if name.startswith("http") or name == "client" else "TERM")
+sys.exit(code)
