@@ -10,11 +10,11 @@ CARGO ?= cargo
 # Debian packages, in one place. user-mode-linux: the guest kernel with IPVS/ipip;
 # kmod: modprobe in the guest; ipvsadm/iproute2: independent witnesses in kernel tests.
 # bird2, gobgpd, frr: real BGP peers of the speaker's tests.
-APT_PACKAGES := user-mode-linux kmod iproute2 ipvsadm procps iputils-ping python3 util-linux coreutils strace bird2 gobgpd frr nftables
+APT_PACKAGES := user-mode-linux kmod iproute2 ipvsadm procps iputils-ping python3 python3-yaml util-linux coreutils strace bird2 gobgpd frr nftables
 # Only for `make bench`: the contenders vipd is measured against.
 BENCH_APT_PACKAGES := keepalived exabgp haproxy
 
-.PHONY: help deps build test test-unit test-kernel test-scenarios demo fmt-check clippy testbed bench check-examples fuzz fuzz-check clean
+.PHONY: help deps build test test-unit test-kernel test-scenarios demo deb test-deb check-containerlab fmt-check clippy testbed bench check-examples fuzz fuzz-check clean
 
 help:
 	@echo "make demo         the seed's topology in UML: traffic through 2 directors, drain one, summary"
@@ -24,6 +24,8 @@ help:
 	@echo "make test-unit    host tests (kernel tests skip here, with a reason)"
 	@echo "make test-kernel  kernel tests inside the user-mode-linux guest (VIPD_REQUIRE_KERNEL=1)"
 	@echo "make test-scenarios  the events table (connections broken per event) in UML"
+	@echo "make deb          build target/debian/vipd_*.deb (cargo-deb; man pages, completions)"
+	@echo "make test-deb     install the .deb here, check it, purge it"
 	@echo "make testbed      boot the UML guest once and show what its kernel offers"
 	@echo "make bench        run the benchmarks under testbed/bench/"
 	@echo "make fuzz         fuzz the BGP decoder and the config loader (FUZZ_SECONDS each, default 60)"
@@ -60,6 +62,19 @@ test-kernel: deps
 check-examples: build
 	target/debug/vipd check-config deploy/examples/*.toml
 
+# The containerlab topology parses and every vipd config it binds is valid.
+check-containerlab: build
+	python3 deploy/containerlab/check.py deploy/containerlab/multi-tier.clab.yml target/debug/vipd
+
+deb: deps
+	@command -v cargo-deb >/dev/null || $(CARGO) install cargo-deb --locked
+	$(CARGO) build --release -p vipd
+	target/release/vipd generate-assets target/assets
+	$(CARGO) deb -p vipd --no-build
+
+test-deb: deb
+	testbed/deb/test $$(ls -t target/debian/vipd_*.deb | head -1)
+
 # The fuzz targets must keep compiling even when nobody fuzzes.
 fuzz-check:
 	$(CARGO) check --manifest-path fuzz/Cargo.toml --bins
@@ -75,7 +90,7 @@ fuzz:
 test-scenarios: deps
 	testbed/topologies/run scenarios
 
-test: deps fmt-check clippy test-unit check-examples fuzz-check test-kernel test-scenarios
+test: deps fmt-check clippy test-unit check-examples check-containerlab fuzz-check test-kernel test-scenarios test-deb
 	@echo "make test: all passed"
 
 # The main job on a fresh machine: installs, builds, boots the topology, prints a summary.

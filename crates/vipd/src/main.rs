@@ -105,6 +105,13 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
     },
+    /// Write the man pages (vipd.1, vipd-SUBCOMMAND.1) and shell completions (bash, zsh,
+    /// fish) into DIR; used by `make deb`.
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Output directory (created).
+        dir: PathBuf,
+    },
     /// End a drain: remove the drain file; the daemon announces again.
     Undrain {
         #[command(flatten)]
@@ -168,6 +175,7 @@ fn main() -> ExitCode {
                 vipd_config::control_socket_of(&config.path)
             })))
         }
+        Command::GenerateAssets { dir } => Ok(generate_assets(&dir)),
         Command::Status {
             config,
             socket,
@@ -176,6 +184,31 @@ fn main() -> ExitCode {
             .map(|s| status::client(&s, json)),
     };
     result.unwrap_or_else(|code| code)
+}
+
+/// Man pages and completions from the clap definition, so they cannot drift from it.
+fn generate_assets(dir: &std::path::Path) -> ExitCode {
+    use clap::CommandFactory;
+    let run = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let cmd = Cli::command();
+        clap_mangen::generate_to(cmd.clone(), dir)?;
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            clap_complete::generate_to(shell, &mut cmd.clone(), "vipd", dir)?;
+        }
+        Ok(())
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}: {e}", dir.display());
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(test)]
