@@ -54,6 +54,8 @@ name = "web6"
 vip = "2001:db8::c633:6401"
 port = 80
 mh_port = true
+# Both flag states covered: the other service has the fallback (the default).
+mh_fallback = false
 [service.announce]
 enabled = false
 [[service.real_server]]
