@@ -20,8 +20,6 @@ pub enum Feature {
     Ipip,
     /// IPv6 tunnels (`ip6_tunnel`).
     Ip6Tnl,
-    /// nftables (`nf_tables`), for the backend's director filter.
-    Nftables,
 }
 
 impl Feature {
@@ -30,7 +28,6 @@ impl Feature {
             Feature::Ipvs => &["ip_vs", "ip_vs_mh"],
             Feature::Ipip => &["ipip"],
             Feature::Ip6Tnl => &["ip6_tunnel"],
-            Feature::Nftables => &["nf_tables"],
         }
     }
 }
