@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Vipd, bird_until, birdc, http_get};
+use common::{Vipd, bird_until, birdc, http_get, start_bird};
 use vipd_testkit::{Daemon, Feature, Lan, Netns, require};
 
 const CONFIG: &str = r#"
@@ -245,23 +245,10 @@ fn quorum_and_drain_file_drive_the_route_at_bird() {
     up_lan.attach(&director, "eth0", &["10.8.0.1/24"]);
     be_lan.attach(&director, "eth1", &["10.9.0.1/24"]);
     be_lan.attach(&backends, "eth0", &["10.9.0.10/24", "10.9.0.11/24"]);
-    let ctl = dir.join("bird.ctl");
-    std::fs::write(
-        dir.join("bird.conf"),
-        "router id 10.8.0.254;\nprotocol device {}\nprotocol bgp vipd {\n  local 10.8.0.254 as 65010;\n  neighbor 10.8.0.1 as 65001;\n  hold time 9;\n  connect delay time 1;\n  error wait time 1, 2;\n  ipv4 { import all; export none; };\n}\n",
-    )
-    .expect("bird.conf");
-    let _bird = Daemon::spawn(
+    let (_bird, ctl) = start_bird(
         &rtr,
-        "bird",
-        &[
-            "-f".as_ref(),
-            "-c".as_ref(),
-            dir.join("bird.conf").as_os_str(),
-            "-s".as_ref(),
-            ctl.as_os_str(),
-        ],
-        &dir.join("bird.log"),
+        &dir,
+        "router id 10.8.0.254;\nprotocol device {}\nprotocol bgp vipd {\n  local 10.8.0.254 as 65010;\n  neighbor 10.8.0.1 as 65001;\n  hold time 9;\n  connect delay time 1;\n  error wait time 1, 2;\n  ipv4 { import all; export none; };\n}\n",
     );
     let cfg = dir.join("vipd.toml");
     std::fs::write(&cfg, SCENARIO.replace("DIR", &dir.display().to_string())).expect("cfg");

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Vipd, bird_until, birdc};
+use common::{Vipd, bird_until, birdc, start_bird};
 use vipd_testkit::{Daemon, Feature, Lan, Netns, require};
 
 const VIP: &str = "198.51.100.1";
@@ -157,20 +157,7 @@ fn restart_under_a_request_loop_fails_no_request_writes_nothing_and_keeps_the_ro
         backend(&back, "kr-b2", "10.8.0.11", &dir),
     ];
 
-    let ctl = dir.join("bird.ctl");
-    std::fs::write(dir.join("bird.conf"), BIRD).expect("bird.conf");
-    let _bird = Daemon::spawn(
-        &rtr,
-        "bird",
-        &[
-            "-f".as_ref(),
-            "-c".as_ref(),
-            dir.join("bird.conf").as_os_str(),
-            "-s".as_ref(),
-            ctl.as_os_str(),
-        ],
-        &dir.join("bird.log"),
-    );
+    let (_bird, ctl) = start_bird(&rtr, &dir, BIRD);
     let cfg = dir.join("vipd.toml");
     std::fs::write(&cfg, CONFIG.replace("DIR", &dir.display().to_string())).expect("cfg");
 

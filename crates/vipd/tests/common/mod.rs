@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vipd_testkit::Netns;
+use vipd_testkit::{Daemon, Netns};
 
 /// A vipd process in a namespace, optionally under strace to count its IPVS writes.
 pub struct Vipd {
@@ -196,4 +196,25 @@ pub fn http_get(ns: &Netns, path: &str) -> (u16, String) {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (code, body) = text.split_once('\n').unwrap_or(("0", ""));
     (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// BIRD in `rtr` with configuration `conf` (written to `dir/bird.conf`), logging to
+/// `dir/bird.log`; returns the daemon and its control socket for [`birdc`].
+pub fn start_bird(rtr: &Netns, dir: &Path, conf: &str) -> (Daemon, PathBuf) {
+    let ctl = dir.join("bird.ctl");
+    let cfg = dir.join("bird.conf");
+    std::fs::write(&cfg, conf).expect("bird.conf");
+    let d = Daemon::spawn(
+        rtr,
+        "bird",
+        &[
+            "-f".as_ref(),
+            "-c".as_ref(),
+            cfg.as_os_str(),
+            "-s".as_ref(),
+            ctl.as_os_str(),
+        ],
+        &dir.join("bird.log"),
+    );
+    (d, ctl)
 }
