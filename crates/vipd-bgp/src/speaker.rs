@@ -299,6 +299,14 @@ impl Speaker {
         });
     }
 
+    /// Every neighbor's status channel, for readers that outlive one call (status pages).
+    pub fn status_receivers(&self) -> Vec<(SocketAddr, watch::Receiver<PeerStatus>)> {
+        self.peers
+            .iter()
+            .map(|h| (h.cfg.addr, h.status.clone()))
+            .collect()
+    }
+
     /// Every neighbor's status.
     pub fn status(&self) -> Vec<(SocketAddr, PeerStatus)> {
         self.peers

@@ -14,7 +14,7 @@
 //! address = "192.0.2.10"
 //! "#;
 //! let loaded = vipd_config::load_str(src, "vipd.toml").unwrap();
-//! assert_eq!(loaded.config.services[0].scheduler, "mh");
+//! assert_eq!(loaded.config.services[0].scheduler, vipd_config::Scheduler::Mh);
 //! ```
 
 mod diag;
@@ -26,7 +26,7 @@ mod validate;
 pub use diag::{Diagnostic, Location, Path, Report, Seg, Severity};
 pub use load::{ConfigError, Loaded, load_file, load_str};
 pub use model::*;
-pub use types::{Community, Duration, LargeCommunity, Percent};
+pub use types::{Community, Duration, LargeCommunity, Percent, Scheduler};
 
 /// `global.control_socket` of the file at `path`, read leniently: the rest of the file may
 /// be invalid (this is how `vipd reload` reaches a daemon to which it brings a broken file,

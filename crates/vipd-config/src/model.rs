@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Community, Duration, LargeCommunity, Percent};
+use crate::types::{Community, Duration, LargeCommunity, Percent, Scheduler};
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -627,8 +627,8 @@ pub struct Service {
     #[serde(default)]
     pub protocol: Protocol,
     /// IPVS scheduler. `mh` (Maglev) is what keeps directors consistent.
-    #[serde(default = "default_scheduler")]
-    pub scheduler: String,
+    #[serde(default)]
+    pub scheduler: Scheduler,
     /// mh: hash the source port too (the design's `sh-port`).
     #[serde(default = "default_true")]
     pub mh_port: bool,
@@ -676,9 +676,6 @@ pub struct Service {
     pub real_servers: Vec<RealServer>,
 }
 
-fn default_scheduler() -> String {
-    "mh".to_string()
-}
 fn default_true() -> bool {
     true
 }
@@ -687,9 +684,14 @@ fn default_quorum() -> u32 {
 }
 
 impl Service {
+    /// A real server's port: its own, else the service's.
+    pub fn port_of(&self, r: &RealServer) -> u16 {
+        r.port.unwrap_or(self.port)
+    }
+
     /// Whether the mh fallback flag is on (explicit, or by default with `mh`).
     pub fn mh_fallback(&self) -> bool {
-        self.mh_fallback.unwrap_or(self.scheduler == "mh")
+        self.mh_fallback.unwrap_or(self.scheduler == Scheduler::Mh)
     }
 
     /// Sum of configured weights.

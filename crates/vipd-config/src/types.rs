@@ -276,3 +276,69 @@ mod tests {
         assert!("1:2:3:4".parse::<LargeCommunity>().is_err());
     }
 }
+
+/// An IPVS scheduler, written by its kernel name (`"mh"`, `"wrr"`...). A name vipd does not
+/// know parses as [`Scheduler::Other`] so that validation can locate it and suggest the
+/// closest known one; a validated configuration never holds `Other`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Scheduler {
+    /// Maglev hashing: the same table on every director (what ECMP needs).
+    #[default]
+    Mh,
+    /// Source hashing.
+    Sh,
+    /// Destination hashing.
+    Dh,
+    /// Another kernel scheduler, by its name: `rr`, `wrr`, `lc`, `wlc`, `lblc`, `lblcr`,
+    /// `sed`, `nq`, `fo`, `ovf`, `twos` (they keep per-director state) or an unknown name.
+    Other(String),
+}
+
+impl Scheduler {
+    /// The kernel's name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Scheduler::Mh => "mh",
+            Scheduler::Sh => "sh",
+            Scheduler::Dh => "dh",
+            Scheduler::Other(s) => s,
+        }
+    }
+
+    /// The choice depends only on the packet and the destination set: every director with
+    /// the same real servers sends a flow to the same one.
+    pub fn consistent(&self) -> bool {
+        !matches!(self, Scheduler::Other(_))
+    }
+}
+
+impl From<&str> for Scheduler {
+    fn from(s: &str) -> Self {
+        match s {
+            "mh" => Scheduler::Mh,
+            "sh" => Scheduler::Sh,
+            "dh" => Scheduler::Dh,
+            other => Scheduler::Other(other.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Scheduler {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Scheduler {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(Scheduler::from(s.as_str()))
+    }
+}

@@ -9,8 +9,11 @@
 
 pub mod agent;
 pub mod fsm;
+#[cfg(feature = "jobs")]
+pub mod jobs;
 pub mod outcome;
 pub mod service;
+pub mod update;
 
 #[cfg(feature = "engine")]
 pub mod engine;
@@ -23,3 +26,4 @@ mod fsm_tests;
 mod service_tests;
 
 pub use outcome::{Outcome, Verdict};
+pub use update::Update;

@@ -39,7 +39,7 @@ pub fn service(s: &SvcConfig) -> Service {
     if s.mh_fallback() {
         flags |= IP_VS_SVC_F_SCHED1;
     }
-    if s.mh_port && s.scheduler == "mh" {
+    if s.mh_port && s.scheduler == vipd_config::Scheduler::Mh {
         flags |= IP_VS_SVC_F_SCHED2;
     }
     let v6 = s.vip.is_ipv6();
@@ -58,7 +58,7 @@ pub fn service(s: &SvcConfig) -> Service {
     };
     Service {
         key: service_key(s),
-        scheduler: s.scheduler.clone(),
+        scheduler: s.scheduler.as_str().to_string(),
         flags,
         timeout,
         netmask,
@@ -84,7 +84,7 @@ pub fn desired(s: &SvcConfig, health: impl Fn(IpAddr, u16) -> Health) -> Desired
         .real_servers
         .iter()
         .filter_map(|r| {
-            let port = r.port.unwrap_or(s.port);
+            let port = s.port_of(r);
             let weight = match (health(r.address, port), s.on_failure) {
                 (Health::Up(w), _) => w,
                 (Health::Down, OnFailure::Inhibit) => 0,
@@ -112,7 +112,7 @@ pub fn all_up(cfg: &vipd_config::Config) -> Vec<DesiredService> {
                 let w = s
                     .real_servers
                     .iter()
-                    .find(|r| r.address == addr && r.port.unwrap_or(s.port) == port)
+                    .find(|r| r.address == addr && s.port_of(r) == port)
                     .map_or(0, |r| r.weight);
                 Health::Up(w)
             })

@@ -10,6 +10,8 @@ mod desired;
 mod plan;
 #[cfg(test)]
 mod tests;
+mod view;
 
 pub use desired::{Health, all_up, desired, service, service_key};
-pub use plan::{Actual, DesiredService, Plan, canonical_order, plan};
+pub use plan::{DesiredService, Plan, canonical_order, plan, plan_some};
+pub use view::{KernelView, ViewError};

@@ -42,6 +42,8 @@ use std::net::IpAddr;
 
 use vipd_ipvs::{Dest, Op, Service, ServiceKey};
 
+use crate::view::KernelView;
+
 /// A service as the configuration and the health checks want it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredService {
@@ -50,9 +52,6 @@ pub struct DesiredService {
     /// Destinations that must exist, in any order.
     pub dests: Vec<Dest>,
 }
-
-/// The kernel's state: every service with its destinations in kernel list order.
-pub type Actual = [(Service, Vec<Dest>)];
 
 /// What to do, and what was seen.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -70,29 +69,45 @@ pub fn canonical_order(dests: &mut [Dest]) {
     dests.sort_by_key(|d| (d.addr, d.port));
 }
 
-/// Computes the plan. `owned` are the services vipd created earlier (so that a service
-/// removed from the configuration is deleted, while an operator's service is not).
-pub fn plan(desired: &[DesiredService], actual: &Actual, owned: &BTreeSet<ServiceKey>) -> Plan {
-    let mut p = Plan::default();
-    let actual_by_key: BTreeMap<ServiceKey, &(Service, Vec<Dest>)> =
-        actual.iter().map(|e| (e.0.key, e)).collect();
+/// Computes the whole plan: every service of the kernel and of `desired`. `owned` are the
+/// services vipd created earlier (so that a service removed from the configuration is
+/// deleted, while an operator's service is not).
+pub fn plan(desired: &[DesiredService], actual: &KernelView, owned: &BTreeSet<ServiceKey>) -> Plan {
     let desired_keys: BTreeSet<ServiceKey> = desired.iter().map(|d| d.service.key).collect();
+    let gone: Vec<ServiceKey> = actual
+        .iter()
+        .map(|(s, _)| s.key)
+        .filter(|k| !desired_keys.contains(k))
+        .collect();
+    let desired: Vec<&DesiredService> = desired.iter().collect();
+    plan_some(&desired, &gone, actual, owned)
+}
 
+/// Plans only the services named: `changed` to be made as given, `gone` to be deleted if
+/// vipd owns them (reported as foreign otherwise). What a health change or a reload costs:
+/// the services it touched, not the whole kernel.
+pub fn plan_some(
+    changed: &[&DesiredService],
+    gone: &[ServiceKey],
+    actual: &KernelView,
+    owned: &BTreeSet<ServiceKey>,
+) -> Plan {
+    let mut p = Plan::default();
     // Services to delete first: their VIP may be reused by a new service below.
-    for (svc, _) in actual {
-        let key = svc.key;
-        if !desired_keys.contains(&key) {
-            if owned.contains(&key) {
-                p.drift
-                    .push(format!("{key}: no longer configured, deleting"));
-                p.ops.push(Op::DelService(key));
-            } else {
-                p.foreign.push(key);
-            }
+    for key in gone {
+        if actual.get(key).is_none() {
+            continue;
+        }
+        if owned.contains(key) {
+            p.drift
+                .push(format!("{key}: no longer configured, deleting"));
+            p.ops.push(Op::DelService(*key));
+        } else {
+            p.foreign.push(*key);
         }
     }
-    for d in desired {
-        match actual_by_key.get(&d.service.key) {
+    for d in changed {
+        match actual.get(&d.service.key) {
             None => create(d, &mut p),
             Some((svc, dests)) => update(d, svc, dests, &mut p),
         }

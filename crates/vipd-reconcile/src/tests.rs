@@ -8,65 +8,25 @@ use proptest::prelude::*;
 use vipd_ipvs::model::host_netmask;
 use vipd_ipvs::{Dest, Forward, Op, Protocol, Service, ServiceKey};
 
-use crate::{DesiredService, canonical_order, plan};
+use crate::{DesiredService, KernelView, canonical_order, plan};
 
-/// The kernel as the reconciler must assume it behaves: services in a list, destinations
-/// inserted at the head, SET_DEST in place, errors on duplicates and missing objects.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Kernel {
-    services: Vec<(Service, Vec<Dest>)>,
+/// The kernel as the reconciler must assume it behaves: the view mirrors it (head
+/// insertion, edits in place, errors on duplicates and missing objects).
+type Kernel = KernelView;
+
+trait ApplyAll {
+    fn apply_all(&mut self, ops: &[Op]);
+    fn list(&self, vip: &str) -> &Vec<Dest>;
 }
 
-impl Kernel {
-    fn svc(&mut self, k: &ServiceKey) -> Result<&mut (Service, Vec<Dest>), String> {
-        self.services
-            .iter_mut()
-            .find(|(s, _)| s.key == *k)
-            .ok_or(format!("ENOENT service {k}"))
-    }
-    fn apply(&mut self, op: &Op) -> Result<(), String> {
-        match op {
-            Op::NewService(s) => {
-                if self.services.iter().any(|(x, _)| x.key == s.key) {
-                    return Err("EEXIST".into());
-                }
-                self.services.push((s.clone(), Vec::new()));
-            }
-            Op::SetService(s) => self.svc(&s.key)?.0 = s.clone(),
-            Op::DelService(k) => {
-                self.svc(k)?;
-                self.services.retain(|(s, _)| s.key != *k);
-            }
-            Op::NewDest(k, d) => {
-                let list = &mut self.svc(k)?.1;
-                if list.iter().any(|x| x.key() == d.key()) {
-                    return Err("EEXIST dest".into());
-                }
-                list.insert(0, d.clone());
-            }
-            Op::SetDest(k, d) => {
-                let list = &mut self.svc(k)?.1;
-                let x = list
-                    .iter_mut()
-                    .find(|x| x.key() == d.key())
-                    .ok_or("ENOENT dest")?;
-                *x = d.clone();
-            }
-            Op::DelDest(k, a, p) => {
-                let list = &mut self.svc(k)?.1;
-                let before = list.len();
-                list.retain(|x| x.key() != (*a, *p));
-                if list.len() == before {
-                    return Err("ENOENT dest".into());
-                }
-            }
-        }
-        Ok(())
-    }
+impl ApplyAll for Kernel {
     fn apply_all(&mut self, ops: &[Op]) {
         for op in ops {
             self.apply(op).unwrap_or_else(|e| panic!("{op}: {e}"));
         }
+    }
+    fn list(&self, vip: &str) -> &Vec<Dest> {
+        &self.get(&key(vip)).expect("service").1
     }
 }
 
@@ -103,12 +63,7 @@ fn want(vip: &str, dests: Vec<Dest>) -> DesiredService {
 }
 
 fn order(k: &Kernel, vip: &str) -> Vec<(u8, u32)> {
-    let list = &k
-        .services
-        .iter()
-        .find(|(s, _)| s.key == key(vip))
-        .unwrap()
-        .1;
+    let list = k.list(vip);
     list.iter()
         .map(|d| match d.addr {
             IpAddr::V4(a) => (a.octets()[3], d.weight),
@@ -123,7 +78,7 @@ fn from_empty_creates_in_canonical_order() {
         "198.51.100.1",
         vec![dest(30, 3), dest(10, 1), dest(20, 2)],
     )];
-    let p = plan(&d, &[], &BTreeSet::new());
+    let p = plan(&d, &Kernel::default(), &BTreeSet::new());
     assert_eq!(p.ops.len(), 5);
     // Staged: created without a scheduler, filled, then switched to mh (one table build).
     assert!(matches!(&p.ops[0], Op::NewService(s) if s.scheduler == "none"));
@@ -137,7 +92,7 @@ fn from_empty_creates_in_canonical_order() {
 fn single_destination_services_are_not_staged() {
     let p = plan(
         &[want("198.51.100.1", vec![dest(10, 1)])],
-        &[],
+        &Kernel::default(),
         &BTreeSet::new(),
     );
     assert!(
@@ -151,13 +106,13 @@ fn single_destination_services_are_not_staged() {
 fn desired_state_makes_zero_writes() {
     let d = [want("198.51.100.1", vec![dest(10, 1), dest(20, 2)])];
     let mut k = Kernel::default();
-    k.apply_all(&plan(&d, &[], &BTreeSet::new()).ops);
-    let again = plan(&d, &k.services, &BTreeSet::new());
+    k.apply_all(&plan(&d, &Kernel::default(), &BTreeSet::new()).ops);
+    let again = plan(&d, &k, &BTreeSet::new());
     assert!(again.ops.is_empty() && again.drift.is_empty(), "{again:?}");
     // Dump counters differ from what vipd would write: still nothing to do.
-    k.services[0].1[0].active_conns = 7;
-    k.services[0].0.flags |= vipd_ipvs::constants::IP_VS_SVC_F_HASHED;
-    assert!(plan(&d, &k.services, &BTreeSet::new()).ops.is_empty());
+    k.first_mut().1[0].active_conns = 7;
+    k.first_mut().0.flags |= vipd_ipvs::constants::IP_VS_SVC_F_HASHED;
+    assert!(plan(&d, &k, &BTreeSet::new()).ops.is_empty());
 }
 
 #[test]
@@ -167,9 +122,9 @@ fn one_weight_change_is_one_operation() {
         vec![dest(10, 1), dest(20, 2), dest(30, 3)],
     )];
     let mut k = Kernel::default();
-    k.apply_all(&plan(&d, &[], &BTreeSet::new()).ops);
+    k.apply_all(&plan(&d, &Kernel::default(), &BTreeSet::new()).ops);
     d[0].dests[1].weight = 0;
-    let p = plan(&d, &k.services, &BTreeSet::new());
+    let p = plan(&d, &k, &BTreeSet::new());
     assert_eq!(p.ops, vec![Op::SetDest(key("198.51.100.1"), dest(20, 0))]);
 }
 
@@ -181,7 +136,7 @@ fn foreign_services_are_reported_and_untouched() {
         Op::NewDest(key("203.0.113.9"), dest(99, 1)),
     ]);
     let d = [want("198.51.100.1", vec![dest(10, 1)])];
-    let p = plan(&d, &k.services, &BTreeSet::new());
+    let p = plan(&d, &k, &BTreeSet::new());
     assert_eq!(p.foreign, vec![key("203.0.113.9")]);
     assert!(
         p.ops.iter().all(|op| *op.service() != key("203.0.113.9")),
@@ -196,13 +151,13 @@ fn owned_service_removed_from_config_is_deleted() {
     k.apply_all(
         &plan(
             &[want("198.51.100.2", vec![dest(10, 1)])],
-            &[],
+            &Kernel::default(),
             &BTreeSet::new(),
         )
         .ops,
     );
     let owned = BTreeSet::from([key("198.51.100.2")]);
-    let p = plan(&[], &k.services, &owned);
+    let p = plan(&[], &k, &owned);
     assert_eq!(p.ops, vec![Op::DelService(key("198.51.100.2"))]);
     assert!(p.foreign.is_empty());
 }
@@ -211,14 +166,14 @@ fn owned_service_removed_from_config_is_deleted() {
 fn drift_is_repaired_and_described() {
     let d = [want("198.51.100.1", vec![dest(10, 1), dest(20, 2)])];
     let mut k = Kernel::default();
-    k.apply_all(&plan(&d, &[], &BTreeSet::new()).ops);
+    k.apply_all(&plan(&d, &Kernel::default(), &BTreeSet::new()).ops);
     // Behind vipd's back: ipvsadm -e ... -w 9; ipvsadm -a ... 192.0.2.77; scheduler changed.
     k.apply_all(&[
         Op::SetDest(key("198.51.100.1"), dest(20, 9)),
         Op::NewDest(key("198.51.100.1"), dest(77, 1)),
     ]);
-    k.services[0].0.scheduler = "rr".into();
-    let p = plan(&d, &k.services, &BTreeSet::new());
+    k.first_mut().0.scheduler = "rr".into();
+    let p = plan(&d, &k, &BTreeSet::new());
     assert_eq!(p.drift.len(), 3, "{:?}", p.drift);
     assert!(
         p.drift.iter().any(|s| s.contains("weight 9 -> 2")),
@@ -227,7 +182,7 @@ fn drift_is_repaired_and_described() {
     );
     k.apply_all(&p.ops);
     assert_eq!(order(&k, "198.51.100.1"), [(10, 1), (20, 2)]);
-    assert_eq!(k.services[0].0.scheduler, "mh");
+    assert_eq!(k.first_mut().0.scheduler, "mh");
 }
 
 #[test]
@@ -243,7 +198,7 @@ fn reorder_touches_only_the_prefix() {
         "198.51.100.1",
         vec![dest(10, 1), dest(20, 1), dest(30, 1)],
     )];
-    let p = plan(&d, &k.services, &BTreeSet::new());
+    let p = plan(&d, &k, &BTreeSet::new());
     assert_eq!(
         p.ops,
         vec![Op::NewDest(key("198.51.100.1"), dest(10, 1))],
@@ -258,7 +213,7 @@ fn reorder_touches_only_the_prefix() {
         Op::NewDest(key("198.51.100.1"), dest(30, 1)),
     ]);
     let d = [want("198.51.100.1", vec![dest(20, 1), dest(30, 1)])];
-    let p = plan(&d, &k.services, &BTreeSet::new());
+    let p = plan(&d, &k, &BTreeSet::new());
     assert_eq!(
         p.ops,
         vec![
@@ -316,9 +271,9 @@ proptest! {
         let mut finals = Vec::new();
         for h in [&h1, &h2] {
             let mut k = run_history(h);
-            let p = plan(&d, &k.services, &BTreeSet::new());
+            let p = plan(&d, &k, &BTreeSet::new());
             k.apply_all(&p.ops);
-            prop_assert!(plan(&d, &k.services, &BTreeSet::new()).ops.is_empty());
+            prop_assert!(plan(&d, &k, &BTreeSet::new()).ops.is_empty());
             finals.push(order(&k, "198.51.100.1"));
         }
         let expect: Vec<(u8, u32)> = want_set.into_iter().collect();
@@ -331,16 +286,16 @@ proptest! {
     #[test]
     fn kept_suffix_is_never_deleted(h in history()) {
         let k = run_history(&h);
-        let mut want_dests = k.services[0].1.clone();
+        let mut want_dests = k.list("198.51.100.1").clone();
         canonical_order(&mut want_dests);
         let d = [DesiredService { service: svc("198.51.100.1"), dests: want_dests.clone() }];
-        let p = plan(&d, &k.services, &BTreeSet::new());
+        let p = plan(&d, &k, &BTreeSet::new());
         let deleted: BTreeSet<(IpAddr, u16)> = p.ops.iter().filter_map(|op| match op {
             Op::DelDest(_, a, port) => Some((*a, *port)),
             _ => None,
         }).collect();
         // The kernel list's own longest canonical-order suffix.
-        let list: Vec<(IpAddr, u16)> = k.services[0].1.iter().map(Dest::key).collect();
+        let list: Vec<(IpAddr, u16)> = k.list("198.51.100.1").iter().map(Dest::key).collect();
         let mut sorted = list.clone();
         sorted.sort();
         let mut suffix = 0;

@@ -55,7 +55,11 @@ async fn main() {
         .collect();
     let mut c = IpvsClient::connect().await.expect("IPVS");
     let t0 = Instant::now();
-    let p = plan(&desired, &c.dump().await.expect("dump"), &BTreeSet::new());
+    let p = plan(
+        &desired,
+        &vipd_reconcile::KernelView::from_dump(c.dump().await.expect("dump")),
+        &BTreeSet::new(),
+    );
     let results = match mode.as_str() {
         "w1" => c.apply_all(&p.ops, 1).await,
         "w64" => c.apply_all(&p.ops, 64).await,

@@ -194,7 +194,7 @@ pub fn local_jobs(cfg: &Config) -> Vec<JobSpec> {
             JobSpec {
                 key,
                 name: Arc::from(c.name.as_deref().unwrap_or(c.kind.as_str())),
-                check: c.clone(),
+                check: Arc::new(c.clone()),
                 server,
                 users: Default::default(),
             }

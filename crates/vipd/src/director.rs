@@ -1,44 +1,45 @@
-//! Director set-up around the IPVS task: sysctls, VIPs on `lo`, and the desired state.
+//! Executing the director's outputs: each [`Output`] becomes the one effect it names, on
+//! the task or socket that owns it. Nothing here decides; errors are returned (for the
+//! reload report) and logged.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
 
-use tracing::{error, info};
-use vipd_config::Config;
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+use vipd_bgp::speaker::{PeerStatus, Speaker};
+use vipd_config::{Config, Sysctl};
+use vipd_director::{Event, IpvsIntent, Output};
+use vipd_health::engine::{Handle as HealthHandle, Update};
 use vipd_net::{Change, Net};
 
-/// Applies the IPVS sysctls of the config in this namespace, logging each change.
-pub fn apply_sysctls(cfg: &Config) -> Result<(), vipd_net::sysctl::SysctlError> {
-    let entries: Vec<(&str, u32)> = cfg
-        .global
-        .sysctl
-        .entries()
-        .into_iter()
-        .map(|(n, v, _)| (n, v))
-        .collect();
+use crate::metrics::DirectorCounters;
+
+/// Applies the IPVS sysctls in this namespace, logging each change.
+pub fn apply_sysctls(s: &Sysctl) -> Result<(), vipd_net::sysctl::SysctlError> {
+    let entries: Vec<(&str, u32)> = s.entries().into_iter().map(|(n, v, _)| (n, v)).collect();
     for c in vipd_net::sysctl::apply_ipvs(&entries)? {
         info!(sysctl = %c.name, old = %c.old, new = %c.new, "sysctl set");
     }
     Ok(())
 }
 
-/// The IPVS connection timeouts the config asks for, if any.
-pub fn timeouts(cfg: &Config) -> Option<vipd_ipvs::Timeouts> {
-    let t = cfg.global.ipvs_timeouts.as_ref()?;
+/// The IPVS connection timeouts of the config.
+pub fn timeouts(t: &vipd_config::IpvsTimeouts) -> vipd_ipvs::Timeouts {
     let secs = |d: vipd_config::Duration| u32::try_from(d.get().as_secs()).unwrap_or(u32::MAX);
-    Some(vipd_ipvs::Timeouts {
+    vipd_ipvs::Timeouts {
         tcp: secs(t.tcp),
         tcp_fin: secs(t.tcp_fin),
         udp: secs(t.udp),
-    })
+    }
 }
 
-/// Puts every configured VIP on `lo` (tagged as vipd's), and removes vipd's own VIPs that
-/// the config no longer has. A director must own the VIP locally for IPVS to see the
-/// packets addressed to it.
-pub async fn sync_vips(net: &Net, cfg: &Config) -> Result<(), vipd_net::NetError> {
-    let want: BTreeSet<IpAddr> = cfg.services.iter().map(|s| s.vip).collect();
-    for vip in &want {
+/// Puts every VIP on `lo` (tagged as vipd's), and removes vipd's own VIPs not in `want`. A
+/// director must own the VIP locally for IPVS to see the packets addressed to it.
+pub async fn sync_vips(net: &Net, want: &BTreeSet<IpAddr>) -> Result<(), vipd_net::NetError> {
+    for vip in want {
         let prefix = if vip.is_ipv4() { 32 } else { 128 };
         if net.ensure_owned_address("lo", *vip, prefix).await? == Change::Changed {
             info!(vip = %vip, "VIP added to lo");
@@ -53,7 +54,177 @@ pub async fn sync_vips(net: &Net, cfg: &Config) -> Result<(), vipd_net::NetError
     Ok(())
 }
 
-/// Logs a set-up failure with what to check.
-pub fn log_setup_error(what: &str, e: &dyn std::fmt::Display) {
-    error!(error = %e, "{what} failed");
+/// The neighbors' status receivers, as `vipd status` reads them.
+pub type NeighborList = Arc<Vec<(SocketAddr, watch::Receiver<PeerStatus>)>>;
+
+/// The effects' owners, as the director task holds them.
+#[derive(Debug)]
+pub struct Effects {
+    /// To the IPVS task.
+    pub ipvs: mpsc::UnboundedSender<IpvsIntent>,
+    /// rtnetlink (VIPs on lo).
+    pub net: Net,
+    /// The speaker, once `[bgp]` has neighbors.
+    pub speaker: Option<Speaker>,
+    /// The health engine, once started.
+    pub health: Option<HealthHandle>,
+    /// Its updates, handed to the director loop when the engine starts.
+    pub health_rx: Option<mpsc::UnboundedReceiver<Update>>,
+    /// Probe latencies (observed by the engine).
+    pub latency: vipd_health::engine::LatencyHistograms,
+    /// This run found a previous run's state (graceful restart's R bit).
+    pub restarting: bool,
+    /// When the director wants a tick.
+    pub wake: Option<Instant>,
+    /// Published neighbor list.
+    pub neighbors: watch::Sender<NeighborList>,
+    /// Counters for /metrics.
+    pub counters: DirectorCounters,
+    /// The first IPVS report arrived (systemd READY).
+    pub ready: bool,
+    /// The routes last decided and whether End-of-RIB was due: a speaker started later
+    /// (a reload added the first neighbor) gets them.
+    pub routes: std::collections::BTreeMap<vipd_bgp::wire::Prefix, vipd_bgp::rib::RouteAttrs>,
+    /// End-of-RIB was due.
+    pub eor: bool,
+}
+
+impl Effects {
+    /// Executes `outs` in order. `cfg`: the configuration the outputs come from.
+    pub async fn execute(&mut self, outs: Vec<Output>, cfg: &Config) -> Vec<String> {
+        let mut errors = Vec::new();
+        for o in outs {
+            match o {
+                Output::Event(e) => self.log(&e),
+                Output::Sysctls(s) => {
+                    if let Err(e) = apply_sysctls(&s) {
+                        error!(error = %e, "IPVS sysctls failed");
+                        errors.push(format!("sysctls: {e}"));
+                    }
+                }
+                Output::Checks(jobs) => {
+                    let specs: Vec<_> = jobs.jobs.values().cloned().collect();
+                    match &self.health {
+                        Some(h) => {
+                            let st = h.reload(specs).await;
+                            info!(
+                                kept = st.kept,
+                                started = st.started,
+                                stopped = st.stopped,
+                                "health checks"
+                            );
+                        }
+                        None => {
+                            let (h, rx) = vipd_health::engine::spawn(
+                                specs,
+                                vipd_health::engine::Options {
+                                    latency: Some(self.latency.clone()),
+                                    ..vipd_health::engine::Options::default()
+                                },
+                            );
+                            self.health = Some(h);
+                            self.health_rx = Some(rx);
+                        }
+                    }
+                }
+                Output::Bgp(_) => {
+                    if let Err(e) = self.set_bgp(cfg).await {
+                        error!("{e}");
+                        errors.push(e);
+                    }
+                }
+                Output::Routes(r) => {
+                    if let Some(sp) = &self.speaker {
+                        sp.set_routes(r.clone());
+                    }
+                    self.routes = r;
+                }
+                Output::EndOfRib => {
+                    if let Some(sp) = &self.speaker {
+                        sp.initial_complete();
+                    }
+                    self.eor = true;
+                }
+                Output::Ipvs(i) => {
+                    // The IPVS task lives as long as this one (its death is watched).
+                    let _ = self.ipvs.send(i);
+                }
+                Output::Vips(v) => {
+                    if let Err(e) = sync_vips(&self.net, &v).await {
+                        error!(error = %e, "VIP addresses failed");
+                        errors.push(format!("VIP addresses: {e}"));
+                    }
+                }
+                Output::Wake(at) => self.wake = Some(at),
+                _ => warn!("an output this version does not execute"),
+            }
+        }
+        errors
+    }
+
+    fn log(&self, e: &Event) {
+        if let Event::IpvsFailed { .. } = e {
+            self.counters.ipvs_service_failures.inc();
+        }
+        match e {
+            Event::Panic { on: true, .. } => error!("{e}"),
+            e if e.is_warning() => warn!("{e}"),
+            e => info!("{e}"),
+        }
+    }
+
+    /// Applies `[bgp]`: unchanged sessions stay up, removed neighbors get a Cease, changed
+    /// ones restart, new ones start (a listener is opened for a new passive neighbor).
+    async fn set_bgp(&mut self, cfg: &Config) -> Result<(), String> {
+        let peers = crate::bgp::peers(cfg, self.restarting);
+        let need_listener = peers.iter().any(|p| p.fsm.passive);
+        let mut listener = match (&self.speaker, &cfg.bgp, need_listener) {
+            (Some(sp), _, _) if sp.has_listener() => None,
+            (_, Some(b), true) => {
+                Some(tokio::net::TcpListener::bind(b.listen).await.map_err(|e| {
+                    format!(
+                        "cannot listen for passive BGP neighbors on {}: {e}; [bgp] not applied",
+                        b.listen
+                    )
+                })?)
+            }
+            _ => None,
+        };
+        if let (Some(sp), Some(l)) = (self.speaker.as_mut(), listener.take()) {
+            sp.set_listener(l);
+        }
+        match self.speaker.as_mut() {
+            None if peers.is_empty() => {}
+            None => {
+                let sp = Speaker::start_with_listener(peers, listener);
+                info!(neighbors = sp.status().len(), "BGP speaker started");
+                sp.set_routes(self.routes.clone());
+                if self.eor {
+                    sp.initial_complete();
+                }
+                self.speaker = Some(sp);
+            }
+            Some(_) if peers.is_empty() => {
+                info!("no BGP neighbor left; closing every session");
+                if let Some(old) = self.speaker.take() {
+                    old.shutdown("neighbor removed from the configuration")
+                        .await;
+                }
+            }
+            Some(sp) => {
+                let c = sp
+                    .set_peers(peers, "neighbor removed or reconfigured")
+                    .await;
+                info!(kept = ?c.kept, added = ?c.added, removed = ?c.removed, restarted = ?c.restarted,
+                    "BGP neighbors");
+            }
+        }
+        let list = self
+            .speaker
+            .as_ref()
+            .map(Speaker::status_receivers)
+            .unwrap_or_default();
+        self.neighbors.send_replace(Arc::new(list));
+        Ok(())
+    }
 }

@@ -1,65 +1,41 @@
 //! The IPVS task: the only owner of the IPVS netlink socket.
 //!
-//! Others send it the desired state ([`Request::Desired`]) or ask for a resync; it dumps the
-//! kernel, plans with `vipd-reconcile`, executes the plan and logs what it did. It also
-//! resyncs on its own every `resync_interval`, which repairs changes made behind vipd's back.
-//! Failed operations are logged with the operation as an `ipvsadm` command and the kernel's
-//! error, and the plan is recomputed from a fresh dump once (races such as EEXIST/ENOENT
-//! resolve that way); anything still failing is retried at the next resync.
+//! It keeps a [`KernelView`]: the last dump, updated with every write the kernel
+//! acknowledged. An intent from the director ([`IpvsIntent`]) is planned against that view
+//! for the services it names only, so a health-driven weight change is one write with no
+//! dump first. The periodic resync (and SIGUSR1) dumps the kernel and plans everything,
+//! which repairs changes made behind vipd's back; any failed write, or a write the view
+//! cannot explain, also makes it dump and re-plan once at once. After each round it tells
+//! the director which services are in the kernel as desired and which failed
+//! ([`IpvsFeedback`]): a VIP is announced only for what the kernel really holds.
+//!
+//! Readers (`vipd status`, `/metrics`) get the view from a `watch` channel: a scrape never
+//! makes a netlink request.
 
-use std::collections::BTreeSet;
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
+use vipd_director::{IpvsFeedback, IpvsIntent};
 use vipd_ipvs::{IpvsClient, ServiceKey, Timeouts};
-use vipd_reconcile::{DesiredService, plan};
+use vipd_reconcile::{DesiredService, KernelView, Plan, plan, plan_some};
 
 use crate::owned::OwnedStore;
 
 /// Plans up to this size log every operation at info level.
 const VERBOSE_OPS: usize = 32;
 
-/// What the task is asked to do.
-#[derive(Debug)]
-pub enum Request {
-    /// Make the kernel match these services and connection timeouts (replaces the previous
-    /// desired state).
-    Desired(
-        Vec<DesiredService>,
-        Option<Timeouts>,
-        Option<oneshot::Sender<Report>>,
-    ),
-    /// Dump and repair now.
-    Resync(Option<oneshot::Sender<Report>>),
-    /// The kernel's services and destinations with their counters (for `vipd status`).
-    Dump(oneshot::Sender<Result<Dump, String>>),
-}
-
-/// The kernel's services, each with its destinations.
-pub type Dump = Vec<(vipd_ipvs::Service, Vec<vipd_ipvs::Dest>)>;
-
-/// The outcome of one reconciliation.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Report {
-    /// IPVS writes performed (successful or not).
-    pub writes: usize,
-    /// Writes that failed, as `ipvsadm ...: error`.
-    pub failed: Vec<String>,
-    /// Services left alone because vipd does not manage them.
-    pub foreign: Vec<ServiceKey>,
-}
-
-/// The task's state.
-#[derive(Debug)]
-pub struct IpvsTask {
-    client: IpvsClient,
-    owned: OwnedStore,
-    desired: Option<Vec<DesiredService>>,
-    timeouts: Option<Timeouts>,
-    resync: Duration,
-    last_foreign: Vec<ServiceKey>,
-    counters: IpvsCounters,
+/// What readers see of the kernel.
+#[derive(Clone, Debug, Default)]
+pub struct IpvsView {
+    /// The kernel's services as vipd last saw them (counters as of the last dump).
+    pub kernel: Arc<KernelView>,
+    /// When the last dump completed.
+    pub dumped_at: Option<Instant>,
+    /// The last dump's error, if it failed.
+    pub error: Option<String>,
 }
 
 /// Reconciliation counters for `/metrics` (shared atomics: the task counts, the endpoint
@@ -72,156 +48,361 @@ pub struct IpvsCounters {
     pub writes: prometheus_client::metrics::counter::Counter,
     /// IPVS writes (or dumps) that failed.
     pub errors: prometheus_client::metrics::counter::Counter,
+    /// Full dumps of the kernel.
+    pub dumps: prometheus_client::metrics::counter::Counter,
+}
+
+/// What the task is asked to do besides intents.
+#[derive(Debug)]
+pub enum Request {
+    /// Dump and repair now (SIGUSR1).
+    Resync,
+}
+
+/// The task's state.
+#[derive(Debug)]
+pub struct IpvsTask {
+    client: IpvsClient,
+    owned: OwnedStore,
+    view: KernelView,
+    desired: BTreeMap<ServiceKey, DesiredService>,
+    timeouts: Option<Timeouts>,
+    timeouts_applied: Option<Timeouts>,
+    seq: u64,
+    resync: Duration,
+    last_foreign: Vec<ServiceKey>,
+    counters: IpvsCounters,
+    publish: watch::Sender<IpvsView>,
+    feedback: mpsc::Sender<IpvsFeedback>,
+}
+
+/// The outcome of one round, for the logs.
+#[derive(Debug, Default)]
+struct Round {
+    writes: usize,
+    failed: BTreeMap<ServiceKey, String>,
+    stale: bool,
 }
 
 impl IpvsTask {
-    /// A task over an open client.
-    pub fn new(
-        client: IpvsClient,
+    /// Opens the task over a connected client: dumps the kernel once (the view, and what a
+    /// restart carries over). Returns the task and that dump.
+    pub async fn start(
+        mut client: IpvsClient,
         owned: OwnedStore,
         resync: Duration,
         counters: IpvsCounters,
-    ) -> Self {
-        Self {
-            counters,
-            client,
-            owned,
-            desired: None,
-            timeouts: None,
-            resync,
-            last_foreign: Vec::new(),
-        }
+        feedback: mpsc::Sender<IpvsFeedback>,
+    ) -> Result<
+        (
+            Self,
+            Vec<(vipd_ipvs::Service, Vec<vipd_ipvs::Dest>)>,
+            watch::Receiver<IpvsView>,
+        ),
+        vipd_ipvs::IpvsError,
+    > {
+        let dump = client.dump().await?;
+        counters.dumps.inc();
+        let view = KernelView::from_dump(dump.clone());
+        let (publish, rx) = watch::channel(IpvsView {
+            kernel: Arc::new(view.clone()),
+            dumped_at: Some(Instant::now()),
+            error: None,
+        });
+        Ok((
+            IpvsTask {
+                client,
+                owned,
+                view,
+                desired: BTreeMap::new(),
+                timeouts: None,
+                timeouts_applied: None,
+                seq: 0,
+                resync,
+                last_foreign: Vec::new(),
+                counters,
+                publish,
+                feedback,
+            },
+            dump,
+            rx,
+        ))
     }
 
-    /// Serves requests until `shutdown` fires. The kernel is left as it is on exit: vipd
-    /// never flushes.
+    /// Serves intents and resyncs until both channels close. The kernel is left as it is on
+    /// exit: vipd never flushes.
     pub async fn run(
         mut self,
-        mut rx: mpsc::Receiver<Request>,
-        mut shutdown: broadcast::Receiver<()>,
+        mut intents: mpsc::UnboundedReceiver<IpvsIntent>,
+        mut requests: mpsc::Receiver<Request>,
     ) {
         let mut tick = tokio::time::interval(self.resync);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
             tokio::select! {
-                _ = shutdown.recv() => break,
-                req = rx.recv() => match req {
+                i = intents.recv() => match i {
                     None => break,
-                    Some(Request::Desired(d, t, reply)) => {
-                        self.desired = Some(d);
-                        self.timeouts = t;
-                        let r = self.reconcile("configuration").await;
-                        if let Some(tx) = reply { let _ = tx.send(r); }
-                    }
-                    Some(Request::Resync(reply)) => {
-                        let r = self.reconcile("resync requested").await;
-                        if let Some(tx) = reply { let _ = tx.send(r); }
-                    }
-                    Some(Request::Dump(reply)) => {
-                        let _ = reply.send(self.client.dump().await.map_err(|e| e.to_string()));
+                    Some(i) => {
+                        // Take every intent already queued: one round for a burst.
+                        let mut batch = vec![i];
+                        while let Ok(i) = intents.try_recv() {
+                            batch.push(i);
+                        }
+                        self.intents(batch).await;
                     }
                 },
-                _ = tick.tick() => { self.reconcile("periodic resync").await; }
+                Some(Request::Resync) = requests.recv() => self.resync_now("resync requested").await,
+                _ = tick.tick() => self.resync_now("periodic resync").await,
             }
         }
         info!("IPVS task stopped; kernel state left in place");
     }
 
-    async fn reconcile(&mut self, why: &str) -> Report {
-        let r = self.reconcile_once(why).await;
-        self.counters.reconciles.inc();
-        self.counters.writes.inc_by(r.writes as u64);
-        self.counters.errors.inc_by(r.failed.len() as u64);
-        r
+    async fn intents(&mut self, batch: Vec<IpvsIntent>) {
+        let mut touched: BTreeSet<ServiceKey> = BTreeSet::new();
+        let mut gone: BTreeSet<ServiceKey> = BTreeSet::new();
+        let mut full = false;
+        for i in batch {
+            self.seq = i.seq;
+            self.timeouts = i.timeouts.as_ref().map(crate::director::timeouts);
+            if i.full {
+                full = true;
+                gone.extend(self.desired.keys().copied());
+                self.desired.clear();
+            }
+            for d in i.services {
+                gone.remove(&d.service.key);
+                touched.insert(d.service.key);
+                self.desired.insert(d.service.key, d);
+            }
+            for k in i.removed {
+                touched.remove(&k);
+                self.desired.remove(&k);
+                gone.insert(k);
+            }
+        }
+        if full {
+            // The first programming: every managed service, against the start dump.
+            self.reconcile("configuration", None).await;
+            return;
+        }
+        let scope = (touched, gone);
+        self.reconcile("configuration", Some(&scope)).await;
     }
 
-    async fn reconcile_once(&mut self, why: &str) -> Report {
-        let mut report = Report::default();
-        let Some(desired) = self.desired.clone() else {
-            return report;
-        };
-        if let Some(want) = self.timeouts {
-            report.writes += self.sync_timeouts(want).await;
+    async fn resync_now(&mut self, why: &str) {
+        // Timeouts changed behind vipd's back are repaired too.
+        self.timeouts_applied = None;
+        if self.dump().await {
+            self.reconcile(why, None).await;
+        } else {
+            let error = self.publish.borrow().error.clone().unwrap_or_default();
+            let failed = self
+                .desired
+                .keys()
+                .map(|k| (*k, Err(format!("IPVS state unknown: {error}"))))
+                .collect();
+            self.send_feedback(failed).await;
         }
-        for attempt in 0..2 {
-            report.failed.clear();
-            let actual = match self.client.dump().await {
-                Ok(a) => a,
-                Err(e) => {
-                    error!(error = %e, "IPVS dump failed; will retry at the next resync");
-                    report.failed.push(e.to_string());
-                    return report;
-                }
-            };
-            let p = plan(&desired, &actual, self.owned.keys());
-            if p.foreign != self.last_foreign {
-                for k in &p.foreign {
-                    info!(service = %k, "foreign IPVS service (not managed by vipd), left untouched");
-                }
-                self.last_foreign = p.foreign.clone();
+    }
+
+    /// Replaces the view with a fresh dump; false (and the error published) if it failed.
+    async fn dump(&mut self) -> bool {
+        self.counters.dumps.inc();
+        match self.client.dump().await {
+            Ok(d) => {
+                self.view = KernelView::from_dump(d);
+                self.publish_view(None);
+                true
             }
-            for d in &p.drift {
-                if why == "configuration" && attempt == 0 {
-                    info!(reason = why, "{d}");
-                } else {
-                    warn!(reason = why, "IPVS differs from the desired state: {d}");
-                }
+            Err(e) => {
+                error!(error = %e, "IPVS dump failed; will retry at the next resync");
+                self.counters.errors.inc();
+                self.publish_view(Some(e.to_string()));
+                false
             }
-            report.foreign = p.foreign.clone();
-            let results = self.client.apply_batched(&p.ops).await;
-            report.writes += p.ops.len();
-            let mut failed_deletes = BTreeSet::new();
-            let mut failures = 0;
-            // Steady-state changes are a handful of operations, each worth a line; a
-            // programming from empty can be tens of thousands, logged at debug level.
-            let verbose = p.ops.len() <= VERBOSE_OPS;
-            for (op, r) in p.ops.iter().zip(results) {
-                match r {
-                    Ok(()) if verbose => info!(op = %op, "IPVS"),
-                    Ok(()) => debug!(op = %op, "IPVS"),
-                    Err(e) => {
-                        failures += 1;
-                        let retry = if attempt == 0 {
-                            "re-planning from a fresh dump"
-                        } else {
-                            "retrying at the next resync"
-                        };
-                        error!(op = %op, error = %e, "IPVS operation failed; {retry}");
-                        report.failed.push(format!("{op}: {e}"));
-                        if let vipd_ipvs::Op::DelService(k) = op {
-                            failed_deletes.insert(*k);
-                        }
+        }
+    }
+
+    fn publish_view(&self, error: Option<String>) {
+        let dumped = error.is_none();
+        let kernel = Arc::new(self.view.clone());
+        self.publish.send_modify(|v| {
+            v.kernel = kernel;
+            if dumped {
+                v.dumped_at = Some(Instant::now());
+            }
+            v.error = error;
+        });
+    }
+
+    fn plan(&self, scope: Option<&(BTreeSet<ServiceKey>, BTreeSet<ServiceKey>)>) -> Plan {
+        match scope {
+            None => {
+                let all: Vec<DesiredService> = self.desired.values().cloned().collect();
+                plan(&all, &self.view, self.owned.keys())
+            }
+            Some((touched, gone)) => {
+                let changed: Vec<&DesiredService> =
+                    touched.iter().filter_map(|k| self.desired.get(k)).collect();
+                let gone: Vec<ServiceKey> = gone.iter().copied().collect();
+                plan_some(&changed, &gone, &self.view, self.owned.keys())
+            }
+        }
+    }
+
+    /// Plans against the view, writes, and reports. `scope`: (services to make as
+    /// desired, services to delete); None: everything.
+    async fn reconcile(
+        &mut self,
+        why: &str,
+        scope: Option<&(BTreeSet<ServiceKey>, BTreeSet<ServiceKey>)>,
+    ) {
+        self.counters.reconciles.inc();
+        let mut writes = self.sync_timeouts().await;
+        let mut round = self.execute(why, self.plan(scope), false).await;
+        if round.stale || !round.failed.is_empty() {
+            // EEXIST/ENOENT races, or a view the kernel contradicts: look again, once.
+            if self.dump().await {
+                writes += round.writes;
+                round = self.execute(why, self.plan(scope), true).await;
+            }
+        }
+        writes += round.writes;
+        let keys: Vec<ServiceKey> = match scope {
+            None => self.desired.keys().copied().collect(),
+            Some((touched, _)) => touched.iter().copied().collect(),
+        };
+        let report = keys
+            .into_iter()
+            .map(|k| (k, round.failed.get(&k).cloned().map_or(Ok(()), Err)))
+            .collect();
+        // The director first (it may announce now), then the readers.
+        self.send_feedback(report).await;
+        self.publish_view_keep_dump();
+        if writes > 0 || !round.failed.is_empty() || scope.is_none() {
+            info!(
+                reason = why,
+                writes,
+                failed = round.failed.len(),
+                foreign = self.last_foreign.len(),
+                "reconcile: {writes} writes"
+            );
+        }
+    }
+
+    fn publish_view_keep_dump(&self) {
+        let kernel = Arc::new(self.view.clone());
+        self.publish.send_modify(|v| v.kernel = kernel);
+    }
+
+    async fn send_feedback(&self, services: Vec<(ServiceKey, Result<(), String>)>) {
+        // The director drains this channel in its loop; it outlives this task.
+        let _ = self
+            .feedback
+            .send(IpvsFeedback {
+                seq: self.seq,
+                services,
+            })
+            .await;
+    }
+
+    async fn execute(&mut self, why: &str, p: Plan, retried: bool) -> Round {
+        if p.foreign != self.last_foreign {
+            for k in &p.foreign {
+                info!(service = %k, "foreign IPVS service (not managed by vipd), left untouched");
+            }
+            self.last_foreign = p.foreign.clone();
+        }
+        for d in &p.drift {
+            if why == "configuration" && !retried {
+                debug!(reason = why, "{d}");
+            } else {
+                warn!(reason = why, "IPVS differs from the desired state: {d}");
+            }
+        }
+        // The record of what vipd owns is written BEFORE creating (a crash in between must
+        // not leave a service nobody claims) and pruned AFTER deleting.
+        let mut owned: BTreeSet<ServiceKey> = self.owned.keys().clone();
+        owned.extend(self.desired.keys().copied());
+        self.save_owned(owned);
+        let mut round = Round::default();
+        if p.ops.is_empty() {
+            self.prune_owned();
+            return round;
+        }
+        let results = self.client.apply_batched(&p.ops).await;
+        round.writes = p.ops.len();
+        self.counters.writes.inc_by(p.ops.len() as u64);
+        // Steady-state changes are a handful of operations, each worth a line; a
+        // programming from empty can be tens of thousands, logged at debug level.
+        let verbose = p.ops.len() <= VERBOSE_OPS;
+        for (op, r) in p.ops.iter().zip(results) {
+            match r {
+                Ok(()) => {
+                    if verbose {
+                        info!(op = %op, "IPVS");
+                    } else {
+                        debug!(op = %op, "IPVS");
+                    }
+                    if let Err(e) = self.view.apply(op) {
+                        warn!(op = %op, error = %e, "the kernel accepted what vipd's view of it cannot explain; dumping again");
+                        round.stale = true;
                     }
                 }
-            }
-            let mut owned: BTreeSet<ServiceKey> = desired.iter().map(|d| d.service.key).collect();
-            owned.extend(failed_deletes);
-            if let Err(e) = self.owned.save(owned) {
-                error!(error = %e, "cannot record the IPVS services vipd owns; a service removed from the config may then be left in the kernel");
-            }
-            if failures == 0 {
-                break;
+                Err(e) => {
+                    self.counters.errors.inc();
+                    let next = if retried {
+                        "retrying at the next resync"
+                    } else {
+                        "re-planning from a fresh dump"
+                    };
+                    error!(op = %op, error = %e, "IPVS operation failed; {next}");
+                    round
+                        .failed
+                        .entry(*op.service())
+                        .or_insert_with(|| format!("{op}: {}", kernel_error(&e)));
+                }
             }
         }
-        info!(
-            reason = why,
-            writes = report.writes,
-            failed = report.failed.len(),
-            foreign = report.foreign.len(),
-            "reconcile: {} writes",
-            report.writes
-        );
-        report
+        self.prune_owned();
+        round
+    }
+
+    fn save_owned(&mut self, keys: BTreeSet<ServiceKey>) {
+        if let Err(e) = self.owned.save(keys) {
+            error!(error = %e, "cannot record the IPVS services vipd owns; a service removed from the config may then be left in the kernel");
+        }
+    }
+
+    /// Owned = desired, plus what the kernel still holds that vipd owned (a failed delete).
+    fn prune_owned(&mut self) {
+        let keep: BTreeSet<ServiceKey> = self
+            .owned
+            .keys()
+            .iter()
+            .copied()
+            .filter(|k| self.desired.contains_key(k) || self.view.get(k).is_some())
+            .collect();
+        self.save_owned(keep);
     }
 
     /// Makes the connection timeouts what the config says; returns the writes made.
-    async fn sync_timeouts(&mut self, want: Timeouts) -> usize {
+    async fn sync_timeouts(&mut self) -> usize {
+        let Some(want) = self.timeouts else { return 0 };
+        if self.timeouts_applied == Some(want) {
+            return 0;
+        }
         match self.client.timeouts().await {
-            Ok(have) if have == want => 0,
+            Ok(have) if have == want => {
+                self.timeouts_applied = Some(want);
+                0
+            }
             Ok(have) => match self.client.set_timeouts(want).await {
                 Ok(()) => {
                     info!(old = ?have, new = ?want, "IPVS connection timeouts set");
+                    self.timeouts_applied = Some(want);
                     1
                 }
                 Err(e) => {
@@ -234,5 +415,13 @@ impl IpvsTask {
                 0
             }
         }
+    }
+}
+
+/// The kernel's part of an error (the operation is printed separately).
+fn kernel_error(e: &vipd_ipvs::IpvsError) -> String {
+    match e {
+        vipd_ipvs::IpvsError::Kernel { source, .. } => source.to_string(),
+        other => other.to_string(),
     }
 }

@@ -4,18 +4,17 @@
 //! the command line, sets up logging and maps results to exit codes (0 ok, 1 failure, 2 usage,
 //! which clap produces itself).
 
-mod announce;
 mod backend;
 mod bgp;
 mod cmd;
 mod director;
-mod health;
 mod ipvs_task;
 mod logging;
 mod metrics;
 mod notify;
 mod owned;
 mod status;
+mod tasks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -170,18 +169,16 @@ fn main() -> ExitCode {
         Command::Undrain { config, file } => {
             drain_file(&config, file).map(|f| cmd::drain::undrain(&f))
         }
-        Command::Reload { config, socket } => {
-            Ok(status::reload_client(&socket.unwrap_or_else(|| {
-                vipd_config::control_socket_of(&config.path)
-            })))
-        }
+        Command::Reload { config, socket } => Ok(status::client::reload_client(
+            &socket.unwrap_or_else(|| vipd_config::control_socket_of(&config.path)),
+        )),
         Command::GenerateAssets { dir } => Ok(generate_assets(&dir)),
         Command::Status {
             config,
             socket,
             json,
         } => resolved(config.global_path(socket, "--socket", |g| g.control_socket))
-            .map(|s| status::client(&s, json)),
+            .map(|s| status::client::client(&s, json)),
     };
     result.unwrap_or_else(|code| code)
 }

@@ -18,23 +18,40 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
 use crate::ipvs_task::IpvsCounters;
-use crate::status::Status;
+use crate::status::{Announce, Health, Status, serving};
 
-/// A request from the HTTP task to the main task.
-#[derive(Debug)]
-pub enum Request {
-    /// The Prometheus text.
-    Metrics(oneshot::Sender<String>),
-    /// (serving, why).
-    Health(oneshot::Sender<(bool, String)>),
+/// What the HTTP task renders from: published snapshots and shared counters only.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    /// Director, IPVS and BGP snapshots (None on a backend).
+    pub status: Option<crate::status::Sources>,
+    /// The health engine (its check list, asked with a deadline).
+    pub health: Option<vipd_health::engine::Handle>,
+    /// Probe latencies.
+    pub latency: vipd_health::engine::LatencyHistograms,
+    /// IPVS task counters.
+    pub ipvs: IpvsCounters,
+    /// Director counters.
+    pub director: DirectorCounters,
+    /// The node's role, for a backend's answer.
+    pub role: vipd_config::Role,
 }
 
+/// Counters the director task keeps.
+#[derive(Clone, Debug, Default)]
+pub struct DirectorCounters {
+    /// IPVS failures reported for a service (each withdrew or kept withdrawn its VIP).
+    pub ipvs_service_failures: Counter,
+}
+
+/// How long a scrape waits for the health engine's check list.
+const CHECKS_DEADLINE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Serves `/metrics` and `/healthcheck` on `addr`.
-pub async fn serve(addr: SocketAddr, tx: mpsc::Sender<Request>) -> Result<(), String> {
+pub async fn serve(addr: SocketAddr, sources: Sources) -> Result<(), String> {
     let l = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -42,61 +59,44 @@ pub async fn serve(addr: SocketAddr, tx: mpsc::Sender<Request>) -> Result<(), St
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthcheck", get(healthcheck))
-        .with_state(tx);
+        .with_state(sources);
     tokio::spawn(async move {
         let _ = axum::serve(l, app).await;
     });
     Ok(())
 }
 
-async fn metrics(State(tx): State<mpsc::Sender<Request>>) -> impl IntoResponse {
-    let (otx, orx) = oneshot::channel();
-    let _ = tx.send(Request::Metrics(otx)).await;
-    match orx.await {
-        Ok(text) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
-    }
+async fn metrics(State(src): State<Sources>) -> impl IntoResponse {
+    let text = match &src.status {
+        None => format!("# vipd {:?} role\n# EOF\n", src.role),
+        Some(s) => {
+            let st = s.status();
+            let checks = match &src.health {
+                Some(h) => tokio::time::timeout(CHECKS_DEADLINE, h.snapshot())
+                    .await
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            render(&st, &checks, &src.latency, &src.ipvs, &src.director)
+        }
+    };
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
 }
 
-async fn healthcheck(State(tx): State<mpsc::Sender<Request>>) -> impl IntoResponse {
-    let (otx, orx) = oneshot::channel();
-    let _ = tx.send(Request::Health(otx)).await;
-    match orx.await {
-        Ok((true, why)) => (StatusCode::OK, format!("OK {why}\n")),
-        Ok((false, why)) => (StatusCode::SERVICE_UNAVAILABLE, format!("DOWN {why}\n")),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "DOWN stopping\n".to_string(),
-        ),
-    }
-}
-
-/// Whether the node serves traffic, and why, from a status snapshot.
-pub fn serving(st: &Status) -> (bool, String) {
-    let announced = st
-        .services
-        .iter()
-        .filter(|s| s.announce == "announced")
-        .count();
-    verdict(st.drained, &st.drain_file, announced, st.services.len())
-}
-
-/// The `/healthcheck` verdict: down when drained or when no service is announced.
-pub fn verdict(drained: bool, drain_file: &str, announced: usize, total: usize) -> (bool, String) {
-    if drained {
-        (false, format!("drained ({drain_file} present)"))
-    } else if announced == 0 {
-        (false, "no service has quorum".to_string())
-    } else {
-        (true, format!("{announced} of {total} services announced"))
+async fn healthcheck(State(src): State<Sources>) -> impl IntoResponse {
+    match &src.status {
+        None => (StatusCode::OK, format!("OK {:?} role\n", src.role)),
+        Some(s) => match serving(&s.status()) {
+            (true, why) => (StatusCode::OK, format!("OK {why}\n")),
+            (false, why) => (StatusCode::SERVICE_UNAVAILABLE, format!("DOWN {why}\n")),
+        },
     }
 }
 
@@ -137,6 +137,7 @@ pub fn render(
     checks: &[vipd_health::engine::CheckStatus],
     latency: &vipd_health::engine::LatencyHistograms,
     ipvs: &IpvsCounters,
+    director: &DirectorCounters,
 ) -> String {
     let mut r = Registry::with_prefix("vipd");
     let g = |r: &mut Registry, name: &str, help: &str, v: i64| {
@@ -164,6 +165,7 @@ pub fn render(
     );
 
     let announced = Family::<ServiceLabel, Gauge>::default();
+    let programmed = Family::<ServiceLabel, Gauge>::default();
     let healthy = Family::<ServiceLabel, Gauge>::default();
     let panic = Family::<ServiceLabel, Gauge>::default();
     let rs_up = Family::<ServerLabel, Gauge>::default();
@@ -174,9 +176,13 @@ pub fn render(
         let l = ServiceLabel {
             service: s.name.clone(),
         };
-        announced.get_or_create(&l).set(i64::from(
-            s.announce == "announced" || s.announce == "draining",
-        ));
+        announced.get_or_create(&l).set(i64::from(matches!(
+            s.announce,
+            Announce::Announced | Announce::Draining
+        )));
+        programmed
+            .get_or_create(&l)
+            .set(i64::from(s.ipvs == crate::status::Ipvs::Programmed));
         healthy
             .get_or_create(&l)
             .set(i64::try_from(s.healthy_weight).unwrap_or(i64::MAX));
@@ -186,7 +192,9 @@ pub fn render(
                 service: s.name.clone(),
                 server: rs.address.clone(),
             };
-            rs_up.get_or_create(&l).set(i64::from(rs.health == "up"));
+            rs_up
+                .get_or_create(&l)
+                .set(i64::from(rs.health == Health::Up));
             rs_weight
                 .get_or_create(&l)
                 .set(rs.ipvs_weight.map_or(-1, i64::from));
@@ -198,6 +206,11 @@ pub fn render(
         "service_announced",
         "1 while the service's VIP is announced (or draining)",
         announced,
+    );
+    r.register(
+        "service_ipvs_programmed",
+        "1 while IPVS holds the service as desired (its VIP is announced only then)",
+        programmed,
     );
     r.register(
         "service_healthy_weight",
@@ -297,6 +310,16 @@ pub fn render(
         "IPVS operations or dumps that failed",
         ipvs.errors.clone(),
     );
+    r.register(
+        "ipvs_dumps",
+        "Full IPVS dumps (start, resyncs, re-reads after a failure; never a scrape)",
+        ipvs.dumps.clone(),
+    );
+    r.register(
+        "ipvs_service_failures",
+        "IPVS failures reported for a service (its VIP not announced until repaired)",
+        director.ipvs_service_failures.clone(),
+    );
 
     let mut out = String::new();
     let _ = prometheus_client::encoding::text::encode(&mut out, &r);
@@ -313,7 +336,7 @@ mod tests {
         let mut st = Status {
             drain_file: "/etc/lb/disable".into(),
             services: vec![ServiceStatus {
-                announce: "announced".into(),
+                announce: Announce::Announced,
                 ..ServiceStatus::default()
             }],
             ..Status::default()
@@ -325,8 +348,8 @@ mod tests {
             (false, "drained (/etc/lb/disable present)".into())
         );
         st.drained = false;
-        st.services[0].announce = "withdrawn".into();
-        assert_eq!(serving(&st), (false, "no service has quorum".into()));
+        st.services[0].announce = Announce::Withdrawn;
+        assert_eq!(serving(&st), (false, "no service is announced".into()));
     }
 
     #[test]
@@ -335,11 +358,11 @@ mod tests {
             uptime_secs: 5,
             services: vec![ServiceStatus {
                 name: "web".into(),
-                announce: "announced".into(),
+                announce: Announce::Announced,
                 healthy_weight: 3,
                 real_servers: vec![RealServerStatus {
                     address: "10.1.0.1:80".into(),
-                    health: "up".into(),
+                    health: Health::Up,
                     ipvs_weight: Some(3),
                     active_conns: 7,
                     ..RealServerStatus::default()
@@ -361,7 +384,7 @@ mod tests {
             .observe(0.002);
         let ipvs = IpvsCounters::default();
         ipvs.writes.inc_by(12);
-        let text = render(&st, &[], &latency, &ipvs);
+        let text = render(&st, &[], &latency, &ipvs, &DirectorCounters::default());
         let lines = text.lines().map(|l| Ok(l.to_string()));
         let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text");
         let value = |name: &str, label: Option<(&str, &str)>| {

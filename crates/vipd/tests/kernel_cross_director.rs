@@ -128,7 +128,11 @@ fn reconcile(ns: &Netns) -> Vec<Op> {
     let want = desired();
     ns.run(|| async move {
         let mut c = IpvsClient::connect().await.expect("IPVS");
-        let p = plan(&want, &c.dump().await.expect("dump"), &BTreeSet::new());
+        let p = plan(
+            &want,
+            &vipd_reconcile::KernelView::from_dump(c.dump().await.expect("dump")),
+            &BTreeSet::new(),
+        );
         for r in c.apply_all(&p.ops, 64).await {
             r.expect("IPVS op");
         }

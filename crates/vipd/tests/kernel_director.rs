@@ -138,7 +138,11 @@ fn kernel_programs_services_then_one_op_per_change() {
         let want = want.clone();
         async move {
             let mut c = IpvsClient::connect().await.expect("IPVS");
-            let p = plan(&want, &c.dump().await.expect("dump"), &BTreeSet::new());
+            let p = plan(
+                &want,
+                &vipd_reconcile::KernelView::from_dump(c.dump().await.expect("dump")),
+                &BTreeSet::new(),
+            );
             for r in c.apply_all(&p.ops, 64).await {
                 r.expect("op");
             }
@@ -167,7 +171,13 @@ fn kernel_programs_services_then_one_op_per_change() {
     );
     assert_eq!(dump.len(), 2);
     assert!(
-        plan(&want, &dump, &BTreeSet::new()).ops.is_empty(),
+        plan(
+            &want,
+            &vipd_reconcile::KernelView::from_dump(dump.clone()),
+            &BTreeSet::new()
+        )
+        .ops
+        .is_empty(),
         "converged"
     );
 
@@ -198,7 +208,11 @@ fn kernel_programs_services_then_one_op_per_change() {
             let want = want.clone();
             async move {
                 let mut c = IpvsClient::connect().await.expect("IPVS");
-                let p = plan(&want, &c.dump().await.expect("dump"), &BTreeSet::new());
+                let p = plan(
+                    &want,
+                    &vipd_reconcile::KernelView::from_dump(c.dump().await.expect("dump")),
+                    &BTreeSet::new(),
+                );
                 for r in c.apply_all(&p.ops, 64).await {
                     r.expect("op");
                 }

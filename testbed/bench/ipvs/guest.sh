@@ -36,6 +36,7 @@ done
 
 # 3. vipd run
 mkns v; cp "$out/vipd.toml" "$out/vipd-run.toml"
+echo up > "$out/flag"
 t0=$(now)
 ip netns exec v "$vipd" run --config "$out/vipd-run.toml" 2> "$out/vipd.log" &
 waitlog "$out/vipd.log" 'writes reason="configuration"'; t1=$(now)
@@ -50,10 +51,42 @@ p = sys.argv[1]; s = open(p).read()
 s = s.replace('address = "10.1.0.1"\n', 'address = "10.1.0.1"\nweight = 2\n', 1)
 open(p, "w").write(s)
 PY
+# Lines of the log from line $2 on that contain $3; the first one's time.
+logtime_from() { local ts; ts=$(tail -n +"$2" "$1" | grep -m1 -- "$3" | cut -d' ' -f1); date -d "$ts" +%s.%N; }
+waitlog_from() { local i=0; until tail -n +"$2" "$1" | grep -q -- "$3"; do sleep 0.02; i=$((i + 1)); [ $i -gt 30000 ] && { echo "timeout waiting for $3" >&2; return 1; }; done; }
+from=$(($(wc -l < "$out/vipd.log") + 1))
 kill -HUP "$pid"
-waitlog "$out/vipd.log" "reconcile: 1 writes"
-t0=$(logtime "$out/vipd.log" "SIGHUP: reloading"); t1=$(logtime "$out/vipd.log" "reconcile: 1 writes")
-echo "vipd_weight $(since "$t0" "$t1") $(grep -c 'op=ipvsadm -e' "$out/vipd.log")" >> "$res"
+waitlog_from "$out/vipd.log" "$from" "reconcile: "
+t0=$(logtime_from "$out/vipd.log" "$from" "SIGHUP: reloading"); t1=$(logtime_from "$out/vipd.log" "$from" "reconcile: ")
+w=$(tail -n +"$from" "$out/vipd.log" | grep -m1 'reconcile: ' | sed 's/.*reconcile: \([0-9]*\) writes.*/\1/')
+echo "vipd_weight $(since "$t0" "$t1") $w" >> "$res"
+# A health-driven change: the file check of 10.1.0.1 (service s1000) says down.
+from=$(($(wc -l < "$out/vipd.log") + 1))
+echo down > "$out/flag"
+waitlog_from "$out/vipd.log" "$from" "op=ipvsadm -e -t 198.51.100.1:1000 -r 10.1.0.1:1000"
+t0=$(logtime_from "$out/vipd.log" "$from" "real server down: s1000/10.1.0.1:1000")
+t1=$(logtime_from "$out/vipd.log" "$from" "op=ipvsadm -e -t 198.51.100.1:1000 -r 10.1.0.1:1000")
+w=$(tail -n +"$from" "$out/vipd.log" | grep -c 'op=ipvsadm')
+echo "vipd_health $(since "$t0" "$t1") $w" >> "$res"
+# /metrics at this size: time per scrape, and the IPVS dumps they caused (vipd's counter).
+ip netns exec v python3 - "$res" <<'PY'
+import sys, time, urllib.request
+def scrape():
+    t = time.perf_counter()
+    body = urllib.request.urlopen("http://127.0.0.1:9180/metrics", timeout=30).read().decode()
+    return time.perf_counter() - t, body
+def dumps(body):
+    return int(float(next(l.split()[-1] for l in body.splitlines() if l.startswith("vipd_ipvs_dumps_total"))))
+scrape()
+_, first = scrape()
+times = []
+for _ in range(20):
+    t, body = scrape()
+    times.append(t)
+times.sort()
+with open(sys.argv[1], "a") as f:
+    f.write(f"vipd_scrape {times[len(times) // 2]:.4f} {dumps(body) - dumps(first)}\n")
+PY
 kill -USR1 "$pid"
 waitlog "$out/vipd.log" 'reconcile: 0 writes'
 t0=$(logtime "$out/vipd.log" "SIGUSR1: IPVS resync"); t1=$(logtime "$out/vipd.log" 'reconcile: 0 writes')
@@ -94,6 +127,8 @@ END {
     printf "vipd run wrote %d IPVS objects: each service is created without a scheduler, filled, then switched to mh\n", t["vipd_run_writes"]
     printf "\none weight change: vipd SIGHUP -> done %.3f s with %d IPVS write(s); ipvsadm -e %.3f s; keepalived SIGHUP -> visible %.3f s\n", t["vipd_weight"], n["vipd_weight"], ipvsadm_weight, t["keepalived_weight"]
     printf "no-change resync (dump %d objects + plan): vipd SIGUSR1 -> done %.3f s, 0 IPVS writes\n", total, t["vipd_resync"]
+    printf "health-driven weight change: check result -> acknowledged write %.4f s, %d IPVS write(s)\n", t["vipd_health"], n["vipd_health"]
+    printf "/metrics scrape at this size: median %.4f s over 20, %d IPVS dumps caused\n", t["vipd_scrape"], n["vipd_scrape"]
     printf "vipd peak RSS: %d KiB\n", t["vipd_rss_kb"]
 }' "$res" > "$res.table"
 mv "$res.table" "$res"

@@ -7,10 +7,6 @@ use super::{NAME_HINT, Sink, did_you_mean, good_name, unicast};
 use crate::diag::{Diagnostic, Path};
 use crate::model::{Config, Forwarding, MAX_WEIGHT, RealServer, Service, TunnelType};
 
-/// Schedulers whose choice depends only on the packet and the destination set, so that every
-/// director picks the same destination for a flow.
-const CONSISTENT: &[&str] = &["mh", "sh", "dh"];
-
 pub(super) fn services(cfg: &Config, defined: &BTreeSet<&str>, s: &mut Sink) {
     let mut names: BTreeMap<&str, usize> = BTreeMap::new();
     let mut vips: BTreeMap<_, usize> = BTreeMap::new();
@@ -62,12 +58,13 @@ fn service(cfg: &Config, svc: &Service, p: &Path, defined: &BTreeSet<&str>, s: &
         );
     }
     if !crate::model::KNOWN_SCHEDULERS.contains(&svc.scheduler.as_str()) {
+        // (Scheduler::Other with a name the kernel does not have.)
         let mut d = Diagnostic::error(
             p.key("scheduler"),
-            format!("unknown IPVS scheduler {:?}", svc.scheduler),
+            format!("unknown IPVS scheduler {:?}", svc.scheduler.as_str()),
         );
         d = match did_you_mean(
-            &svc.scheduler,
+            svc.scheduler.as_str(),
             crate::model::KNOWN_SCHEDULERS.iter().copied(),
         ) {
             Some(m) => d.hint(format!("did you mean {m:?}?")),
@@ -77,13 +74,13 @@ fn service(cfg: &Config, svc: &Service, p: &Path, defined: &BTreeSet<&str>, s: &
             )),
         };
         s.push(d);
-    } else if !CONSISTENT.contains(&svc.scheduler.as_str()) {
+    } else if !svc.scheduler.consistent() {
         s.push(
-            Diagnostic::warning(p.key("scheduler"), format!("scheduler {:?} keeps per-director state", svc.scheduler))
+            Diagnostic::warning(p.key("scheduler"), format!("scheduler {:?} keeps per-director state", svc.scheduler.as_str()))
                 .hint("with several directors behind ECMP only mh (or sh/dh) sends a flow to the same real server from every director"),
         );
     }
-    if svc.scheduler == "mh"
+    if svc.scheduler == crate::types::Scheduler::Mh
         && svc.mh_fallback == Some(false)
         && svc.on_failure == crate::model::OnFailure::Inhibit
     {
@@ -99,7 +96,7 @@ fn service(cfg: &Config, svc: &Service, p: &Path, defined: &BTreeSet<&str>, s: &
             .hint("set mh_fallback = true (the design's sh-fallback), or on_failure = \"remove\""),
         );
     }
-    if svc.mh_fallback == Some(true) && svc.scheduler != "mh" {
+    if svc.mh_fallback == Some(true) && svc.scheduler != crate::types::Scheduler::Mh {
         s.push(
             Diagnostic::error(p.key("mh_fallback"), "mh_fallback needs scheduler = \"mh\"")
                 .hint("remove mh_fallback or use the mh scheduler"),

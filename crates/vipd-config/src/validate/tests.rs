@@ -81,7 +81,7 @@ fn base_is_valid_and_defaults_apply() {
     let l = load_str(BASE, "t.toml").expect("valid");
     assert!(l.warnings.is_empty(), "{:?}", l.warnings);
     let s = &l.config.services[0];
-    assert_eq!(s.scheduler, "mh");
+    assert_eq!(s.scheduler, crate::Scheduler::Mh);
     assert!(s.mh_port && s.mh_fallback() && s.alpha);
     assert_eq!(s.forwarding, crate::Forwarding::Tunnel);
     assert_eq!(s.quorum, 1);

@@ -11,8 +11,6 @@
 //!   does not shift its schedule and the initial spread is kept.
 //! - Damping holds end at the job's next result after the penalty (at most one interval late).
 
-mod jobs;
-
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::net::SocketAddr;
@@ -24,7 +22,8 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-pub use jobs::{JobSpec, Jobs, ServerRef, jobs, key};
+pub use crate::jobs::{JobSpec, Jobs, ServerRef, jobs, key};
+pub use crate::update::Update;
 
 use crate::fsm::{self, Fsm, State, Transition};
 use crate::outcome::Outcome;
@@ -71,27 +70,6 @@ pub fn latency_histograms() -> LatencyHistograms {
         )
     }
     prometheus_client::metrics::family::Family::new_with_constructor(make)
-}
-
-/// A change of one job's visible state.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Update {
-    /// The job.
-    pub key: Arc<str>,
-    /// Check name (for logs).
-    pub name: Arc<str>,
-    /// Target.
-    pub target: SocketAddr,
-    /// State now.
-    pub state: State,
-    /// Drained.
-    pub drain: bool,
-    /// Agent/file weight.
-    pub weight_pct: Option<u32>,
-    /// Why.
-    pub reason: String,
-    /// Latency of the probe that caused it.
-    pub latency: Duration,
 }
 
 /// What status pages and metrics see of a job.

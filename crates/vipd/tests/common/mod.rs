@@ -27,6 +27,18 @@ impl Vipd {
 
     /// The same, with or without strace (timing-sensitive tests go without).
     pub fn spawn(ns: &Netns, cfg: &Path, dir: &Path, n: usize, traced: bool) -> Self {
+        Self::spawn_env(ns, cfg, dir, n, traced, &[])
+    }
+
+    /// The same, with extra environment variables.
+    pub fn spawn_env(
+        ns: &Netns,
+        cfg: &Path,
+        dir: &Path,
+        n: usize,
+        traced: bool,
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = dir.join(format!("vipd-{n}.log"));
         let trace = traced.then(|| dir.join(format!("strace-{n}.txt")));
         let mut cmd = Command::new("ip");
@@ -45,6 +57,7 @@ impl Vipd {
             ])
             .arg(trace);
         }
+        cmd.envs(env.iter().copied());
         let child = cmd
             .arg(env!("CARGO_BIN_EXE_vipd"))
             .args(["run", "--config"])

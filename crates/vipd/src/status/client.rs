@@ -1,184 +1,12 @@
-//! `vipd status`: the daemon's view, served on the control socket (a Unix socket, mode 0600:
-//! root only), as JSON; the CLI renders it like `ipvsadm -Ln` plus `birdc show protocols`.
-//!
-//! Protocol: the client sends one line (`status`), the daemon answers one JSON document and
-//! closes. The socket task only carries requests to the main task, which owns the state.
+//! `vipd status` and `vipd reload` on the command line: one request on the control socket,
+//! the answer printed (the human form reads like `ipvsadm -Ln` plus `birdc show protocols`).
 
 use std::fmt::Write as _;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
-use tracing::{info, warn};
+use serde::Deserialize;
 
-/// The whole report.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Status {
-    /// vipd version.
-    pub version: String,
-    /// Seconds since start.
-    pub uptime_secs: u64,
-    /// Drain file present.
-    pub drained: bool,
-    /// The drain file's path.
-    pub drain_file: String,
-    /// Result of the last reload (None: no reload yet).
-    pub last_reload: Option<String>,
-    /// Services.
-    pub services: Vec<ServiceStatus>,
-    /// BGP neighbors.
-    pub neighbors: Vec<NeighborStatus>,
-    /// Set when IPVS could not be read (counters are then missing).
-    pub ipvs_error: Option<String>,
-}
-
-/// One service.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct ServiceStatus {
-    /// Name.
-    pub name: String,
-    /// `TCP 198.51.100.1:80`.
-    pub key: String,
-    /// Scheduler and flags as configured.
-    pub scheduler: String,
-    /// `announced`, `draining` or `withdrawn`.
-    pub announce: String,
-    /// Why.
-    pub announce_reason: String,
-    /// Sum of healthy weights and the quorum.
-    pub healthy_weight: u64,
-    /// Configured quorum.
-    pub quorum: u32,
-    /// Panic mode on.
-    pub panic: bool,
-    /// Real servers.
-    pub real_servers: Vec<RealServerStatus>,
-}
-
-/// One real server.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct RealServerStatus {
-    /// `10.1.0.1:80`.
-    pub address: String,
-    /// `up`, `down`.
-    pub health: String,
-    /// Reason of the last change or result.
-    pub reason: String,
-    /// Configured weight.
-    pub weight: u32,
-    /// Weight in IPVS now (None: not in IPVS).
-    pub ipvs_weight: Option<u32>,
-    /// Active connections (IPVS).
-    pub active_conns: u32,
-    /// Inactive connections (IPVS).
-    pub inact_conns: u32,
-}
-
-/// One BGP neighbor.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct NeighborStatus {
-    /// `10.0.0.254:179`.
-    pub address: String,
-    /// FSM state.
-    pub state: String,
-    /// Seconds since Established.
-    pub established_secs: Option<u64>,
-    /// Prefixes announced.
-    pub prefixes_sent: usize,
-    /// UPDATEs sent.
-    pub updates_sent: u64,
-    /// Last error.
-    pub last_error: Option<String>,
-}
-
-/// A request from the socket task to the main task.
-#[derive(Debug)]
-pub enum Request {
-    /// `vipd status`.
-    Status(oneshot::Sender<Status>),
-    /// `vipd reload`: the reload's outcome, `Err` when the file was refused.
-    Reload(oneshot::Sender<Result<String, String>>),
-}
-
-/// Serves the control socket at `path` until the runtime stops. Removes a stale socket
-/// file first; refuses to start if `path` is something else.
-pub async fn serve(path: &Path, tx: mpsc::Sender<Request>) -> Result<(), String> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
-            // Someone answering: another vipd runs with this socket; never steal it.
-            if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(format!(
-                    "{} is in use by another running vipd",
-                    path.display()
-                ));
-            }
-            let _ = std::fs::remove_file(path);
-        }
-        Ok(_) => {
-            return Err(format!(
-                "{} exists and is not a socket: not replacing it",
-                path.display()
-            ));
-        }
-        Err(_) => {}
-    }
-    let l = UnixListener::bind(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    info!(socket = %path.display(), "control socket listening");
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = l.accept().await else {
-                continue;
-            };
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                if let Err(e) = answer(s, tx).await {
-                    warn!(error = %e, "control socket request failed");
-                }
-            });
-        }
-    });
-    Ok(())
-}
-
-async fn answer(s: UnixStream, tx: mpsc::Sender<Request>) -> std::io::Result<()> {
-    let (r, mut w) = s.into_split();
-    let mut line = String::new();
-    BufReader::new(r.take(256)).read_line(&mut line).await?;
-    let body = match line.trim() {
-        "status" => {
-            let (otx, orx) = oneshot::channel();
-            if tx.send(Request::Status(otx)).await.is_err() {
-                return Ok(());
-            }
-            match orx.await {
-                Ok(st) => serde_json::to_string_pretty(&st).unwrap_or_default(),
-                Err(_) => "{\"error\":\"daemon stopping\"}".to_string(),
-            }
-        }
-        "reload" => {
-            let (otx, orx) = oneshot::channel();
-            if tx.send(Request::Reload(otx)).await.is_err() {
-                return Ok(());
-            }
-            let r = orx
-                .await
-                .unwrap_or_else(|_| Err("daemon stopping".to_string()));
-            serde_json::json!({ "reload": r }).to_string()
-        }
-        other => format!("{{\"error\":\"unknown command {other:?}; try: status, reload\"}}"),
-    };
-    w.write_all(body.as_bytes()).await?;
-    w.write_all(b"\n").await?;
-    w.shutdown().await
-}
+use super::{Announce, Health, Status};
 
 /// Sends one command line to the daemon; its answer, or the error already explained.
 fn ask(socket: &Path, command: &str) -> Result<String, String> {
@@ -251,6 +79,23 @@ pub fn client(socket: &Path, json: bool) -> std::process::ExitCode {
     }
 }
 
+fn announce_word(a: Announce) -> &'static str {
+    match a {
+        Announce::Announced => "announced",
+        Announce::Draining => "draining",
+        Announce::Withdrawn => "withdrawn",
+        Announce::NotAnnounced => "not announced",
+    }
+}
+
+fn health_word(h: Health) -> &'static str {
+    match h {
+        Health::Up => "up",
+        Health::Down => "down",
+        Health::Unknown => "unknown",
+    }
+}
+
 /// The human form: services like `ipvsadm -Ln`, neighbors like `birdc show protocols`.
 pub fn render(st: &Status) -> String {
     let mut o = String::new();
@@ -270,7 +115,13 @@ pub fn render(st: &Status) -> String {
             .unwrap_or_default()
     );
     if let Some(e) = &st.ipvs_error {
-        let _ = writeln!(o, "IPVS not readable: {e}");
+        let _ = writeln!(o, "IPVS not readable at the last resync: {e}");
+    }
+    if let Some(age) = st.ipvs_dump_age_secs {
+        let _ = writeln!(
+            o,
+            "(connection counters as of the last IPVS resync, {age}s ago)"
+        );
     }
     let _ = writeln!(o, "Prot LocalAddress:Port Scheduler Flags   [route]");
     let _ = writeln!(
@@ -283,19 +134,28 @@ pub fn render(st: &Status) -> String {
             "{} {}   [{}: {}; healthy weight {}/{}{}]  ({})",
             s.key,
             s.scheduler,
-            s.announce,
+            announce_word(s.announce),
             s.announce_reason,
             s.healthy_weight,
             s.quorum,
             if s.panic { ", PANIC" } else { "" },
             s.name
         );
+        if let Some(e) = &s.ipvs_error {
+            let _ = writeln!(o, "  IPVS FAILED: {e}");
+        }
         for r in &s.real_servers {
             let w = r.ipvs_weight.map_or("-".to_string(), |w| w.to_string());
             let _ = writeln!(
                 o,
                 "  -> {:<24} {:<6} {:>6}({:<3}) {:>10} {:>9} {}",
-                r.address, r.health, w, r.weight, r.active_conns, r.inact_conns, r.reason
+                r.address,
+                health_word(r.health),
+                w,
+                r.weight,
+                r.active_conns,
+                r.inact_conns,
+                r.reason
             );
         }
     }
@@ -324,6 +184,7 @@ pub fn render(st: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::{NeighborStatus, RealServerStatus, ServiceStatus};
 
     #[test]
     fn human_form_reads_like_ipvsadm_and_birdc() {
@@ -337,15 +198,17 @@ mod tests {
                 name: "web".into(),
                 key: "TCP 198.51.100.1:80".into(),
                 scheduler: "mh mh-port".into(),
-                announce: "draining".into(),
+                announce: Announce::Draining,
                 announce_reason: "drain file".into(),
                 healthy_weight: 3,
                 quorum: 2,
                 panic: false,
+                ipvs: crate::status::Ipvs::Programmed,
+                ipvs_error: None,
                 real_servers: vec![
                     RealServerStatus {
                         address: "10.1.0.1:80".into(),
-                        health: "up".into(),
+                        health: Health::Up,
                         reason: "HTTP 200".into(),
                         weight: 3,
                         ipvs_weight: Some(3),
@@ -354,7 +217,7 @@ mod tests {
                     },
                     RealServerStatus {
                         address: "10.1.0.2:80".into(),
-                        health: "down".into(),
+                        health: Health::Down,
                         reason: "connect: Connection refused".into(),
                         weight: 1,
                         ipvs_weight: None,
@@ -372,6 +235,7 @@ mod tests {
                 last_error: None,
             }],
             ipvs_error: None,
+            ipvs_dump_age_secs: None,
         };
         let text = render(&st);
         let lines: Vec<&str> = text.lines().collect();

@@ -42,8 +42,9 @@ pub struct JobSpec {
     pub key: Arc<str>,
     /// A name for logs: the check's name, or its kind for an unnamed inline check.
     pub name: Arc<str>,
-    /// The check.
-    pub check: CheckDef,
+    /// The check (shared by every job of the same definition: a 64-server service holds
+    /// one copy, not 64).
+    pub check: Arc<CheckDef>,
     /// The real server checked (address and service port).
     pub server: SocketAddr,
     /// Who uses it.
@@ -61,25 +62,31 @@ pub struct Jobs {
 
 /// The key of `check` against `server`.
 pub fn key(check: &CheckDef, server: SocketAddr) -> String {
+    format!("{server} {}", definition(check))
+}
+
+/// A check's definition without its name, as the second half of a job key.
+fn definition(check: &CheckDef) -> String {
     let mut c = check.clone();
     c.name = None;
-    let def = serde_json::to_string(&c).unwrap_or_else(|_| format!("{c:?}"));
-    format!("{server} {def}")
+    serde_json::to_string(&c).unwrap_or_else(|_| format!("{c:?}"))
 }
 
 /// Builds the jobs of every service. Check names resolve against `[[check]]`; a name that
 /// does not resolve is skipped (validation already refused such a configuration).
 pub fn jobs(cfg: &Config) -> Jobs {
-    let named: BTreeMap<&str, &CheckDef> = cfg
+    // Each named definition is serialized once (not once per real server using it) and
+    // shared by its jobs.
+    let named: BTreeMap<&str, (Arc<CheckDef>, String)> = cfg
         .checks
         .iter()
-        .filter_map(|c| Some((c.name.as_deref()?, c)))
+        .filter_map(|c| Some((c.name.as_deref()?, (Arc::new(c.clone()), definition(c)))))
         .collect();
     let mut out = Jobs::default();
     for s in &cfg.services {
         let service: Arc<str> = Arc::from(s.name.as_str());
         for r in &s.real_servers {
-            let port = r.port.unwrap_or(s.port);
+            let port = s.port_of(r);
             let server = SocketAddr::new(r.address, port);
             let user = ServerRef {
                 service: service.clone(),
@@ -87,13 +94,18 @@ pub fn jobs(cfg: &Config) -> Jobs {
                 port,
             };
             let names = r.checks.as_ref().unwrap_or(&s.checks);
+            let inline: Vec<(Arc<CheckDef>, String)> = r
+                .inline_checks
+                .iter()
+                .map(|c| (Arc::new(c.clone()), definition(c)))
+                .collect();
             let defs = names
                 .iter()
-                .filter_map(|n| named.get(n.as_str()).copied())
-                .chain(r.inline_checks.iter());
+                .filter_map(|n| named.get(n.as_str()))
+                .chain(inline.iter());
             let mut keys = Vec::new();
-            for def in defs {
-                let k: Arc<str> = Arc::from(key(def, server));
+            for (def, json) in defs {
+                let k: Arc<str> = Arc::from(format!("{server} {json}"));
                 let job = out.jobs.entry(k.clone()).or_insert_with(|| JobSpec {
                     key: k.clone(),
                     name: Arc::from(def.name.as_deref().unwrap_or(def.kind.as_str())),

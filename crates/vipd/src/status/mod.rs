@@ -1,0 +1,307 @@
+//! What `vipd status --json` prints and `/metrics` renders: one typed model, built from the
+//! snapshots the tasks publish (the director's decisions, the IPVS task's view of the
+//! kernel, the BGP neighbors). Building it reads `watch` channels only: no netlink request,
+//! no message to a task that could be busy.
+
+pub mod client;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use vipd_bgp::speaker::PeerStatus;
+use vipd_director::{Programmed, Snapshot, VipState};
+use vipd_health::fsm::State;
+
+use crate::ipvs_task::IpvsView;
+
+/// A VIP's route state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Announce {
+    /// In the RIB.
+    Announced,
+    /// In the RIB with GRACEFUL_SHUTDOWN until the drain delay ends.
+    Draining,
+    /// Not in the RIB.
+    #[default]
+    Withdrawn,
+    /// `announce.enabled = false`.
+    #[serde(rename = "not announced")]
+    NotAnnounced,
+}
+
+/// A real server's health.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// In service.
+    Up,
+    /// Out of service.
+    Down,
+    /// Not evaluated yet.
+    #[default]
+    Unknown,
+}
+
+/// Whether IPVS holds a service as desired.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ipvs {
+    /// As desired.
+    Programmed,
+    /// Not reported yet.
+    #[default]
+    Pending,
+    /// A write failed (see `ipvs_error`).
+    Failed,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Status {
+    /// vipd version.
+    pub version: String,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// Drain file present.
+    pub drained: bool,
+    /// The drain file's path.
+    pub drain_file: String,
+    /// Result of the last reload (None: no reload yet).
+    pub last_reload: Option<String>,
+    /// Services.
+    pub services: Vec<ServiceStatus>,
+    /// BGP neighbors.
+    pub neighbors: Vec<NeighborStatus>,
+    /// Set when IPVS could not be read at the last resync.
+    pub ipvs_error: Option<String>,
+    /// Seconds since the last kernel dump (connection counters are that old).
+    #[serde(default)]
+    pub ipvs_dump_age_secs: Option<u64>,
+}
+
+/// One service.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// Name.
+    pub name: String,
+    /// `TCP 198.51.100.1:80`.
+    pub key: String,
+    /// Scheduler and flags as configured.
+    pub scheduler: String,
+    /// Route state.
+    pub announce: Announce,
+    /// Why.
+    pub announce_reason: String,
+    /// Whether IPVS holds the service as desired (a VIP is announced only then).
+    #[serde(default)]
+    pub ipvs: Ipvs,
+    /// The failed IPVS write and the kernel's error.
+    #[serde(default)]
+    pub ipvs_error: Option<String>,
+    /// Sum of healthy weights and the quorum.
+    pub healthy_weight: u64,
+    /// Configured quorum.
+    pub quorum: u32,
+    /// Panic mode on.
+    pub panic: bool,
+    /// Real servers.
+    pub real_servers: Vec<RealServerStatus>,
+}
+
+/// One real server.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RealServerStatus {
+    /// `10.1.0.1:80`.
+    pub address: String,
+    /// Health.
+    pub health: Health,
+    /// Reason of the last change or result.
+    pub reason: String,
+    /// Configured weight.
+    pub weight: u32,
+    /// Weight in IPVS now (None: not in IPVS).
+    pub ipvs_weight: Option<u32>,
+    /// Active connections (IPVS).
+    pub active_conns: u32,
+    /// Inactive connections (IPVS).
+    pub inact_conns: u32,
+}
+
+/// One BGP neighbor.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NeighborStatus {
+    /// `10.0.0.254:179`.
+    pub address: String,
+    /// FSM state.
+    pub state: String,
+    /// Seconds since Established.
+    pub established_secs: Option<u64>,
+    /// Prefixes announced.
+    pub prefixes_sent: usize,
+    /// UPDATEs sent.
+    pub updates_sent: u64,
+    /// Last error.
+    pub last_error: Option<String>,
+}
+
+/// The receivers status is built from.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    /// The director's decisions.
+    pub director: watch::Receiver<Arc<Snapshot>>,
+    /// The kernel as the IPVS task sees it.
+    pub ipvs: watch::Receiver<IpvsView>,
+    /// Each BGP neighbor's status.
+    pub neighbors: watch::Receiver<crate::director::NeighborList>,
+    /// Fixed facts and the last reload.
+    pub meta: watch::Receiver<Meta>,
+}
+
+/// What the director task publishes besides its decisions.
+#[derive(Clone, Debug)]
+pub struct Meta {
+    /// Process start.
+    pub started: Instant,
+    /// The drain file.
+    pub drain_file: String,
+    /// The last reload's outcome.
+    pub last_reload: Option<String>,
+}
+
+impl Sources {
+    /// The status now.
+    pub fn status(&self) -> Status {
+        let snap = self.director.borrow().clone();
+        let ipvs = self.ipvs.borrow().clone();
+        let meta = self.meta.borrow().clone();
+        let neighbors = self.neighbors.borrow().clone();
+        build(&snap, &ipvs, &neighbors, &meta)
+    }
+}
+
+/// Builds the model.
+pub fn build(
+    snap: &Snapshot,
+    ipvs: &IpvsView,
+    neighbors: &[(SocketAddr, watch::Receiver<PeerStatus>)],
+    meta: &Meta,
+) -> Status {
+    let services = snap
+        .services
+        .iter()
+        .map(|s| {
+            let dests = ipvs.kernel.get(&s.key).map(|(_, d)| d);
+            let (announce, announce_reason) = match &s.route {
+                VipState::Announced => (Announce::Announced, "quorum".to_string()),
+                VipState::Draining => (
+                    Announce::Draining,
+                    "drain file: GRACEFUL_SHUTDOWN until the drain delay ends".to_string(),
+                ),
+                VipState::Withdrawn(vipd_director::Withdrawn::Disabled) => (
+                    Announce::NotAnnounced,
+                    "announce.enabled = false".to_string(),
+                ),
+                VipState::Withdrawn(w) => (Announce::Withdrawn, w.to_string()),
+            };
+            let (ipvs_state, ipvs_error) = match &s.programmed {
+                Programmed::Yes => (Ipvs::Programmed, None),
+                Programmed::Pending => (Ipvs::Pending, None),
+                Programmed::Failed(e) => (Ipvs::Failed, Some(e.clone())),
+            };
+            let health = s.health.as_deref();
+            let real_servers = health
+                .map(|h| {
+                    h.servers
+                        .iter()
+                        .zip(&s.configured)
+                        .map(|(r, weight)| {
+                            let d = dests.and_then(|ds| {
+                                ds.iter().find(|d| d.addr == r.addr && d.port == r.port)
+                            });
+                            RealServerStatus {
+                                address: SocketAddr::new(r.addr, r.port).to_string(),
+                                health: match (r.effective, r.checks) {
+                                    (vipd_director::health::Effective::Up(_), _) => Health::Up,
+                                    (_, State::Unknown) if !r.carried => Health::Unknown,
+                                    _ => Health::Down,
+                                },
+                                reason: r.reason.clone(),
+                                weight: *weight,
+                                ipvs_weight: d.map(|d| d.weight),
+                                active_conns: d.map_or(0, |d| d.active_conns),
+                                inact_conns: d.map_or(0, |d| d.inact_conns),
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            ServiceStatus {
+                name: s.name.clone(),
+                key: s.key.to_string(),
+                scheduler: s.scheduler.clone(),
+                announce,
+                announce_reason,
+                ipvs: ipvs_state,
+                ipvs_error,
+                healthy_weight: health.map_or(0, |h| h.healthy_weight),
+                quorum: s.quorum,
+                panic: health.is_some_and(|h| h.panic),
+                real_servers,
+            }
+        })
+        .collect();
+    let now = std::time::SystemTime::now();
+    let neighbors = neighbors
+        .iter()
+        .map(|(addr, rx)| {
+            let p = rx.borrow();
+            NeighborStatus {
+                address: addr.to_string(),
+                state: format!("{:?}", p.state),
+                established_secs: p
+                    .established_at
+                    .and_then(|t| now.duration_since(t).ok())
+                    .map(|d| d.as_secs()),
+                prefixes_sent: p.prefixes_sent,
+                updates_sent: p.updates_sent,
+                last_error: p.last_error.clone(),
+            }
+        })
+        .collect();
+    Status {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        uptime_secs: meta.started.elapsed().as_secs(),
+        drained: snap.drained,
+        drain_file: meta.drain_file.clone(),
+        last_reload: meta.last_reload.clone(),
+        services,
+        neighbors,
+        ipvs_error: ipvs.error.clone(),
+        ipvs_dump_age_secs: ipvs.dumped_at.map(|t| t.elapsed().as_secs()),
+    }
+}
+
+/// Whether the node serves traffic, and why: down when drained or when no service is
+/// announced (the `/healthcheck` verdict).
+pub fn serving(st: &Status) -> (bool, String) {
+    let announced = st
+        .services
+        .iter()
+        .filter(|s| s.announce == Announce::Announced)
+        .count();
+    if st.drained {
+        (false, format!("drained ({} present)", st.drain_file))
+    } else if announced == 0 {
+        (false, "no service is announced".to_string())
+    } else {
+        (
+            true,
+            format!("{announced} of {} services announced", st.services.len()),
+        )
+    }
+}

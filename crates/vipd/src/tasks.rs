@@ -1,0 +1,417 @@
+//! Every task of `vipd run`, spawned here. The decisions are in `vipd-director`
+//! ([`Director::handle`]); this file only feeds it inputs and executes its outputs.
+//!
+//! ```text
+//!                     SIGHUP / `vipd reload` ──┐   SIGUSR1 ──────────────────────┐
+//!   health engine ── Update (burst) ─────────┐ │                                 │
+//!   drain file poll (1 s) ── Drain(bool) ────┤ │                                 │
+//!   wake timer (drain end) ── Tick ──────────┤ v                                 v
+//!   IPVS task ── IpvsFeedback ───────────> DIRECTOR TASK ── IpvsIntent ──> IPVS TASK
+//!                                          │ Director::handle(now, Input)       │ sole owner of the
+//!                                          │   -> Vec<Output>, in order:        │ IPVS genl socket;
+//!                                          │   Routes ──> BGP speaker (watch    │ KernelView from its
+//!                                          │              RIB; one task per     │ acked writes + dumps;
+//!                                          │              neighbor)             │ resync every
+//!                                          │   Ipvs   ──> IPVS task             │ resync_interval
+//!                                          │   Vips   ──> rtnetlink (lo)        │
+//!                                          │   Checks ──> health engine         │ publishes IpvsView
+//!                                          │ publishes Snapshot (watch)         v (watch)
+//!                                          v                                 
+//!        control socket task (`vipd status`) ── reads the watches ──┐
+//!        HTTP task (/metrics, /healthcheck) ── reads the watches ───┴─ no netlink, no request
+//!                                                                      to the director task
+//! ```
+//!
+//! The director task never waits on the kernel: IPVS intents go through an unbounded
+//! channel (each intent is a state, the IPVS task merges a burst into one round), routes
+//! through the speaker's `watch`. The IPVS task's end (a panic included) ends vipd with an
+//! error: nothing may keep announcing routes with frozen weights.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+use vipd_config::{Config, Loaded};
+use vipd_director::{Director, Input};
+
+use crate::director::Effects;
+use crate::ipvs_task::{IpvsCounters, IpvsTask, Request as IpvsRequest};
+use crate::metrics::DirectorCounters;
+use crate::owned::OwnedStore;
+use crate::status::server::Request as ControlRequest;
+use crate::status::{Meta, Sources};
+
+/// How often the drain file is looked at (inotify does not see every filesystem).
+const DRAIN_POLL: Duration = Duration::from_secs(1);
+
+/// Why `vipd run` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    /// IPVS unavailable or unreadable at start.
+    #[error("{0}")]
+    Ipvs(#[from] vipd_ipvs::IpvsError),
+    /// rtnetlink unavailable.
+    #[error("cannot open an rtnetlink socket: {0}")]
+    Net(std::io::Error),
+    /// A task that must never end ended.
+    #[error("the {0} task ended unexpectedly: {1}")]
+    TaskDied(&'static str, String),
+    /// The backend role could not start.
+    #[error("{0}")]
+    Backend(String),
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self, RunError> {
+        let s = |k| signal(k).map_err(RunError::Signals);
+        Ok(Signals {
+            term: s(SignalKind::terminate())?,
+            int: s(SignalKind::interrupt())?,
+            hup: s(SignalKind::hangup())?,
+            usr1: s(SignalKind::user_defined1())?,
+        })
+    }
+}
+
+/// The next health burst, or never when there is no engine yet.
+async fn next_health(
+    rx: &mut Option<mpsc::UnboundedReceiver<vipd_health::Update>>,
+) -> Option<Vec<vipd_health::Update>> {
+    let rx = match rx {
+        Some(rx) => rx,
+        None => return std::future::pending().await,
+    };
+    let first = rx.recv().await?;
+    let mut burst = vec![first];
+    while let Ok(u) = rx.try_recv() {
+        burst.push(u);
+    }
+    Some(burst)
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs a director until SIGTERM/SIGINT.
+pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
+    let mut sig = Signals::install()?;
+    let cfg = loaded.config;
+    let started = Instant::now();
+    // IPVS first: a director without IPVS refuses to start.
+    let client = vipd_ipvs::IpvsClient::connect().await?;
+    let (owned, bad) = OwnedStore::load(&cfg.global.state_dir);
+    for b in bad {
+        warn!("ownership record: {b}; line ignored");
+    }
+    // A record left by a previous run means this is a restart: graceful restart's R bit,
+    // and the kernel's weights stand until the checks report.
+    let restarting = !owned.keys().is_empty();
+    let counters = IpvsCounters::default();
+    let (fb_tx, mut fb_rx) = mpsc::channel(64);
+    let (task, dump, ipvs_view) = IpvsTask::start(
+        client,
+        owned,
+        cfg.global.resync_interval.get(),
+        counters.clone(),
+        fb_tx,
+    )
+    .await?;
+    let (intent_tx, intent_rx) = mpsc::unbounded_channel();
+    let (ipvs_req, ipvs_req_rx) = mpsc::channel(4);
+    let mut ipvs_join = tokio::spawn(task.run(intent_rx, ipvs_req_rx));
+
+    let net = vipd_net::Net::connect().map_err(RunError::Net)?;
+    let (neighbors_tx, neighbors_rx) = watch::channel(Arc::new(Vec::new()));
+    let mut fx = Effects {
+        ipvs: intent_tx,
+        net,
+        speaker: None,
+        health: None,
+        health_rx: None,
+        latency: vipd_health::engine::latency_histograms(),
+        restarting,
+        wake: None,
+        neighbors: neighbors_tx,
+        counters: DirectorCounters::default(),
+        ready: false,
+        routes: Default::default(),
+        eor: false,
+    };
+    let mut director = Director::new(cfg);
+    let outs = director.handle(
+        Instant::now(),
+        Input::Start {
+            kernel: restarting.then_some(dump),
+        },
+    );
+    let running = director.config().clone();
+    fx.execute(outs, &running).await;
+    let (snap_tx, snap_rx) = watch::channel(Arc::new(director.snapshot()));
+    let (meta_tx, meta_rx) = watch::channel(Meta {
+        started,
+        drain_file: running.global.drain_file.display().to_string(),
+        last_reload: None,
+    });
+    let sources = Sources {
+        director: snap_rx,
+        ipvs: ipvs_view,
+        neighbors: neighbors_rx,
+        meta: meta_rx,
+    };
+    let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(8);
+    serve_edges(&running, Some(sources), Some(&fx), &counters, ctl_tx).await;
+
+    let mut drain_poll = tokio::time::interval(DRAIN_POLL);
+    drain_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let watchdog_every = crate::notify::watchdog_interval();
+    let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
+    loop {
+        let input = tokio::select! {
+            _ = watchdog.tick(), if watchdog_every.is_some() => { crate::notify::watchdog(); continue; }
+            Some(burst) = next_health(&mut fx.health_rx) => Input::Health(burst),
+            Some(fb) = fb_rx.recv() => Input::Ipvs(fb),
+            _ = drain_poll.tick() => match director.config().global.drain_file.try_exists() {
+                Ok(present) => Input::Drain(present),
+                Err(e) => {
+                    warn!(file = %director.config().global.drain_file.display(), error = %e,
+                        "cannot tell whether the drain file exists; drain state unchanged");
+                    continue;
+                }
+            },
+            _ = sleep_until(fx.wake) => { fx.wake = None; Input::Tick }
+            r = &mut ipvs_join => {
+                let why = match r { Ok(()) => "it returned".to_string(), Err(e) => e.to_string() };
+                error!("the IPVS task ended ({why}); stopping so that no route stays announced on frozen weights");
+                stop(&mut fx, director.config()).await;
+                return Err(RunError::TaskDied("IPVS", why));
+            }
+            _ = sig.term.recv() => { info!("SIGTERM: stopping (IPVS left as it is)"); break; }
+            _ = sig.int.recv() => { info!("SIGINT: stopping (IPVS left as it is)"); break; }
+            _ = sig.usr1.recv() => {
+                info!("SIGUSR1: IPVS resync requested");
+                let _ = ipvs_req.try_send(IpvsRequest::Resync);
+                continue;
+            }
+            _ = sig.hup.recv() => {
+                info!(config = %path.display(), "SIGHUP: reloading the configuration");
+                // (The outcome is logged and kept for `vipd status`.)
+                let _ = reload(path, &mut director, &mut fx, &meta_tx).await;
+                let _ = snap_tx.send(Arc::new(director.snapshot()));
+                continue;
+            }
+            Some(req) = ctl_rx.recv() => {
+                let ControlRequest::Reload(reply) = req;
+                info!(config = %path.display(), "vipd reload: reloading the configuration");
+                let r = reload(path, &mut director, &mut fx, &meta_tx).await;
+                let _ = snap_tx.send(Arc::new(director.snapshot()));
+                let _ = reply.send(r);
+                continue;
+            }
+        };
+        let first_report = matches!(input, Input::Ipvs(_)) && !fx.ready;
+        let outs = director.handle(Instant::now(), input);
+        let routes_changed = outs
+            .iter()
+            .any(|o| matches!(o, vipd_director::Output::Routes(_)));
+        let running = director.config().clone();
+        fx.execute(outs, &running).await;
+        let _ = snap_tx.send(Arc::new(director.snapshot()));
+        if routes_changed && fx.ready {
+            crate::notify::status(&status_line(&director));
+        }
+        if first_report {
+            fx.ready = true;
+            crate::notify::ready(&status_line(&director));
+        }
+    }
+    let running = director.config().clone();
+    stop(&mut fx, &running).await;
+    info!("vipd stopped");
+    Ok(())
+}
+
+/// The control socket and the HTTP endpoints; their failure is logged, not fatal (the data
+/// plane matters more than the status command).
+async fn serve_edges(
+    cfg: &Config,
+    sources: Option<Sources>,
+    fx: Option<&Effects>,
+    counters: &IpvsCounters,
+    ctl: mpsc::Sender<ControlRequest>,
+) {
+    if let Err(e) =
+        crate::status::server::serve(&cfg.global.control_socket, sources.clone(), ctl).await
+    {
+        error!("control socket unavailable (vipd status will not work): {e}");
+    }
+    if let Some(listen) = cfg.global.listen {
+        let m = crate::metrics::Sources {
+            status: sources,
+            health: fx.and_then(|f| f.health.clone()),
+            latency: fx.map_or_else(vipd_health::engine::latency_histograms, |f| {
+                f.latency.clone()
+            }),
+            ipvs: counters.clone(),
+            director: fx.map(|f| f.counters.clone()).unwrap_or_default(),
+            role: cfg.global.role,
+        };
+        if let Err(e) = crate::metrics::serve(listen, m).await {
+            error!("{e}: /metrics and /healthcheck unavailable");
+        }
+    }
+}
+
+/// SIGTERM: sessions dropped without NOTIFICATION under graceful restart, or closed with a
+/// Cease; `withdraw_on_stop` withdraws every route first. IPVS is left as it is.
+async fn stop(fx: &mut Effects, cfg: &Config) {
+    crate::notify::stopping();
+    let Some(s) = fx.speaker.take() else { return };
+    if cfg.bgp.as_ref().is_some_and(|b| b.withdraw_on_stop) {
+        info!("withdraw_on_stop: withdrawing every route before closing the sessions");
+        if !s.withdraw_all(Duration::from_secs(5)).await {
+            warn!("withdrawals not all written within 5 s; closing anyway");
+        }
+        s.shutdown("vipd stopping (routes withdrawn)").await;
+    } else if crate::bgp::graceful(cfg) {
+        info!(
+            "closing BGP sessions without NOTIFICATION: routers keep the routes for the graceful restart time"
+        );
+        s.abort();
+    } else {
+        s.shutdown("vipd stopping").await;
+    }
+}
+
+/// The one-line STATUS for systemd.
+fn status_line(d: &Director) -> String {
+    let snap = d.snapshot();
+    let announced = snap
+        .services
+        .iter()
+        .filter(|s| s.route.is_announced())
+        .count();
+    format!(
+        "{} services, {announced} announced{}",
+        snap.services.len(),
+        if snap.drained { ", DRAINED" } else { "" }
+    )
+}
+
+/// Re-reads the file (SIGHUP or `vipd reload`). A refused file leaves everything running as
+/// it was; an accepted one goes to the director as a diff.
+async fn reload(
+    path: &Path,
+    director: &mut Director,
+    fx: &mut Effects,
+    meta: &watch::Sender<Meta>,
+) -> Result<String, String> {
+    crate::notify::reloading();
+    let outcome = match crate::cmd::run::load_for_reload(path, director.config()) {
+        Err(e) => Err(e),
+        Ok(None) => Ok("ok (unchanged)".to_string()),
+        Ok(Some(new)) => {
+            let outs = director.handle(Instant::now(), Input::Reload(Box::new(new)));
+            let running = director.config().clone();
+            let errors = fx.execute(outs, &running).await;
+            meta.send_modify(|m| m.drain_file = running.global.drain_file.display().to_string());
+            Ok(if errors.is_empty() {
+                "ok (applied)".to_string()
+            } else {
+                format!("applied, except: {}", errors.join("; "))
+            })
+        }
+    };
+    meta.send_modify(|m| {
+        m.last_reload = Some(match &outcome {
+            Ok(r) => r.clone(),
+            Err(e) => e.clone(),
+        })
+    });
+    crate::notify::ready(&match &outcome {
+        Ok(_) => status_line(director),
+        Err(_) => "reload refused: the previous configuration runs (see the log)".to_string(),
+    });
+    outcome
+}
+
+/// Runs a backend until SIGTERM/SIGINT.
+pub async fn backend(path: &Path, loaded: Loaded) -> Result<(), RunError> {
+    let mut sig = Signals::install()?;
+    let mut running = loaded.config;
+    let started = Instant::now();
+    let (mut node, mut health_rx) = crate::backend::Node::start(&running)
+        .await
+        .map_err(RunError::Backend)?;
+    let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(8);
+    serve_edges(&running, None, None, &IpvsCounters::default(), ctl_tx).await;
+    let mut last_reload: Option<String> = None;
+    let mut resync = tokio::time::interval(running.global.resync_interval.get());
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    resync.tick().await;
+    crate::notify::ready("Backend role");
+    let watchdog_every = crate::notify::watchdog_interval();
+    let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
+    loop {
+        tokio::select! {
+            _ = watchdog.tick(), if watchdog_every.is_some() => crate::notify::watchdog(),
+            _ = resync.tick() => node.resync(&running).await,
+            Some(burst) = next_health(&mut health_rx) => for u in burst { node.on_update(u) },
+            _ = sig.term.recv() => { info!("SIGTERM: stopping"); break; }
+            _ = sig.int.recv() => { info!("SIGINT: stopping"); break; }
+            _ = sig.usr1.recv() => node.resync(&running).await,
+            _ = sig.hup.recv() => {
+                last_reload = Some(reload_backend(path, &mut running, &mut node).await.unwrap_or_else(|e| e));
+            }
+            Some(req) = ctl_rx.recv() => {
+                let ControlRequest::Reload(reply) = req;
+                let r = reload_backend(path, &mut running, &mut node).await;
+                last_reload = Some(r.clone().unwrap_or_else(|e| e));
+                let _ = reply.send(r);
+            }
+        }
+    }
+    let _ = (started, last_reload);
+    crate::notify::stopping();
+    info!("vipd stopped");
+    Ok(())
+}
+
+async fn reload_backend(
+    path: &Path,
+    running: &mut Config,
+    node: &mut crate::backend::Node,
+) -> Result<String, String> {
+    crate::notify::reloading();
+    let r = match crate::cmd::run::load_for_reload(path, running) {
+        Err(e) => Err(e),
+        Ok(None) => Ok("ok (unchanged)".to_string()),
+        Ok(Some(new)) => {
+            *running = new;
+            node.reload(running).await;
+            Ok(if node.errors().is_empty() {
+                "ok (applied)".to_string()
+            } else {
+                format!("applied, except: {}", node.errors().join("; "))
+            })
+        }
+    };
+    crate::notify::ready("Backend role");
+    r
+}
