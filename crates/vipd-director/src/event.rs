@@ -159,7 +159,7 @@ impl fmt::Display for Event {
             Event::IpvsRepaired { service } => {
                 write!(f, "IPVS programmed as desired again: {service}")
             }
-            Event::FirstPassComplete => f.write_str("first health pass complete: End-of-RIB"),
+            Event::FirstPassComplete => f.write_str("first health pass complete: End-of-RIB sent"),
             Event::Carried { servers } => write!(
                 f,
                 "restart: {servers} real servers keep their kernel weight until their first check result"

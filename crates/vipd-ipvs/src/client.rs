@@ -112,6 +112,9 @@ pub struct Timeouts {
 #[derive(Debug)]
 pub struct IpvsClient {
     handle: GenetlinkHandle,
+    /// The connection's driver: when it ends (a send error ends it), pending replies end
+    /// early and look complete, so every dump checks it is still running.
+    conn: tokio::task::JoinHandle<()>,
     batch: Batcher,
 }
 
@@ -143,7 +146,7 @@ impl IpvsClient {
     /// the IPVS family, so that a missing `ip_vs` is reported here and not at first use.
     pub async fn connect() -> Result<Self, IpvsError> {
         let (conn, handle, _) = genetlink::new_connection().map_err(IpvsError::Socket)?;
-        tokio::spawn(conn);
+        let conn = tokio::spawn(conn);
         match handle.resolve_family::<IpvsMessage>().await {
             Ok(f) => {
                 let mut sock = TokioSocket::new(NETLINK_GENERIC).map_err(IpvsError::Socket)?;
@@ -156,6 +159,7 @@ impl IpvsClient {
                 s.set_cap_ack(true).map_err(IpvsError::Socket)?;
                 Ok(Self {
                     handle,
+                    conn,
                     batch: Batcher {
                         sock,
                         family: f.id,
@@ -254,6 +258,17 @@ impl IpvsClient {
         })
     }
 
+    /// A dump whose connection died meanwhile may be cut short: refuse it.
+    fn alive(&self, op: &str) -> Result<(), IpvsError> {
+        if self.conn.is_finished() {
+            return Err(IpvsError::Transport {
+                op: op.into(),
+                detail: "the netlink connection failed; the reply may be incomplete".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Every service, in the kernel's hash order (`ipvsadm -Ln` without destinations).
     pub async fn services(&mut self) -> Result<Vec<Service>, IpvsError> {
         const OP: &str = "GET_SERVICE dump";
@@ -264,6 +279,7 @@ impl IpvsClient {
             NLM_F_REQUEST | NLM_F_DUMP,
         )
         .await?;
+        self.alive(OP)?;
         replies
             .iter()
             .filter_map(|m| {
@@ -290,6 +306,7 @@ impl IpvsClient {
             attrs: vec![IpvsAttr::Service(Nested::new(key.attrs()))],
         };
         let replies = request(&self.handle, &op, msg, NLM_F_REQUEST | NLM_F_DUMP).await?;
+        self.alive(&op)?;
         let family = family_of(key);
         replies
             .iter()

@@ -210,7 +210,21 @@ impl IpvsTask {
     /// Replaces the view with a fresh dump; false (and the error published) if it failed.
     async fn dump(&mut self) -> bool {
         self.counters.dumps.inc();
-        match self.client.dump().await {
+        let mut r = self.client.dump().await;
+        if let Err(vipd_ipvs::IpvsError::Transport { .. }) = &r {
+            // The connection itself failed (its driver task ends on a send error): open a
+            // new one rather than failing every resync from now on.
+            match IpvsClient::connect().await {
+                Ok(c) => {
+                    warn!("IPVS netlink connection failed; reconnected");
+                    self.client = c;
+                    self.counters.dumps.inc();
+                    r = self.client.dump().await;
+                }
+                Err(e) => warn!(error = %e, "IPVS netlink connection failed; cannot reconnect yet"),
+            }
+        }
+        match r {
             Ok(d) => {
                 self.view = KernelView::from_dump(d);
                 self.publish_view(None);

@@ -190,17 +190,16 @@ fn a_service_ipvs_cannot_hold_is_never_announced() {
     let vipd = Vipd::spawn(&lab.director, &cfg, &lab.dir, 1, false);
     let log = vipd.log.clone();
     // Both backends up, quorum reached, session up: everything but IPVS is fine.
-    vipd.wait("IPVS failed for TCP 198.51.100.1:80", 1);
     lab.until("BGP session", &log, Duration::from_secs(30), |l| {
         birdc(&l.rtr, &l.ctl, &["show", "protocols", "vipd"]).contains("Established")
     });
-    vipd.wait("real server up: web/10.9.0.11:80", 1);
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(4));
     assert!(
         !lab.route(),
         "the VIP is announced although IPVS could not create its mh service:\n{}",
         vipd.log()
     );
+    vipd.wait("IPVS failed for TCP 198.51.100.1:80", 1);
     let st = lab.status();
     assert!(
         st.contains("IPVS FAILED") && st.contains("IPVS failed"),
