@@ -16,10 +16,10 @@
 //!                                          │   Vips   ──> rtnetlink (lo)        │
 //!                                          │   Checks ──> health engine         │ publishes IpvsView
 //!                                          │ publishes Snapshot (watch)         v (watch)
-//!                                          v                                 
+//!                                          v
 //!        control socket task (`vipd status`) ── reads the watches ──┐
-//!        HTTP task (/metrics, /healthcheck) ── reads the watches ───┴─ no netlink, no request
-//!                                                                      to the director task
+//!        HTTP task (/metrics, /healthcheck) ── reads the watches ───┴─ no netlink, nothing sent to
+//!                                                                      the director task
 //! ```
 //!
 //! The director task never waits on the kernel: IPVS intents go through an unbounded
@@ -414,4 +414,29 @@ async fn reload_backend(
     };
     crate::notify::ready("Backend role");
     r
+}
+
+#[cfg(test)]
+mod tests {
+    /// docs/ARCHITECTURE.md shows the diagram at the top of this file, unchanged.
+    #[test]
+    fn the_architecture_doc_shows_this_diagram() {
+        let src = include_str!("tasks.rs");
+        let start = src.find("//! ```text").expect("diagram start") + "//! ```text\n".len();
+        let end = start + src[start..].find("//! ```").expect("diagram end");
+        let diagram: Vec<&str> = src[start..end]
+            .lines()
+            .map(|l| {
+                l.strip_prefix("//! ")
+                    .or_else(|| l.strip_prefix("//!"))
+                    .unwrap_or(l)
+            })
+            .collect();
+        let doc = include_str!("../../../docs/ARCHITECTURE.md");
+        assert!(
+            doc.contains(&diagram.join("\n")),
+            "docs/ARCHITECTURE.md must show the task diagram of crates/vipd/src/tasks.rs:\n{}",
+            diagram.join("\n")
+        );
+    }
 }

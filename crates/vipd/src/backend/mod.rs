@@ -1,0 +1,219 @@
+//! The backend role: an L7 node that receives the directors' tunnelled traffic.
+//!
+//! `apply` makes the node match `[backend]` (tunnel devices, their VIPs, `lo` VIPs for `dr`,
+//! rp_filter / arp sysctls, the optional nftables filter); it is idempotent and re-run at
+//! every resync, so a device or address removed by hand comes back. The agent task answers
+//! the directors' HAProxy agent checks from the drain file, the local checks and the state
+//! file, read at each connection (an operator's `touch` takes effect on the next check).
+//!
+//! Modules: [`nft`] (the director filter), [`agent`] (the agent listener and its reply);
+//! this file keeps the kernel set-up and the node's life cycle.
+
+mod agent;
+mod nft;
+
+use agent::{AgentSources, LocalHealth, local_jobs, serve_agent};
+use nft::nft_apply;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+use vipd_config::{Config, TunnelMode};
+use vipd_health::engine::Update;
+use vipd_net::{Change, Net, TunnelSpec};
+
+/// The nftables table vipd owns on a backend (replaced as a whole at each apply).
+pub const NFT_TABLE: &str = "vipd_backend";
+
+/// Brings the node to `[backend]`. Every step is tried; the failures are returned, each
+/// naming the equivalent command.
+pub async fn apply(net: &Net, cfg: &Config) -> Vec<String> {
+    let mut errors = Vec::new();
+    let Some(b) = &cfg.backend else {
+        return errors;
+    };
+    for t in &b.tunnels {
+        let spec = TunnelSpec {
+            name: t.name.clone(),
+            mode: t.mode,
+            local: t.local,
+        };
+        match net.ensure_tunnel(&spec).await {
+            Ok(Change::Changed) => info!(device = %t.name, "tunnel created: {}", spec.ip_command()),
+            Ok(Change::Unchanged) => {}
+            Err(e) => {
+                errors.push(e.to_string());
+                continue;
+            }
+        }
+        errors.extend(sync_addresses(net, &t.name, &t.vips).await);
+        if t.mode == TunnelMode::Ipip {
+            // The reply leaves by another interface than the one the packet came in on:
+            // strict reverse-path filtering would drop every tunnelled packet. The effective
+            // value is the max of `all` and the device's.
+            for dev in ["all", t.name.as_str()] {
+                set_sysctl(&format!("net.ipv4.conf.{dev}.rp_filter"), "0", &mut errors);
+            }
+        }
+    }
+    if !b.loopback_vips.is_empty() {
+        // `dr`: the VIP is on lo of every backend; none may answer ARP for it.
+        set_sysctl("net.ipv4.conf.all.arp_ignore", "1", &mut errors);
+        set_sysctl("net.ipv4.conf.all.arp_announce", "2", &mut errors);
+    }
+    errors.extend(sync_addresses(net, "lo", &b.loopback_vips).await);
+    if let Err(e) = nft_apply(&b.allowed_directors).await {
+        errors.push(e);
+    }
+    errors
+}
+
+fn set_sysctl(name: &str, value: &str, errors: &mut Vec<String>) {
+    match vipd_net::sysctl::set(name, value) {
+        Ok(Some(c)) => info!(sysctl = %c.name, old = %c.old, new = %c.new, "sysctl set"),
+        Ok(None) => {}
+        Err(e) => errors.push(e.to_string()),
+    }
+}
+
+/// Puts `vips` on `dev` (tagged as vipd's) and removes vipd's other addresses there.
+async fn sync_addresses(net: &Net, dev: &str, vips: &[IpAddr]) -> Vec<String> {
+    let mut errors = Vec::new();
+    for vip in vips {
+        let prefix = if vip.is_ipv4() { 32 } else { 128 };
+        match net.ensure_owned_address(dev, *vip, prefix).await {
+            Ok(Change::Changed) => info!(vip = %vip, device = dev, "VIP added"),
+            Ok(Change::Unchanged) => {}
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    match net.owned_addresses(dev).await {
+        Ok(owned) => {
+            for (addr, _) in owned {
+                if !vips.contains(&addr) {
+                    match net.remove_owned_address(dev, addr).await {
+                        Ok(_) => {
+                            info!(vip = %addr, device = dev, "VIP removed (no longer configured)")
+                        }
+                        Err(e) => errors.push(e.to_string()),
+                    }
+                }
+            }
+        }
+        Err(e) => errors.push(e.to_string()),
+    }
+    errors
+}
+
+/// The backend role's running state, owned by the main task.
+pub struct Node {
+    net: Net,
+    health: Option<vipd_health::engine::Handle>,
+    local: LocalHealth,
+    local_tx: watch::Sender<LocalHealth>,
+    sources_tx: watch::Sender<AgentSources>,
+    /// The errors of the last apply (logged again only when they change).
+    errors: Vec<String>,
+    agent_listen: Option<SocketAddr>,
+}
+
+fn sources(cfg: &Config) -> AgentSources {
+    AgentSources {
+        drain_file: cfg.global.drain_file.clone(),
+        state_file: cfg
+            .backend
+            .as_ref()
+            .and_then(|b| b.agent.as_ref())
+            .map(|a| a.state_file.clone())
+            .unwrap_or_default(),
+    }
+}
+
+impl Node {
+    /// Sets the node up and starts the local checks and the agent listener. Set-up errors
+    /// are logged and retried at each resync; an agent that cannot listen is fatal (the
+    /// directors would see this node down for a reason nobody could find).
+    pub async fn start(
+        cfg: &Config,
+    ) -> Result<(Node, Option<tokio::sync::mpsc::UnboundedReceiver<Update>>), String> {
+        let net = Net::connect().map_err(|e| format!("cannot open an rtnetlink socket: {e}"))?;
+        let (local_tx, local_rx) = watch::channel(LocalHealth::default());
+        let (sources_tx, sources_rx) = watch::channel(sources(cfg));
+        let jobs = local_jobs(cfg);
+        let (health, rx) = if jobs.is_empty() {
+            (None, None)
+        } else {
+            let (h, rx) = vipd_health::engine::spawn(jobs, Default::default());
+            (Some(h), Some(rx))
+        };
+        let agent_listen = cfg
+            .backend
+            .as_ref()
+            .and_then(|b| b.agent.as_ref())
+            .map(|a| a.listen);
+        if let Some(listen) = agent_listen {
+            serve_agent(listen, sources_rx, local_rx).await?;
+        }
+        let mut node = Node {
+            net,
+            health,
+            local: LocalHealth::default(),
+            local_tx,
+            sources_tx,
+            errors: Vec::new(),
+            agent_listen,
+        };
+        node.resync(cfg).await;
+        Ok((node, rx))
+    }
+
+    /// Re-applies `[backend]` (repairs what was removed by hand).
+    pub async fn resync(&mut self, cfg: &Config) {
+        let errors = apply(&self.net, cfg).await;
+        if errors != self.errors {
+            for e in &errors {
+                tracing::error!("backend set-up: {e} (retried at each resync)");
+            }
+            if errors.is_empty() && !self.errors.is_empty() {
+                info!("backend set-up complete");
+            }
+        }
+        self.errors = errors;
+    }
+
+    /// The errors of the last set-up, for the status.
+    pub fn errors(&self) -> &[String] {
+        &self.errors
+    }
+
+    /// A local check changed.
+    pub fn on_update(&mut self, u: Update) {
+        self.local.apply(u);
+        self.local_tx.send_replace(self.local.clone());
+    }
+
+    /// Applies a new configuration: set-up, agent sources, local checks.
+    pub async fn reload(&mut self, cfg: &Config) {
+        self.resync(cfg).await;
+        self.sources_tx.send_replace(sources(cfg));
+        let listen = cfg
+            .backend
+            .as_ref()
+            .and_then(|b| b.agent.as_ref())
+            .map(|a| a.listen);
+        if listen != self.agent_listen {
+            warn!("reload: [backend.agent] listen changed; it takes effect at the next restart");
+        }
+        let jobs = local_jobs(cfg);
+        if let Some(h) = &self.health {
+            let keep: Vec<Arc<str>> = jobs.iter().map(|j| j.key.clone()).collect();
+            self.local.checks.retain(|k, _| keep.contains(k));
+            self.local_tx.send_replace(self.local.clone());
+            h.reload(jobs).await;
+        } else if !jobs.is_empty() {
+            warn!("reload: local checks added; they start at the next restart");
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The nftables filter of the backend role: encapsulated packets from anyone but the
+//! directors are dropped (table `inet vipd_backend`, replaced atomically).
+
+use std::net::IpAddr;
+
+use tokio::io::AsyncWriteExt;
+
+use super::NFT_TABLE;
+
+/// The nftables ruleset that drops encapsulated packets (IPIP, IPv6-in-IPv6) from anyone
+/// but the directors, or only the deletion of vipd's table when no director is listed.
+pub fn nft_ruleset(directors: &[IpAddr]) -> String {
+    // "add" then "delete" then the table: one atomic transaction that replaces the table
+    // whether it existed or not.
+    let mut s = format!("add table inet {NFT_TABLE}\ndelete table inet {NFT_TABLE}\n");
+    if directors.is_empty() {
+        return s;
+    }
+    let list = |v6: bool| {
+        directors
+            .iter()
+            .filter(|a| a.is_ipv6() == v6)
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let set = |name: &str, ty: &str, elems: String| {
+        if elems.is_empty() {
+            format!("  set {name} {{ type {ty}; }}\n")
+        } else {
+            format!("  set {name} {{ type {ty}; elements = {{ {elems} }}; }}\n")
+        }
+    };
+    s.push_str(&format!("table inet {NFT_TABLE} {{\n"));
+    s.push_str(&set("directors4", "ipv4_addr", list(false)));
+    s.push_str(&set("directors6", "ipv6_addr", list(true)));
+    s.push_str(
+        "  chain input {\n    type filter hook input priority -150; policy accept;\n    \
+         ip protocol 4 ip saddr != @directors4 counter drop comment \"IPIP from a non-director\"\n    \
+         ip6 nexthdr 41 ip6 saddr != @directors6 counter drop comment \"ip6ip6 from a non-director\"\n  \
+         }\n}\n",
+    );
+    s
+}
+
+pub(super) async fn nft_apply(directors: &[IpAddr]) -> Result<(), String> {
+    if directors.is_empty() && !nft_table_exists().await {
+        return Ok(()); // nothing to remove; do not require nft on nodes that do not use it
+    }
+    let rules = nft_ruleset(directors);
+    let mut child = tokio::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("nft -f - (allowed_directors): {e}; install the nftables package"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(rules.as_bytes())
+            .await
+            .map_err(|e| format!("nft -f -: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| format!("nft -f -: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "nft -f - (allowed_directors) failed: {}\nruleset:\n{rules}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+async fn nft_table_exists() -> bool {
+    tokio::process::Command::new("nft")
+        .args(["list", "table", "inet", NFT_TABLE])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ruleset_for_both_families_and_for_none() {
+        let r = nft_ruleset(&[
+            "192.0.2.10".parse().unwrap(),
+            "2001:db8::10".parse().unwrap(),
+        ]);
+        assert!(r.starts_with("add table inet vipd_backend\ndelete table inet vipd_backend\n"));
+        assert!(r.contains("set directors4 { type ipv4_addr; elements = { 192.0.2.10 }; }"));
+        assert!(r.contains("set directors6 { type ipv6_addr; elements = { 2001:db8::10 }; }"));
+        assert!(r.contains("ip protocol 4 ip saddr != @directors4 counter drop"));
+        let v4only = nft_ruleset(&["192.0.2.10".parse().unwrap()]);
+        assert!(
+            v4only.contains("set directors6 { type ipv6_addr; }"),
+            "{v4only}"
+        );
+        assert_eq!(
+            nft_ruleset(&[]),
+            "add table inet vipd_backend\ndelete table inet vipd_backend\n"
+        );
+    }
+}
