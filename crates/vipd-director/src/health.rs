@@ -211,6 +211,7 @@ impl HealthView {
         let before = self.states.get(&name).cloned();
         let mut servers = Vec::with_capacity(refs.len());
         for (((r, v), e), c) in refs.iter().zip(&views).zip(&eval.servers).zip(&carried) {
+            let checked = v.state;
             let v = if c.is_some() { &kept } else { v };
             let carried = *c;
             let weight = match (e, s.on_failure) {
@@ -223,7 +224,10 @@ impl HealthView {
                     .iter()
                     .find(|x| x.addr == r.addr && x.port == r.port)
             });
-            if prev.map(|p| p.effective) != Some(*e) {
+            // A server seen for the first time with no result yet is not a transition (a
+            // director with 64,000 servers would log 64,000 lines at start).
+            let first_unknown = prev.is_none() && checked == State::Unknown;
+            if !first_unknown && prev.map(|p| p.effective) != Some(*e) {
                 events.push(match e {
                     Effective::Up(w) => Event::ServerUp {
                         server: r.to_string(),

@@ -210,6 +210,7 @@ impl Director {
         let mut full = false;
         let mut timeouts_changed = false;
         let mut vips = None;
+        let mut tail_checks = None;
         match input {
             Input::Start { kernel } => {
                 if let Some(dump) = kernel {
@@ -217,8 +218,10 @@ impl Director {
                     ev.push(Event::Carried { servers: n });
                 }
                 head.push(Output::Sysctls(self.cfg.global.sysctl.clone()));
-                head.push(Output::Checks(self.health.jobs().clone()));
                 head.push(Output::Bgp(self.cfg.bgp.clone().map(Box::new)));
+                // The checks start after IPVS is programmed (last): starting tens of
+                // thousands of jobs must not delay the first programming.
+                tail_checks = Some(Output::Checks(self.health.jobs().clone()));
                 full = true;
                 let cfg = self.cfg.clone();
                 for s in &cfg.services {
@@ -294,6 +297,7 @@ impl Director {
         if let Some(v) = vips {
             out.push(Output::Vips(v));
         }
+        out.extend(tail_checks);
         if let Some(w) = wake {
             out.push(Output::Wake(w));
         }
@@ -396,8 +400,15 @@ impl Director {
         vips: &mut Option<BTreeSet<IpAddr>>,
     ) -> bool {
         let old = std::mem::replace(&mut self.cfg, Arc::new(new));
-        let jobs = Arc::new(vipd_health::jobs::jobs(&self.cfg));
         let old_jobs = self.health.jobs().clone();
+        // Jobs depend on the checks and on which servers use them, not on weights: a
+        // weight-only reload keeps them without rebuilding 64,000 keys.
+        let same_jobs = same_job_inputs(&old, &self.cfg);
+        let jobs = if same_jobs {
+            old_jobs.clone()
+        } else {
+            Arc::new(vipd_health::jobs::jobs(&self.cfg))
+        };
         if jobs.servers != old_jobs.servers || !jobs.jobs.keys().eq(old_jobs.jobs.keys()) {
             head.push(Output::Checks(jobs.clone()));
         }
@@ -443,8 +454,14 @@ impl Director {
             self.desired.remove(k);
             self.program.remove(k);
         }
+        // Only services whose definition or checks changed can have another desired state.
+        let old_by_name: BTreeMap<&str, &vipd_config::Service> =
+            old.services.iter().map(|s| (s.name.as_str(), s)).collect();
         let cfg = self.cfg.clone();
         for s in &cfg.services {
+            if same_jobs && old_by_name.get(s.name.as_str()) == Some(&s) {
+                continue;
+            }
             changed.extend(self.evaluate(s, ev, false));
         }
         let v = vip_set(&self.cfg);
@@ -543,6 +560,33 @@ impl Director {
             Output::Routes(d.routes)
         })
     }
+}
+
+/// Whether two configurations have the same health-check jobs: the same check definitions,
+/// and every service the same name, port, checks and real servers (weights aside).
+fn same_job_inputs(a: &Config, b: &Config) -> bool {
+    fn servers(
+        s: &vipd_config::Service,
+    ) -> impl Iterator<
+        Item = (
+            IpAddr,
+            u16,
+            &Option<Vec<String>>,
+            &Vec<vipd_config::CheckDef>,
+        ),
+    > {
+        s.real_servers
+            .iter()
+            .map(|r| (r.address, s.port_of(r), &r.checks, &r.inline_checks))
+    }
+    a.checks == b.checks
+        && a.services.len() == b.services.len()
+        && a.services.iter().zip(&b.services).all(|(x, y)| {
+            x.name == y.name
+                && x.port == y.port
+                && x.checks == y.checks
+                && servers(x).eq(servers(y))
+        })
 }
 
 fn vip_set(cfg: &Config) -> BTreeSet<IpAddr> {

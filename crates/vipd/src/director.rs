@@ -15,6 +15,7 @@ use vipd_director::{Event, IpvsIntent, Output};
 use vipd_health::engine::{Handle as HealthHandle, Update};
 use vipd_net::{Change, Net};
 
+use crate::error::SetupError;
 use crate::metrics::DirectorCounters;
 
 /// Applies the IPVS sysctls in this namespace, logging each change.
@@ -72,6 +73,8 @@ pub struct Effects {
     pub health_rx: Option<mpsc::UnboundedReceiver<Update>>,
     /// Probe latencies (observed by the engine).
     pub latency: vipd_health::engine::LatencyHistograms,
+    /// Probes in flight at most (under the open-files limit).
+    pub max_probes: usize,
     /// This run found a previous run's state (graceful restart's R bit).
     pub restarting: bool,
     /// When the director wants a tick.
@@ -91,7 +94,7 @@ pub struct Effects {
 
 impl Effects {
     /// Executes `outs` in order. `cfg`: the configuration the outputs come from.
-    pub async fn execute(&mut self, outs: Vec<Output>, cfg: &Config) -> Vec<String> {
+    pub async fn execute(&mut self, outs: Vec<Output>, cfg: &Config) -> Vec<SetupError> {
         let mut errors = Vec::new();
         for o in outs {
             match o {
@@ -99,7 +102,7 @@ impl Effects {
                 Output::Sysctls(s) => {
                     if let Err(e) = apply_sysctls(&s) {
                         error!(error = %e, "IPVS sysctls failed");
-                        errors.push(format!("sysctls: {e}"));
+                        errors.push(e.into());
                     }
                 }
                 Output::Checks(jobs) => {
@@ -119,7 +122,7 @@ impl Effects {
                                 specs,
                                 vipd_health::engine::Options {
                                     latency: Some(self.latency.clone()),
-                                    ..vipd_health::engine::Options::default()
+                                    max_in_flight: self.max_probes,
                                 },
                             );
                             self.health = Some(h);
@@ -152,7 +155,7 @@ impl Effects {
                 Output::Vips(v) => {
                     if let Err(e) = sync_vips(&self.net, &v).await {
                         error!(error = %e, "VIP addresses failed");
-                        errors.push(format!("VIP addresses: {e}"));
+                        errors.push(e.into());
                     }
                 }
                 Output::Wake(at) => self.wake = Some(at),
@@ -175,19 +178,17 @@ impl Effects {
 
     /// Applies `[bgp]`: unchanged sessions stay up, removed neighbors get a Cease, changed
     /// ones restart, new ones start (a listener is opened for a new passive neighbor).
-    async fn set_bgp(&mut self, cfg: &Config) -> Result<(), String> {
+    async fn set_bgp(&mut self, cfg: &Config) -> Result<(), SetupError> {
         let peers = crate::bgp::peers(cfg, self.restarting);
         let need_listener = peers.iter().any(|p| p.fsm.passive);
         let mut listener = match (&self.speaker, &cfg.bgp, need_listener) {
             (Some(sp), _, _) if sp.has_listener() => None,
-            (_, Some(b), true) => {
-                Some(tokio::net::TcpListener::bind(b.listen).await.map_err(|e| {
-                    format!(
-                        "cannot listen for passive BGP neighbors on {}: {e}; [bgp] not applied",
-                        b.listen
-                    )
-                })?)
-            }
+            (_, Some(b), true) => Some(tokio::net::TcpListener::bind(b.listen).await.map_err(
+                |source| SetupError::BgpListen {
+                    addr: b.listen,
+                    source,
+                },
+            )?),
             _ => None,
         };
         if let (Some(sp), Some(l)) = (self.speaker.as_mut(), listener.take()) {

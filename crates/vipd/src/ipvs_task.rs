@@ -69,6 +69,8 @@ pub struct IpvsTask {
     timeouts: Option<Timeouts>,
     timeouts_applied: Option<Timeouts>,
     seq: u64,
+    /// Resyncs in a row whose dump failed.
+    dump_failures: u32,
     resync: Duration,
     last_foreign: Vec<ServiceKey>,
     counters: IpvsCounters,
@@ -118,6 +120,7 @@ impl IpvsTask {
                 timeouts: None,
                 timeouts_applied: None,
                 seq: 0,
+                dump_failures: 0,
                 resync,
                 last_foreign: Vec::new(),
                 counters,
@@ -195,7 +198,12 @@ impl IpvsTask {
         // Timeouts changed behind vipd's back are repaired too.
         self.timeouts_applied = None;
         if self.dump().await {
+            self.dump_failures = 0;
             self.reconcile(why, None).await;
+        } else if self.dump_failures == 0 {
+            // One failed dump (after a reconnect attempt) says little about the kernel's
+            // forwarding state: try again at the next resync before calling it unknown.
+            self.dump_failures = 1;
         } else {
             let error = self.publish.borrow().error.clone().unwrap_or_default();
             let failed = self

@@ -8,6 +8,7 @@ mod backend;
 mod bgp;
 mod cmd;
 mod director;
+mod error;
 mod ipvs_task;
 mod logging;
 mod metrics;

@@ -20,6 +20,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tracing::info;
 
+use crate::error::ServeError;
 use crate::ipvs_task::IpvsCounters;
 use crate::status::{Announce, Health, Status, serving};
 
@@ -51,10 +52,10 @@ pub struct DirectorCounters {
 const CHECKS_DEADLINE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Serves `/metrics` and `/healthcheck` on `addr`.
-pub async fn serve(addr: SocketAddr, sources: Sources) -> Result<(), String> {
+pub async fn serve(addr: SocketAddr, sources: Sources) -> Result<(), ServeError> {
     let l = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        .map_err(|source| ServeError::Listen { addr, source })?;
     info!(listen = %addr, "serving /metrics and /healthcheck");
     let app = Router::new()
         .route("/metrics", get(metrics))

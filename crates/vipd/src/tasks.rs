@@ -38,6 +38,7 @@ use vipd_config::{Config, Loaded};
 use vipd_director::{Director, Input};
 
 use crate::director::Effects;
+use crate::error::{ReloadError, ReloadOutcome, ServeError, SetupError};
 use crate::ipvs_task::{IpvsCounters, IpvsTask, Request as IpvsRequest};
 use crate::metrics::DirectorCounters;
 use crate::owned::OwnedStore;
@@ -64,7 +65,7 @@ pub enum RunError {
     TaskDied(&'static str, String),
     /// The backend role could not start.
     #[error("{0}")]
-    Backend(String),
+    Backend(#[from] ServeError),
 }
 
 struct Signals {
@@ -109,9 +110,35 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// Descriptors kept for everything but probes (sockets, the config, logs, BGP, clients).
+const FD_RESERVE: u64 = 512;
+
+/// Raises the open-files limit and returns how many probes may run at once under it.
+fn probe_limit() -> usize {
+    let default = vipd_health::engine::Options::default().max_in_flight;
+    match vipd_sys::process::raise_nofile_limit() {
+        Ok(n) => {
+            let probes = usize::try_from(n.saturating_sub(FD_RESERVE).max(64)).unwrap_or(default);
+            if probes < default {
+                warn!(
+                    nofile = n,
+                    probes,
+                    "open-files limit: at most {probes} probes in flight (raise LimitNOFILE for more)"
+                );
+            }
+            probes.min(default)
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot read the open-files limit; at most 512 probes in flight");
+            512
+        }
+    }
+}
+
 /// Runs a director until SIGTERM/SIGINT.
 pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
     let mut sig = Signals::install()?;
+    let max_probes = probe_limit();
     let cfg = loaded.config;
     let started = Instant::now();
     // IPVS first: a director without IPVS refuses to start.
@@ -146,6 +173,7 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
         health: None,
         health_rx: None,
         latency: vipd_health::engine::latency_histograms(),
+        max_probes,
         restarting,
         wake: None,
         neighbors: neighbors_tx,
@@ -221,7 +249,7 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
                 info!(config = %path.display(), "vipd reload: reloading the configuration");
                 let r = reload(path, &mut director, &mut fx, &meta_tx).await;
                 let _ = snap_tx.send(Arc::new(director.snapshot()));
-                let _ = reply.send(r);
+                let _ = reply.send(crate::error::reload_wire(&r));
                 continue;
             }
         };
@@ -321,27 +349,27 @@ async fn reload(
     director: &mut Director,
     fx: &mut Effects,
     meta: &watch::Sender<Meta>,
-) -> Result<String, String> {
+) -> Result<ReloadOutcome, ReloadError> {
     crate::notify::reloading();
     let outcome = match crate::cmd::run::load_for_reload(path, director.config()) {
         Err(e) => Err(e),
-        Ok(None) => Ok("ok (unchanged)".to_string()),
+        Ok(None) => Ok(ReloadOutcome::Unchanged),
         Ok(Some(new)) => {
             let outs = director.handle(Instant::now(), Input::Reload(Box::new(new)));
             let running = director.config().clone();
             let errors = fx.execute(outs, &running).await;
             meta.send_modify(|m| m.drain_file = running.global.drain_file.display().to_string());
             Ok(if errors.is_empty() {
-                "ok (applied)".to_string()
+                ReloadOutcome::Applied
             } else {
-                format!("applied, except: {}", errors.join("; "))
+                ReloadOutcome::AppliedExcept(errors)
             })
         }
     };
     meta.send_modify(|m| {
         m.last_reload = Some(match &outcome {
-            Ok(r) => r.clone(),
-            Err(e) => e.clone(),
+            Ok(r) => r.to_string(),
+            Err(e) => e.to_string(),
         })
     });
     crate::notify::ready(&match &outcome {
@@ -356,9 +384,7 @@ pub async fn backend(path: &Path, loaded: Loaded) -> Result<(), RunError> {
     let mut sig = Signals::install()?;
     let mut running = loaded.config;
     let started = Instant::now();
-    let (mut node, mut health_rx) = crate::backend::Node::start(&running)
-        .await
-        .map_err(RunError::Backend)?;
+    let (mut node, mut health_rx) = crate::backend::Node::start(&running).await?;
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(8);
     serve_edges(&running, None, None, &IpvsCounters::default(), ctl_tx).await;
     let mut last_reload: Option<String> = None;
@@ -377,11 +403,12 @@ pub async fn backend(path: &Path, loaded: Loaded) -> Result<(), RunError> {
             _ = sig.int.recv() => { info!("SIGINT: stopping"); break; }
             _ = sig.usr1.recv() => node.resync(&running).await,
             _ = sig.hup.recv() => {
-                last_reload = Some(reload_backend(path, &mut running, &mut node).await.unwrap_or_else(|e| e));
+                let r = reload_backend(path, &mut running, &mut node).await;
+                last_reload = Some(crate::error::reload_wire(&r).unwrap_or_else(|e| e));
             }
             Some(req) = ctl_rx.recv() => {
                 let ControlRequest::Reload(reply) = req;
-                let r = reload_backend(path, &mut running, &mut node).await;
+                let r = crate::error::reload_wire(&reload_backend(path, &mut running, &mut node).await);
                 last_reload = Some(r.clone().unwrap_or_else(|e| e));
                 let _ = reply.send(r);
             }
@@ -397,18 +424,23 @@ async fn reload_backend(
     path: &Path,
     running: &mut Config,
     node: &mut crate::backend::Node,
-) -> Result<String, String> {
+) -> Result<ReloadOutcome, ReloadError> {
     crate::notify::reloading();
     let r = match crate::cmd::run::load_for_reload(path, running) {
         Err(e) => Err(e),
-        Ok(None) => Ok("ok (unchanged)".to_string()),
+        Ok(None) => Ok(ReloadOutcome::Unchanged),
         Ok(Some(new)) => {
             *running = new;
             node.reload(running).await;
             Ok(if node.errors().is_empty() {
-                "ok (applied)".to_string()
+                ReloadOutcome::Applied
             } else {
-                format!("applied, except: {}", node.errors().join("; "))
+                ReloadOutcome::AppliedExcept(
+                    node.errors()
+                        .iter()
+                        .map(|e| SetupError::Backend(e.clone()))
+                        .collect(),
+                )
             })
         }
     };

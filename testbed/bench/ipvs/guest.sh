@@ -60,6 +60,7 @@ waitlog_from "$out/vipd.log" "$from" "reconcile: "
 t0=$(logtime_from "$out/vipd.log" "$from" "SIGHUP: reloading"); t1=$(logtime_from "$out/vipd.log" "$from" "reconcile: ")
 w=$(tail -n +"$from" "$out/vipd.log" | grep -m1 'reconcile: ' | sed 's/.*reconcile: \([0-9]*\) writes.*/\1/')
 echo "vipd_weight $(since "$t0" "$t1") $w" >> "$res"
+echo "vipd_rss_kb $(awk '/VmHWM/ {print $2}' /proc/$pid/status) 0" >> "$res"
 # A health-driven change: the file check of 10.1.0.1 (service s1000) says down.
 from=$(($(wc -l < "$out/vipd.log") + 1))
 echo down > "$out/flag"
@@ -92,7 +93,9 @@ waitlog "$out/vipd.log" 'reconcile: 0 writes'
 t0=$(logtime "$out/vipd.log" "SIGUSR1: IPVS resync"); t1=$(logtime "$out/vipd.log" 'reconcile: 0 writes')
 echo "vipd_resync $(since "$t0" "$t1") 0" >> "$res"
 grep -q 'reason="resync requested"' "$out/vipd.log" || echo "vipd_resync_missing" >> "$res"
-echo "vipd_rss_kb $(awk '/VmHWM/ {print $2}' /proc/$pid/status) 0" >> "$res"
+echo "vipd_rss_scrape_kb $(awk '/VmHWM/ {print $2}' /proc/$pid/status) 0" >> "$res"
+# The size of one /metrics answer at this scale.
+echo "vipd_metrics_bytes $(ip netns exec v python3 -c 'import urllib.request; print(len(urllib.request.urlopen("http://127.0.0.1:9180/metrics", timeout=60).read()))') 0" >> "$res"
 kill -TERM "$pid"; wait "$pid" 2>/dev/null; ip netns del v
 
 # 4. keepalived
@@ -129,6 +132,6 @@ END {
     printf "no-change resync (dump %d objects + plan): vipd SIGUSR1 -> done %.3f s, 0 IPVS writes\n", total, t["vipd_resync"]
     printf "health-driven weight change: check result -> acknowledged write %.4f s, %d IPVS write(s)\n", t["vipd_health"], n["vipd_health"]
     printf "/metrics scrape at this size: median %.4f s over 20, %d IPVS dumps caused\n", t["vipd_scrape"], n["vipd_scrape"]
-    printf "vipd peak RSS: %d KiB\n", t["vipd_rss_kb"]
+    printf "vipd peak RSS: %d KiB after start and one reload; %d KiB at the end, once /metrics was scraped (%d bytes per answer)\n", t["vipd_rss_kb"], t["vipd_rss_scrape_kb"], t["vipd_metrics_bytes"]
 }' "$res" > "$res.table"
 mv "$res.table" "$res"

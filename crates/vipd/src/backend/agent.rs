@@ -12,6 +12,8 @@ use vipd_config::Config;
 use vipd_health::engine::{JobSpec, Update};
 use vipd_health::fsm::State;
 
+use crate::error::ServeError;
+
 /// The local checks of `[backend.agent]`, each probing 127.0.0.1 on the check's port.
 pub fn local_jobs(cfg: &Config) -> Vec<JobSpec> {
     let Some(agent) = cfg.backend.as_ref().and_then(|b| b.agent.as_ref()) else {
@@ -90,24 +92,24 @@ pub async fn serve_agent(
     listen: SocketAddr,
     sources: watch::Receiver<AgentSources>,
     local: watch::Receiver<LocalHealth>,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
+    let err = |source| ServeError::Listen {
+        addr: listen,
+        source,
+    };
     let sock = if listen.is_ipv6() {
         tokio::net::TcpSocket::new_v6()
     } else {
         tokio::net::TcpSocket::new_v4()
     }
-    .map_err(|e| format!("agent socket: {e}"))?;
-    sock.set_reuseaddr(true)
-        .map_err(|e| format!("agent socket: {e}"))?;
+    .map_err(err)?;
+    sock.set_reuseaddr(true).map_err(err)?;
     if listen.is_ipv6() {
         // [::]:5555 answers IPv4 directors too (the seed's `socat TCP6-LISTEN:...,ipv6only=0`).
         let _ = socket2::SockRef::from(&sock).set_only_v6(false);
     }
-    sock.bind(listen)
-        .map_err(|e| format!("agent: cannot listen on {listen}: {e}"))?;
-    let l = sock
-        .listen(128)
-        .map_err(|e| format!("agent: cannot listen on {listen}: {e}"))?;
+    sock.bind(listen).map_err(err)?;
+    let l = sock.listen(128).map_err(err)?;
     info!(listen = %listen, "agent check listening");
     tokio::spawn(async move {
         loop {

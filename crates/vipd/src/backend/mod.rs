@@ -15,6 +15,8 @@ mod nft;
 use agent::{AgentSources, LocalHealth, local_jobs, serve_agent};
 use nft::nft_apply;
 
+use crate::tasks::RunError;
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -137,8 +139,8 @@ impl Node {
     /// directors would see this node down for a reason nobody could find).
     pub async fn start(
         cfg: &Config,
-    ) -> Result<(Node, Option<tokio::sync::mpsc::UnboundedReceiver<Update>>), String> {
-        let net = Net::connect().map_err(|e| format!("cannot open an rtnetlink socket: {e}"))?;
+    ) -> Result<(Node, Option<tokio::sync::mpsc::UnboundedReceiver<Update>>), RunError> {
+        let net = Net::connect().map_err(RunError::Net)?;
         let (local_tx, local_rx) = watch::channel(LocalHealth::default());
         let (sources_tx, sources_rx) = watch::channel(sources(cfg));
         let jobs = local_jobs(cfg);

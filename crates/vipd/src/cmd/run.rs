@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use tracing::{error, info, warn};
 use vipd_config::{Config, Loaded, Role};
 
+use crate::error::ReloadError;
+
 /// Entry point of `vipd run`.
 pub fn run(path: &Path) -> ExitCode {
     let loaded = match vipd_config::load_file(path) {
@@ -46,16 +48,13 @@ pub fn run(path: &Path) -> ExitCode {
 
 /// Reads the file for a reload: `Ok(None)` when it is the running configuration, the new
 /// one when it differs, `Err` (with every finding) when it is refused.
-pub fn load_for_reload(path: &Path, running: &Config) -> Result<Option<Config>, String> {
+pub fn load_for_reload(path: &Path, running: &Config) -> Result<Option<Config>, ReloadError> {
     let new = match vipd_config::load_file(path) {
         Ok(new) => new,
         Err(e) => {
             error!(config = %path.display(), errors = e.error_count(),
                 "reload refused, the running configuration stays:\n{e}");
-            return Err(format!(
-                "REFUSED ({} errors; the previous configuration runs):\n{e}",
-                e.error_count()
-            ));
+            return Err(ReloadError::Refused(Box::new(e)));
         }
     };
     log_warnings(&new);
@@ -65,7 +64,7 @@ pub fn load_for_reload(path: &Path, running: &Config) -> Result<Option<Config>, 
     }
     if new.config.global.role != running.global.role {
         error!("reload refused: changing global.role needs a restart");
-        return Err("REFUSED: changing global.role needs a restart".to_string());
+        return Err(ReloadError::RoleChange);
     }
     info!(config = %path.display(), "reload: new configuration accepted");
     Ok(Some(new.config))

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::Sources;
+use crate::error::ServeError;
 
 /// A request from the socket task to the director task.
 #[derive(Debug)]
@@ -28,32 +29,29 @@ pub async fn serve(
     path: &Path,
     sources: Option<Sources>,
     tx: mpsc::Sender<Request>,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
+    let io = |p: &Path| {
+        let path = p.to_path_buf();
+        move |source| ServeError::Io { path, source }
+    };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
             // Someone answering: another vipd runs with this socket; never steal it.
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(format!(
-                    "{} is in use by another running vipd",
-                    path.display()
-                ));
+                return Err(ServeError::InUse(path.to_path_buf()));
             }
             let _ = std::fs::remove_file(path);
         }
         Ok(_) => {
-            return Err(format!(
-                "{} exists and is not a socket: not replacing it",
-                path.display()
-            ));
+            return Err(ServeError::NotASocket(path.to_path_buf()));
         }
         Err(_) => {}
     }
-    let l = UnixListener::bind(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let l = UnixListener::bind(path).map_err(io(path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))?;
     info!(socket = %path.display(), "control socket listening");
     tokio::spawn(async move {
         loop {
