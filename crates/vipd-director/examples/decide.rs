@@ -12,16 +12,49 @@ fn main() {
     let cfg = vipd_config::load_file(path.as_ref())
         .unwrap_or_else(|e| panic!("{e}"))
         .config;
-    println!("load          {:>8.1} ms", ms(t.elapsed()));
+    println!("load          {:>8.1} ms  {}", ms(t.elapsed()), rss());
     let t = Instant::now();
     let mut d = vipd_director::Director::new(cfg.clone());
-    println!("new           {:>8.1} ms", ms(t.elapsed()));
+    println!("new           {:>8.1} ms  {}", ms(t.elapsed()), rss());
     let t = Instant::now();
     let out = d.handle(Instant::now(), vipd_director::Input::Start { kernel: None });
     println!(
-        "start         {:>8.1} ms ({} outputs)",
+        "start         {:>8.1} ms ({} outputs)  {}",
         ms(t.elapsed()),
-        out.len()
+        out.len(),
+        rss()
+    );
+    // What the daemon hands the health engine: every job, cloned.
+    let specs: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            vipd_director::Output::Checks(j) => Some(j.jobs.values().cloned().collect::<Vec<_>>()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    println!("job specs     {:>8} jobs  {}", specs.len(), rss());
+    // Every check reports down once (a burst of 64,000 results).
+    let all: Vec<vipd_health::Update> = specs
+        .iter()
+        .map(|j| vipd_health::Update {
+            key: j.key.clone(),
+            name: j.name.clone(),
+            target: j.server,
+            state: vipd_health::fsm::State::Down,
+            drain: false,
+            weight_pct: None,
+            reason: "connect: timeout".into(),
+            latency: Duration::ZERO,
+        })
+        .collect();
+    let t = Instant::now();
+    let out = d.handle(Instant::now(), vipd_director::Input::Health(all));
+    println!(
+        "all down      {:>8.1} ms ({} outputs)  {}",
+        ms(t.elapsed()),
+        out.len(),
+        rss()
     );
     let jobs = vipd_health::jobs::jobs(&cfg);
     let job = jobs.jobs.values().next().expect("a job");
@@ -58,6 +91,19 @@ fn main() {
         ms(t.elapsed()),
         out.len()
     );
+}
+
+/// Resident memory now and at its peak (KiB), from /proc.
+fn rss() -> String {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let f = |k: &str| {
+        s.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("?")
+            .to_string()
+    };
+    format!("rss {} KiB, peak {} KiB", f("VmRSS:"), f("VmHWM:"))
 }
 
 fn ms(d: Duration) -> f64 {

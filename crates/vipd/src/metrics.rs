@@ -71,14 +71,25 @@ async fn metrics(State(src): State<Sources>) -> impl IntoResponse {
     let text = match &src.status {
         None => format!("# vipd {:?} role\n# EOF\n", src.role),
         Some(s) => {
-            let st = s.status();
             let checks = match &src.health {
                 Some(h) => tokio::time::timeout(CHECKS_DEADLINE, h.snapshot())
                     .await
                     .unwrap_or_default(),
                 None => Vec::new(),
             };
-            render(&st, &checks, &src.latency, &src.ipvs, &src.director)
+            // At tens of thousands of servers the text is tens of megabytes: built on a
+            // blocking thread, never on the runtime thread the decisions run on.
+            let (s, latency, ipvs, director) = (
+                s.clone(),
+                src.latency.clone(),
+                src.ipvs.clone(),
+                src.director.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                render(&s.status(), &checks, &latency, &ipvs, &director)
+            })
+            .await
+            .unwrap_or_else(|e| format!("# vipd: rendering failed: {e}\n"))
         }
     };
     (
@@ -94,7 +105,7 @@ async fn metrics(State(src): State<Sources>) -> impl IntoResponse {
 async fn healthcheck(State(src): State<Sources>) -> impl IntoResponse {
     match &src.status {
         None => (StatusCode::OK, format!("OK {:?} role\n", src.role)),
-        Some(s) => match serving(&s.status()) {
+        Some(s) => match s.serving() {
             (true, why) => (StatusCode::OK, format!("OK {why}\n")),
             (false, why) => (StatusCode::SERVICE_UNAVAILABLE, format!("DOWN {why}\n")),
         },

@@ -497,7 +497,7 @@ impl Scheduler {
                 name: j.spec.name.clone(),
                 kind: j.spec.check.kind.as_str(),
                 target: j.spec.server,
-                users: j.spec.users.iter().cloned().collect(),
+                users: j.spec.users.clone(),
                 state: j.fsm.state(),
                 drain: j.fsm.drain(),
                 weight_pct: j.fsm.weight_pct(),

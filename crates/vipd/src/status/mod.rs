@@ -174,6 +174,30 @@ pub struct Meta {
 }
 
 impl Sources {
+    /// The `/healthcheck` verdict from the director's snapshot alone (cheap: no per-server
+    /// work), the same as [`serving`] of the whole status.
+    pub fn serving(&self) -> (bool, String) {
+        let snap = self.director.borrow().clone();
+        let meta = self.meta.borrow().clone();
+        let st = Status {
+            drained: snap.drained,
+            drain_file: meta.drain_file,
+            services: snap
+                .services
+                .iter()
+                .map(|s| ServiceStatus {
+                    announce: match s.route {
+                        VipState::Announced => Announce::Announced,
+                        _ => Announce::Withdrawn,
+                    },
+                    ..ServiceStatus::default()
+                })
+                .collect(),
+            ..Status::default()
+        };
+        serving(&st)
+    }
+
     /// The status now.
     pub fn status(&self) -> Status {
         let snap = self.director.borrow().clone();

@@ -79,14 +79,19 @@ async fn answer(
     BufReader::new(r.take(256)).read_line(&mut line).await?;
     let body = match line.trim() {
         "status" => {
-            let st = match &sources {
-                Some(src) => src.status(),
-                None => super::Status {
-                    version: env!("CARGO_PKG_VERSION").to_string(),
-                    ..super::Status::default()
-                },
-            };
-            serde_json::to_string_pretty(&st).unwrap_or_default()
+            // Built on a blocking thread: large at tens of thousands of servers.
+            tokio::task::spawn_blocking(move || {
+                let st = match &sources {
+                    Some(src) => src.status(),
+                    None => super::Status {
+                        version: env!("CARGO_PKG_VERSION").to_string(),
+                        ..super::Status::default()
+                    },
+                };
+                serde_json::to_string_pretty(&st).unwrap_or_default()
+            })
+            .await
+            .unwrap_or_default()
         }
         "reload" => {
             let (otx, orx) = oneshot::channel();
