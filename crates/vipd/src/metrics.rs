@@ -8,6 +8,8 @@
 
 use std::net::SocketAddr;
 
+use std::fmt::Write as _;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -72,7 +74,7 @@ async fn metrics(State(src): State<Sources>) -> impl IntoResponse {
         None => format!("# vipd {:?} role\n# EOF\n", src.role),
         Some(s) => {
             let checks = match &src.health {
-                Some(h) => tokio::time::timeout(CHECKS_DEADLINE, h.snapshot())
+                Some(h) => tokio::time::timeout(CHECKS_DEADLINE, h.counts())
                     .await
                     .unwrap_or_default(),
                 None => Vec::new(),
@@ -113,24 +115,6 @@ async fn healthcheck(State(src): State<Sources>) -> impl IntoResponse {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ServiceLabel {
-    service: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ServerLabel {
-    service: String,
-    server: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CheckLabel {
-    check: String,
-    kind: String,
-    target: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NeighborLabel {
     neighbor: String,
 }
@@ -146,7 +130,7 @@ struct StateLabel {
 /// IPVS counters are the live atomics.
 pub fn render(
     st: &Status,
-    checks: &[vipd_health::engine::CheckStatus],
+    checks: &[vipd_health::engine::CheckCounts],
     latency: &vipd_health::engine::LatencyHistograms,
     ipvs: &IpvsCounters,
     director: &DirectorCounters,
@@ -176,105 +160,127 @@ pub fn render(
         i64::from(serving(st).0),
     );
 
-    let announced = Family::<ServiceLabel, Gauge>::default();
-    let programmed = Family::<ServiceLabel, Gauge>::default();
-    let healthy = Family::<ServiceLabel, Gauge>::default();
-    let panic = Family::<ServiceLabel, Gauge>::default();
-    let rs_up = Family::<ServerLabel, Gauge>::default();
-    let rs_weight = Family::<ServerLabel, Gauge>::default();
-    let active = Family::<ServerLabel, Gauge>::default();
-    let inact = Family::<ServerLabel, Gauge>::default();
-    for s in &st.services {
-        let l = ServiceLabel {
-            service: s.name.clone(),
-        };
-        announced.get_or_create(&l).set(i64::from(matches!(
-            s.announce,
-            Announce::Announced | Announce::Draining
-        )));
-        programmed
-            .get_or_create(&l)
-            .set(i64::from(s.ipvs == crate::status::Ipvs::Programmed));
-        healthy
-            .get_or_create(&l)
-            .set(i64::try_from(s.healthy_weight).unwrap_or(i64::MAX));
-        panic.get_or_create(&l).set(i64::from(s.panic));
-        for rs in &s.real_servers {
-            let l = ServerLabel {
-                service: s.name.clone(),
-                server: rs.address.clone(),
-            };
-            rs_up
-                .get_or_create(&l)
-                .set(i64::from(rs.health == Health::Up));
-            rs_weight
-                .get_or_create(&l)
-                .set(rs.ipvs_weight.map_or(-1, i64::from));
-            active.get_or_create(&l).set(i64::from(rs.active_conns));
-            inact.get_or_create(&l).set(i64::from(rs.inact_conns));
+    // The per-service, per-server and per-check families are written as text directly: at
+    // 64,000 servers a registry of label sets costs hundreds of megabytes for a text of a
+    // few tens, and a scrape must not be what runs a director out of memory.
+    let mut big = String::new();
+    let services = |name: &str, help: &str, v: &dyn Fn(&crate::status::ServiceStatus) -> i64| {
+        let mut o = String::new();
+        family_head(&mut o, name, "gauge", help);
+        for s in &st.services {
+            let _ = writeln!(o, "vipd_{name}{{service=\"{}\"}} {}", esc(&s.name), v(s));
         }
-    }
-    r.register(
+        o
+    };
+    big.push_str(&services(
         "service_announced",
         "1 while the service's VIP is announced (or draining)",
-        announced,
-    );
-    r.register(
+        &|s| {
+            i64::from(matches!(
+                s.announce,
+                Announce::Announced | Announce::Draining
+            ))
+        },
+    ));
+    big.push_str(&services(
         "service_ipvs_programmed",
         "1 while IPVS holds the service as desired (its VIP is announced only then)",
-        programmed,
-    );
-    r.register(
+        &|s| i64::from(s.ipvs == crate::status::Ipvs::Programmed),
+    ));
+    big.push_str(&services(
         "service_healthy_weight",
         "Sum of healthy real server weights (compared with quorum)",
-        healthy,
-    );
-    r.register(
+        &|s| i64::try_from(s.healthy_weight).unwrap_or(i64::MAX),
+    ));
+    big.push_str(&services(
         "service_panic",
         "1 while the service is in panic mode",
-        panic,
+        &|s| i64::from(s.panic),
+    ));
+    let servers = |o: &mut String,
+                   name: &str,
+                   help: &str,
+                   v: &dyn Fn(&crate::status::RealServerStatus) -> i64| {
+        family_head(o, name, "gauge", help);
+        for s in &st.services {
+            let svc = esc(&s.name);
+            for r in &s.real_servers {
+                let _ = writeln!(
+                    o,
+                    "vipd_{name}{{service=\"{svc}\",server=\"{}\"}} {}",
+                    esc(&r.address),
+                    v(r)
+                );
+            }
+        }
+    };
+    servers(
+        &mut big,
+        "real_server_up",
+        "1 when the real server is up",
+        &|r| i64::from(r.health == Health::Up),
     );
-    r.register("real_server_up", "1 when the real server is up", rs_up);
-    r.register(
+    servers(
+        &mut big,
         "real_server_ipvs_weight",
         "Weight in IPVS (-1: not in IPVS)",
-        rs_weight,
+        &|r| r.ipvs_weight.map_or(-1, i64::from),
     );
-    r.register(
+    servers(
+        &mut big,
         "ipvs_dest_active_connections",
-        "IPVS active connections",
-        active,
+        "IPVS active connections (as of the last resync)",
+        &|r| i64::from(r.active_conns),
     );
-    r.register(
+    servers(
+        &mut big,
         "ipvs_dest_inactive_connections",
-        "IPVS inactive connections",
-        inact,
+        "IPVS inactive connections (as of the last resync)",
+        &|r| i64::from(r.inact_conns),
     );
-
-    let check_state = Family::<CheckLabel, Gauge>::default();
-    let transitions = Family::<CheckLabel, Counter>::default();
-    let results = Family::<CheckLabel, Counter>::default();
-    for c in checks {
-        let l = CheckLabel {
-            check: c.name.to_string(),
-            kind: c.kind.to_string(),
-            target: c.target.to_string(),
-        };
-        check_state.get_or_create(&l).set(match c.state {
+    let check_rows = |o: &mut String,
+                      name: &str,
+                      kind: &str,
+                      help: &str,
+                      v: &dyn Fn(&vipd_health::engine::CheckCounts) -> i64| {
+        family_head(o, name, kind, help);
+        let suffix = if kind == "counter" { "_total" } else { "" };
+        for c in checks {
+            let _ = writeln!(
+                o,
+                "vipd_{name}{suffix}{{check=\"{}\",kind=\"{}\",target=\"{}\"}} {}",
+                esc(&c.name),
+                c.kind,
+                c.target,
+                v(c)
+            );
+        }
+    };
+    check_rows(
+        &mut big,
+        "check_state",
+        "gauge",
+        "Check state: 1 up, 0 down, -1 unknown",
+        &|c| match c.state {
             vipd_health::fsm::State::Up => 1,
             vipd_health::fsm::State::Down => 0,
             vipd_health::fsm::State::Unknown => -1,
-        });
-        transitions.get_or_create(&l).inc_by(c.transitions);
-        results.get_or_create(&l).inc_by(c.results);
-    }
-    r.register(
-        "check_state",
-        "Check state: 1 up, 0 down, -1 unknown",
-        check_state,
+        },
     );
-    r.register("check_transitions", "Check state changes", transitions);
-    r.register("check_results", "Check results", results);
+    check_rows(
+        &mut big,
+        "check_transitions",
+        "counter",
+        "Check state changes",
+        &|c| i64::try_from(c.transitions).unwrap_or(i64::MAX),
+    );
+    check_rows(
+        &mut big,
+        "check_results",
+        "counter",
+        "Check results",
+        &|c| i64::try_from(c.results).unwrap_or(i64::MAX),
+    );
     r.register(
         "check_latency_seconds",
         "Probe duration by check kind",
@@ -333,9 +339,33 @@ pub fn render(
         director.ipvs_service_failures.clone(),
     );
 
-    let mut out = String::new();
+    let mut out = String::with_capacity(big.len() + 4096);
     let _ = prometheus_client::encoding::text::encode(&mut out, &r);
+    // The registry's text ends with "# EOF": the large families go before it.
+    let end = out.rfind("# EOF").unwrap_or(out.len());
+    out.truncate(end);
+    out.push_str(&big);
+    out.push_str("# EOF\n");
     out
+}
+
+/// `# TYPE` and `# HELP` lines of a family.
+fn family_head(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP vipd_{name} {help}.");
+    let _ = writeln!(o, "# TYPE vipd_{name} {kind}");
+}
+
+/// A label value escaped for the text format.
+fn esc(v: &str) -> std::borrow::Cow<'_, str> {
+    if v.contains(['\\', '"', '\n']) {
+        std::borrow::Cow::Owned(
+            v.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n"),
+        )
+    } else {
+        std::borrow::Cow::Borrowed(v)
+    }
 }
 
 #[cfg(test)]

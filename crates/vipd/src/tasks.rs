@@ -7,13 +7,13 @@
 //!   drain file poll (1 s) ── Drain(bool) ────┤ │                                 │
 //!   wake timer (drain end) ── Tick ──────────┤ v                                 v
 //!   IPVS task ── IpvsFeedback ───────────> DIRECTOR TASK ── IpvsIntent ──> IPVS TASK
-//!                                          │ Director::handle(now, Input)       │ sole owner of the
-//!                                          │   -> Vec<Output>, in order:        │ IPVS genl socket;
-//!                                          │   Routes ──> BGP speaker (watch    │ KernelView from its
-//!                                          │              RIB; one task per     │ acked writes + dumps;
-//!                                          │              neighbor)             │ resync every
-//!                                          │   Ipvs   ──> IPVS task             │ resync_interval
-//!                                          │   Vips   ──> rtnetlink (lo)        │
+//!                                          │ Director::handle(now, Input)       │ own thread + runtime;
+//!                                          │   -> Vec<Output>, in order:        │ sole owner of the
+//!                                          │   Routes ──> BGP speaker (watch    │ IPVS genl socket;
+//!                                          │              RIB; one task per     │ KernelView from its
+//!                                          │              neighbor)             │ acked writes + dumps;
+//!                                          │   Ipvs   ──> IPVS task             │ resync every
+//!                                          │   Vips   ──> rtnetlink (lo)        │ resync_interval
 //!                                          │   Checks ──> health engine         │ publishes IpvsView
 //!                                          │ publishes Snapshot (watch)         v (watch)
 //!                                          v
@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 use vipd_config::{Config, Loaded};
 use vipd_director::{Director, Input};
@@ -60,6 +60,9 @@ pub enum RunError {
     /// rtnetlink unavailable.
     #[error("cannot open an rtnetlink socket: {0}")]
     Net(std::io::Error),
+    /// A runtime or thread could not be created.
+    #[error("cannot start a runtime thread: {0}")]
+    Runtime(std::io::Error),
     /// A task that must never end ended.
     #[error("the {0} task ended unexpectedly: {1}")]
     TaskDied(&'static str, String),
@@ -135,14 +138,78 @@ fn probe_limit() -> usize {
     }
 }
 
+/// What the IPVS thread hands back: the start dump, the view readers use, and a channel
+/// that yields why the task ended (or closes if its thread died).
+type IpvsStart = (
+    Vec<(vipd_ipvs::Service, Vec<vipd_ipvs::Dest>)>,
+    watch::Receiver<crate::ipvs_task::IpvsView>,
+    oneshot::Receiver<String>,
+);
+
+/// Starts the IPVS task on a thread of its own, with its own single-threaded runtime: the
+/// kernel writes must not queue behind thousands of probes on the main runtime (a health
+/// result reaches the kernel in milliseconds whatever the probe load). The netlink
+/// connection is opened there, so its driver runs there too.
+async fn spawn_ipvs(
+    owned: OwnedStore,
+    resync: Duration,
+    counters: IpvsCounters,
+    feedback: mpsc::Sender<vipd_director::IpvsFeedback>,
+    intents: mpsc::UnboundedReceiver<vipd_director::IpvsIntent>,
+    requests: mpsc::Receiver<IpvsRequest>,
+) -> Result<IpvsStart, RunError> {
+    let (start_tx, start_rx) = oneshot::channel();
+    let (done_tx, done_rx) = oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("vipd-ipvs".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = start_tx.send(Err(RunError::Runtime(e)));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let started = async {
+                    let client = vipd_ipvs::IpvsClient::connect().await?;
+                    IpvsTask::start(client, owned, resync, counters, feedback).await
+                };
+                match started.await {
+                    Err(e) => {
+                        let _ = start_tx.send(Err(RunError::Ipvs(e)));
+                    }
+                    Ok((task, dump, view)) => {
+                        let _ = start_tx.send(Ok((dump, view)));
+                        // A panic in the task ends the thread: `done_tx` is dropped and
+                        // the director task hears it.
+                        task.run(intents, requests).await;
+                        let _ = done_tx.send("it returned".to_string());
+                    }
+                }
+            });
+        })
+        .map_err(RunError::Runtime)?;
+    drop(thread);
+    match start_rx.await {
+        Ok(Ok((dump, view))) => Ok((dump, view, done_rx)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(RunError::TaskDied(
+            "IPVS",
+            "its thread died while starting".into(),
+        )),
+    }
+}
+
 /// Runs a director until SIGTERM/SIGINT.
 pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
     let mut sig = Signals::install()?;
     let max_probes = probe_limit();
     let cfg = loaded.config;
     let started = Instant::now();
-    // IPVS first: a director without IPVS refuses to start.
-    let client = vipd_ipvs::IpvsClient::connect().await?;
     let (owned, bad) = OwnedStore::load(&cfg.global.state_dir);
     for b in bad {
         warn!("ownership record: {b}; line ignored");
@@ -152,17 +219,18 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
     let restarting = !owned.keys().is_empty();
     let counters = IpvsCounters::default();
     let (fb_tx, mut fb_rx) = mpsc::channel(64);
-    let (task, dump, ipvs_view) = IpvsTask::start(
-        client,
+    let (intent_tx, intent_rx) = mpsc::unbounded_channel();
+    let (ipvs_req, ipvs_req_rx) = mpsc::channel(4);
+    // IPVS first: a director without IPVS refuses to start.
+    let (dump, ipvs_view, mut ipvs_done) = spawn_ipvs(
         owned,
         cfg.global.resync_interval.get(),
         counters.clone(),
         fb_tx,
+        intent_rx,
+        ipvs_req_rx,
     )
     .await?;
-    let (intent_tx, intent_rx) = mpsc::unbounded_channel();
-    let (ipvs_req, ipvs_req_rx) = mpsc::channel(4);
-    let mut ipvs_join = tokio::spawn(task.run(intent_rx, ipvs_req_rx));
 
     let net = vipd_net::Net::connect().map_err(RunError::Net)?;
     let (neighbors_tx, neighbors_rx) = watch::channel(Arc::new(Vec::new()));
@@ -224,8 +292,8 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
                 }
             },
             _ = sleep_until(fx.wake) => { fx.wake = None; Input::Tick }
-            r = &mut ipvs_join => {
-                let why = match r { Ok(()) => "it returned".to_string(), Err(e) => e.to_string() };
+            r = &mut ipvs_done => {
+                let why = r.unwrap_or_else(|_| "its thread died".to_string());
                 error!("the IPVS task ended ({why}); stopping so that no route stays announced on frozen weights");
                 stop(&mut fx, director.config()).await;
                 return Err(RunError::TaskDied("IPVS", why));

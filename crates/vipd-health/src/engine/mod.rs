@@ -117,6 +117,24 @@ pub struct ReloadStats {
 enum Cmd {
     Reload(Vec<JobSpec>, oneshot::Sender<ReloadStats>),
     Snapshot(oneshot::Sender<Vec<CheckStatus>>),
+    Counts(oneshot::Sender<Vec<CheckCounts>>),
+}
+
+/// What `/metrics` needs of a job: no history, no reasons (cheap at 64,000 jobs).
+#[derive(Clone, Debug)]
+pub struct CheckCounts {
+    /// Check name.
+    pub name: Arc<str>,
+    /// Kind (`http`, `tcp`...).
+    pub kind: &'static str,
+    /// Target.
+    pub target: SocketAddr,
+    /// State.
+    pub state: State,
+    /// Transitions so far.
+    pub transitions: u64,
+    /// Results so far.
+    pub results: u64,
 }
 
 /// Talks to the scheduler task. Dropping every handle stops it.
@@ -139,6 +157,15 @@ impl Handle {
     pub async fn snapshot(&self) -> Vec<CheckStatus> {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Cmd::Snapshot(tx)).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Every job's state and counters (for metrics).
+    pub async fn counts(&self) -> Vec<CheckCounts> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Counts(tx)).await.is_err() {
             return Vec::new();
         }
         rx.await.unwrap_or_default()
@@ -244,6 +271,16 @@ impl Scheduler {
                     }
                     Some(Cmd::Snapshot(reply)) => {
                         let _ = reply.send(self.snapshot());
+                    }
+                    Some(Cmd::Counts(reply)) => {
+                        let _ = reply.send(self.jobs.values().map(|j| CheckCounts {
+                            name: j.spec.name.clone(),
+                            kind: j.spec.check.kind.as_str(),
+                            target: j.spec.server,
+                            state: j.fsm.state(),
+                            transitions: j.fsm.transitions(),
+                            results: j.fsm.results(),
+                        }).collect());
                     }
                     None => break,
                 },
