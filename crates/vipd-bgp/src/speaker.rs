@@ -151,16 +151,30 @@ impl Speaker {
         let addr = p.addr;
         let (in_tx, in_rx) = mpsc::channel(1);
         if p.fsm.passive {
-            if let (Some(fd), Some(key)) = (&self.listen_fd, &p.password) {
-                if let Err(e) =
-                    vipd_sys::sockopt::set_tcp_md5(fd.as_fd(), addr.ip(), key.as_bytes())
-                {
-                    warn!(neighbor = %addr, error = %e, "cannot set the TCP MD5 key on the listener");
+            // Fail closed: a neighbor with a password whose key cannot be installed on the
+            // listener is refused, never accepted unauthenticated.
+            let key = match (&self.listen_fd, &p.password) {
+                (_, None) => Ok(()),
+                (None, Some(_)) => Err("no listener descriptor to install it on".to_string()),
+                (Some(fd), Some(key)) => vipd_sys::sockopt::set_tcp_md5(
+                    fd.as_fd(),
+                    listener_peer(fd.as_fd(), addr.ip()),
+                    key.as_bytes(),
+                )
+                .map_err(|e| e.to_string()),
+            };
+            match key {
+                Ok(()) => self.inbound.send_modify(|m| {
+                    m.insert(addr.ip(), in_tx);
+                }),
+                Err(e) => {
+                    let why = format!(
+                        "TCP MD5 key not installed on the listener ({e}): connections from this neighbor are refused"
+                    );
+                    tracing::error!(neighbor = %addr, "{why}");
+                    tx.send_modify(|s| s.last_error = Some(why));
                 }
             }
-            self.inbound.send_modify(|m| {
-                m.insert(addr.ip(), in_tx);
-            });
         }
         let (stop, stop_rx) = broadcast::channel(1);
         let task =
@@ -206,7 +220,13 @@ impl Speaker {
                     m.remove(&ip);
                 });
                 if let (Some(fd), Some(_)) = (&self.listen_fd, &h.cfg.password) {
-                    let _ = vipd_sys::sockopt::set_tcp_md5(fd.as_fd(), ip, b"");
+                    if let Err(e) = vipd_sys::sockopt::set_tcp_md5(
+                        fd.as_fd(),
+                        listener_peer(fd.as_fd(), ip),
+                        b"",
+                    ) {
+                        warn!(neighbor = %h.cfg.addr, error = %e, "cannot remove the TCP MD5 key from the listener");
+                    }
                 }
             }
             let _ = h.stop.send(reason.to_string());
@@ -357,6 +377,20 @@ async fn accept_loop(l: TcpListener, inbound: watch::Receiver<Inbound>) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// The address a listener's TCP MD5 key must name: on an IPv6 (dual-stack) socket an IPv4
+/// peer is `::ffff:a.b.c.d` (the kernel refuses an IPv4 sockaddr there with EINVAL).
+fn listener_peer(fd: std::os::fd::BorrowedFd<'_>, peer: IpAddr) -> IpAddr {
+    let v6_socket = socket2::SockRef::from(&fd)
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .is_some_and(|a| a.is_ipv6());
+    match peer {
+        IpAddr::V4(a) if v6_socket => IpAddr::V6(a.to_ipv6_mapped()),
+        other => other,
     }
 }
 

@@ -451,6 +451,47 @@ fn passive_neighbor_accepts_birds_connection_with_md5() {
     );
 }
 
+/// A passive neighbor expecting `key` on a dual-stack `[::]:179` listener, BIRD configured
+/// with `bird_password` (or none): whether the session comes up within a few seconds.
+fn dual_stack_passive_md5(tag: &str, bird_password: Option<&str>, key: &str) -> (bool, String) {
+    let extra = format!(
+        "{} connect delay time 1; error wait time 1, 2;",
+        bird_password.map_or(String::new(), |p| format!("password \"{p}\";"))
+    );
+    let (_lan, _rtr, dir_ns, bird, _dir) = topology(tag, &extra);
+    dir_ns.run(|| async {
+        let listener = tokio::net::TcpListener::bind("[::]:179")
+            .await
+            .expect("bind [::]:179");
+        let mut p = peer(Some(key));
+        p.fsm.passive = true;
+        let s = Speaker::start_with_listener(vec![p], Some(listener));
+        let (up, _) = bird
+            .until("show protocols vipd", Duration::from_secs(8), |o| {
+                o.contains("Established")
+            })
+            .await;
+        let status = format!("{:?}", s.status());
+        s.shutdown("test done").await;
+        (up, status)
+    })
+}
+
+#[test]
+fn passive_md5_on_a_dual_stack_listener_fails_closed() {
+    if !require_program("passive_md5_on_a_dual_stack_listener_fails_closed", "bird") {
+        return;
+    }
+    // The IPv4 neighbor's key goes on the IPv6 socket as ::ffff:10.0.0.254.
+    let (up, status) = dual_stack_passive_md5("md5ds", Some("s3cret"), "s3cret");
+    assert!(up, "the right key on [::]:179 establishes: {status}");
+    // Negative controls: a peer with another key, or with none, never gets a session.
+    let (up, status) = dual_stack_passive_md5("md5dw", Some("other"), "s3cret");
+    assert!(!up, "a wrong key must not establish: {status}");
+    let (up, status) = dual_stack_passive_md5("md5dn", None, "s3cret");
+    assert!(!up, "no key must not establish (fail closed): {status}");
+}
+
 #[test]
 fn gtsm_with_bird_ttl_security() {
     if !require_program("gtsm_with_bird_ttl_security", "bird") {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Vipd, bird_until, birdc, http_get, start_bird};
+use common::{Vipd, bird_until, birdc, http_get, http_server, start_bird};
 use vipd_testkit::{Daemon, Feature, Lan, Netns, require};
 
 const CONFIG: &str = r#"
@@ -89,23 +89,6 @@ fn wait_for(ns: &Netns, want: &[&str], what: &str, limit: Duration, log: &Path) 
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn http_server(ns: &Netns, addr: &str, dir: &Path) -> Daemon {
-    Daemon::spawn(
-        ns,
-        "python3",
-        &[
-            "-m".as_ref(),
-            "http.server".as_ref(),
-            "--bind".as_ref(),
-            addr.as_ref(),
-            "--directory".as_ref(),
-            dir.as_os_str(),
-            "8080".as_ref(),
-        ],
-        &dir.join(format!("http-{addr}.log")),
-    )
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Vipd, birdc, http_get, start_bird};
+use common::{Vipd, birdc, http_get, http_server, start_bird};
 use vipd_testkit::{Daemon, Feature, Lan, Netns, require};
 
 const CONFIG: &str = r#"
@@ -133,23 +133,6 @@ impl Lab {
             .expect("vipd status");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
-}
-
-fn http_server(ns: &Netns, addr: &str, dir: &Path) -> Daemon {
-    Daemon::spawn(
-        ns,
-        "python3",
-        &[
-            "-m".as_ref(),
-            "http.server".as_ref(),
-            "--bind".as_ref(),
-            addr.as_ref(),
-            "--directory".as_ref(),
-            dir.as_os_str(),
-            "8080".as_ref(),
-        ],
-        &dir.join(format!("http-{addr}.log")),
-    )
 }
 
 /// The kernel's module auto-loader, pointed elsewhere for the test and restored on drop.

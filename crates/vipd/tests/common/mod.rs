@@ -231,3 +231,21 @@ pub fn start_bird(rtr: &Netns, dir: &Path, conf: &str) -> (Daemon, PathBuf) {
     );
     (d, ctl)
 }
+
+/// `python3 -m http.server` on `addr:8080` in `ns`, serving `dir`, logging next to it.
+pub fn http_server(ns: &Netns, addr: &str, dir: &Path) -> Daemon {
+    Daemon::spawn(
+        ns,
+        "python3",
+        &[
+            "-m".as_ref(),
+            "http.server".as_ref(),
+            "--bind".as_ref(),
+            addr.as_ref(),
+            "--directory".as_ref(),
+            dir.as_os_str(),
+            "8080".as_ref(),
+        ],
+        &dir.join(format!("http-{addr}.log")),
+    )
+}
