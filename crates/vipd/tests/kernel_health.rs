@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{Vipd, bird_until, birdc, http_get, http_server, start_bird};
-use vipd_testkit::{Daemon, Feature, Lan, Netns, require};
+use vipd_testkit::{Feature, Lan, Netns, require};
 
 const CONFIG: &str = r#"
 [global]
