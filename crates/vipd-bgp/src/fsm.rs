@@ -12,8 +12,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::wire::{
-    Afi, Capability, GrFamily, Message, Notification, Open, RouteRefresh, Safi, Session, WireError,
-    cease,
+    Afi, Capability, GrFamily, Message, Notification, Open, RouteRefresh, RouteRefreshSubtype,
+    Safi, Session, WireError, cease,
 };
 
 /// Session states.
@@ -160,6 +160,31 @@ pub struct Fsm {
 }
 
 impl Fsm {
+    /// A ROUTE-REFRESH from the peer: only a plain request for a family of this session
+    /// makes vipd resend. RFC 2918 says to ignore a family that was not negotiated; the
+    /// RFC 7313 markers (BoRR/EoRR) frame the peer's own refresh to us, of routes vipd does
+    /// not keep; reserved subtypes are ignored too. Each ignored message is reported once
+    /// as a warning: a peer cannot make vipd resend everything with any message it likes.
+    fn route_refresh(&mut self, rr: RouteRefresh, out: &mut Vec<Action>) {
+        let negotiated = self
+            .negotiated
+            .as_ref()
+            .is_some_and(|n| n.families.contains(&(rr.afi, rr.safi)));
+        match rr.subtype {
+            RouteRefreshSubtype::Request if negotiated => {
+                out.push(Action::ResendRoutes(rr.afi, rr.safi));
+            }
+            RouteRefreshSubtype::Request => out.push(Action::Warn(format!(
+                "ROUTE-REFRESH for {:?}/{:?}, a family this session did not negotiate: ignored (RFC 2918)",
+                rr.afi, rr.safi
+            ))),
+            RouteRefreshSubtype::Begin | RouteRefreshSubtype::End => {}
+            RouteRefreshSubtype::Other(t) => out.push(Action::Warn(format!(
+                "ROUTE-REFRESH with reserved subtype {t}: ignored (RFC 7313)"
+            ))),
+        }
+    }
+
     /// A stopped session; `seed` drives the jitter (use something per-peer, e.g. its address).
     pub fn new(cfg: Config, seed: u64) -> Self {
         Self {
@@ -320,9 +345,9 @@ impl Fsm {
                 }
             }
             (State::Established, Message::Keepalive | Message::Update(_)) => self.refresh_hold(out),
-            (State::Established, Message::RouteRefresh(RouteRefresh { afi, safi, .. })) => {
+            (State::Established, Message::RouteRefresh(rr)) => {
                 self.refresh_hold(out);
-                out.push(Action::ResendRoutes(afi, safi));
+                self.route_refresh(rr, out);
             }
             (state, other) => {
                 let subcode = match state {

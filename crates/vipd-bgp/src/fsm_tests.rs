@@ -261,6 +261,39 @@ fn route_refresh_resends_routes() {
 }
 
 #[test]
+fn route_refresh_only_for_negotiated_families_and_plain_requests() {
+    let (mut f, _) = established(90);
+    let rr = |afi, safi, subtype| {
+        Event::Message(Message::RouteRefresh(RouteRefresh { afi, subtype, safi }))
+    };
+    let resends = |a: &[Action]| a.iter().any(|x| matches!(x, Action::ResendRoutes(..)));
+    // A family the session did not negotiate (RFC 2918: ignore).
+    let a = f.handle(rr(
+        Afi::Ipv6,
+        Safi::Other(128),
+        RouteRefreshSubtype::Request,
+    ));
+    assert!(!resends(&a), "{a:?}");
+    assert!(
+        a.iter()
+            .any(|x| matches!(x, Action::Warn(w) if w.contains("did not negotiate")))
+    );
+    // The peer's own refresh markers and reserved subtypes (RFC 7313): no resend.
+    for st in [
+        RouteRefreshSubtype::Begin,
+        RouteRefreshSubtype::End,
+        RouteRefreshSubtype::Other(9),
+    ] {
+        let a = f.handle(rr(Afi::Ipv6, Safi::Unicast, st));
+        assert!(!resends(&a), "{st:?}: {a:?}");
+        assert_eq!(f.state(), State::Established, "the session stays up");
+    }
+    // A plain request for a negotiated family is answered.
+    let a = f.handle(rr(Afi::Ipv6, Safi::Unicast, RouteRefreshSubtype::Request));
+    assert!(a.contains(&Action::ResendRoutes(Afi::Ipv6, Safi::Unicast)));
+}
+
+#[test]
 fn notification_from_peer_names_the_reason() {
     let (mut f, _) = established(90);
     let a = f.handle(Event::Message(Message::Notification(
