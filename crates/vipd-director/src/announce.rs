@@ -263,11 +263,14 @@ impl Announcer {
             let state = match self.draining_since {
                 None => VipState::Announced,
                 Some(since) => {
-                    let end = since + a.drain_delay.get();
-                    if a.graceful_shutdown && now < end {
+                    // A drain delay too long for the clock never ends (no overflow panic).
+                    let end = since.checked_add(a.drain_delay.get());
+                    if a.graceful_shutdown && end.is_none_or(|end| now < end) {
                         attrs.communities.push(GRACEFUL_SHUTDOWN);
                         attrs.med = a.drained_med.or(a.med);
-                        d.wake = Some(d.wake.map_or(end, |w: Instant| w.min(end)));
+                        if let Some(end) = end {
+                            d.wake = Some(d.wake.map_or(end, |w: Instant| w.min(end)));
+                        }
                         VipState::Draining
                     } else {
                         d.states.insert(p, VipState::Withdrawn(Withdrawn::Drained));

@@ -273,6 +273,7 @@ scenarios!(
     ipvs_failure,
     panic_mode,
     shared_vip,
+    drain_beyond_the_clock,
 );
 
 #[test]
