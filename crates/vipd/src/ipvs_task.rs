@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 use vipd_director::{IpvsFeedback, IpvsIntent};
 use vipd_ipvs::{IpvsClient, ServiceKey, Timeouts};
-use vipd_reconcile::{DesiredService, KernelView, Plan, plan, plan_some};
+use vipd_reconcile::{DesiredService, KernelView, Plan, plan_some};
 
 use crate::owned::OwnedStore;
 
@@ -50,6 +50,27 @@ pub struct IpvsCounters {
     pub errors: prometheus_client::metrics::counter::Counter,
     /// Full dumps of the kernel.
     pub dumps: prometheus_client::metrics::counter::Counter,
+}
+
+/// Why a reconciliation runs (logged; a director's own change is not drift).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Why {
+    /// A new intent from the director.
+    Configuration,
+    /// SIGUSR1.
+    Requested,
+    /// Every `resync_interval`.
+    Periodic,
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Why::Configuration => "configuration",
+            Why::Requested => "resync requested",
+            Why::Periodic => "periodic resync",
+        })
+    }
 }
 
 /// What the task is asked to do besides intents.
@@ -155,8 +176,8 @@ impl IpvsTask {
                         self.intents(batch).await;
                     }
                 },
-                Some(Request::Resync) = requests.recv() => self.resync_now("resync requested").await,
-                _ = tick.tick() => self.resync_now("periodic resync").await,
+                Some(Request::Resync) = requests.recv() => self.resync_now(Why::Requested).await,
+                _ = tick.tick() => self.resync_now(Why::Periodic).await,
             }
         }
         info!("IPVS task stopped; kernel state left in place");
@@ -187,14 +208,14 @@ impl IpvsTask {
         }
         if full {
             // The first programming: every managed service, against the start dump.
-            self.reconcile("configuration", None).await;
+            self.reconcile(Why::Configuration, None).await;
             return;
         }
         let scope = (touched, gone);
-        self.reconcile("configuration", Some(&scope)).await;
+        self.reconcile(Why::Configuration, Some(&scope)).await;
     }
 
-    async fn resync_now(&mut self, why: &str) {
+    async fn resync_now(&mut self, why: Why) {
         // Timeouts changed behind vipd's back are repaired too.
         self.timeouts_applied = None;
         if self.dump().await {
@@ -262,8 +283,15 @@ impl IpvsTask {
     fn plan(&self, scope: Option<&(BTreeSet<ServiceKey>, BTreeSet<ServiceKey>)>) -> Plan {
         match scope {
             None => {
-                let all: Vec<DesiredService> = self.desired.values().cloned().collect();
-                plan(&all, &self.view, self.owned.keys())
+                // Everything: the desired services, and the kernel's that are not desired.
+                let all: Vec<&DesiredService> = self.desired.values().collect();
+                let gone: Vec<ServiceKey> = self
+                    .view
+                    .iter()
+                    .map(|(s, _)| s.key)
+                    .filter(|k| !self.desired.contains_key(k))
+                    .collect();
+                plan_some(&all, &gone, &self.view, self.owned.keys())
             }
             Some((touched, gone)) => {
                 let changed: Vec<&DesiredService> =
@@ -278,7 +306,7 @@ impl IpvsTask {
     /// desired, services to delete); None: everything.
     async fn reconcile(
         &mut self,
-        why: &str,
+        why: Why,
         scope: Option<&(BTreeSet<ServiceKey>, BTreeSet<ServiceKey>)>,
     ) {
         self.counters.reconciles.inc();
@@ -305,7 +333,7 @@ impl IpvsTask {
         self.publish_view_keep_dump();
         if writes > 0 || !round.failed.is_empty() || scope.is_none() {
             info!(
-                reason = why,
+                reason = %why,
                 writes,
                 failed = round.failed.len(),
                 foreign = self.last_foreign.len(),
@@ -330,7 +358,7 @@ impl IpvsTask {
             .await;
     }
 
-    async fn execute(&mut self, why: &str, p: Plan, retried: bool) -> Round {
+    async fn execute(&mut self, why: Why, p: Plan, retried: bool) -> Round {
         if p.foreign != self.last_foreign {
             for k in &p.foreign {
                 info!(service = %k, "foreign IPVS service (not managed by vipd), left untouched");
@@ -338,17 +366,19 @@ impl IpvsTask {
             self.last_foreign = p.foreign.clone();
         }
         for d in &p.drift {
-            if why == "configuration" && !retried {
-                debug!(reason = why, "{d}");
+            if why == Why::Configuration && !retried {
+                debug!(reason = %why, "{d}");
             } else {
-                warn!(reason = why, "IPVS differs from the desired state: {d}");
+                warn!(reason = %why, "IPVS differs from the desired state: {d}");
             }
         }
         // The record of what vipd owns is written BEFORE creating (a crash in between must
         // not leave a service nobody claims) and pruned AFTER deleting.
-        let mut owned: BTreeSet<ServiceKey> = self.owned.keys().clone();
-        owned.extend(self.desired.keys().copied());
-        self.save_owned(owned);
+        if self.desired.keys().any(|k| !self.owned.keys().contains(k)) {
+            let mut owned: BTreeSet<ServiceKey> = self.owned.keys().clone();
+            owned.extend(self.desired.keys().copied());
+            self.save_owned(owned);
+        }
         let mut round = Round::default();
         if p.ops.is_empty() {
             self.prune_owned();

@@ -328,14 +328,15 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
             .any(|o| matches!(o, vipd_director::Output::Routes(_)));
         let running = director.config().clone();
         fx.execute(outs, &running).await;
-        let _ = snap_tx.send(Arc::new(director.snapshot()));
+        let snap = Arc::new(director.snapshot());
         if routes_changed && fx.ready {
-            crate::notify::status(&status_line(&director));
+            crate::notify::status(&status_line(&snap));
         }
         if first_report {
             fx.ready = true;
-            crate::notify::ready(&status_line(&director));
+            crate::notify::ready(&status_line(&snap));
         }
+        let _ = snap_tx.send(snap);
     }
     let running = director.config().clone();
     stop(&mut fx, &running).await;
@@ -396,8 +397,7 @@ async fn stop(fx: &mut Effects, cfg: &Config) {
 }
 
 /// The one-line STATUS for systemd.
-fn status_line(d: &Director) -> String {
-    let snap = d.snapshot();
+fn status_line(snap: &vipd_director::Snapshot) -> String {
     let announced = snap
         .services
         .iter()
@@ -441,7 +441,7 @@ async fn reload(
         })
     });
     crate::notify::ready(&match &outcome {
-        Ok(_) => status_line(director),
+        Ok(_) => status_line(&director.snapshot()),
         Err(_) => "reload refused: the previous configuration runs (see the log)".to_string(),
     });
     outcome
