@@ -34,7 +34,7 @@ pub enum State {
 }
 
 /// Timers the FSM arms; the speaker turns each into an [`Event`] when it fires.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Timer {
     /// Time to try connecting again.
     ConnectRetry,
@@ -42,6 +42,8 @@ pub enum Timer {
     Hold,
     /// Time to send a KEEPALIVE.
     Keepalive,
+    /// End of the hold-down between two answers to ROUTE-REFRESH.
+    RouteRefresh,
 }
 
 /// What happened.
@@ -125,6 +127,11 @@ pub const MAX_RETRY: Duration = Duration::from_secs(120);
 /// Hold timer while waiting for OPEN (RFC 4271 suggests 4 minutes).
 pub const OPEN_HOLD: Duration = Duration::from_secs(240);
 
+/// Shortest time between two full resends answering ROUTE-REFRESH: the first request is
+/// answered at once, later ones within this interval are merged into one resend at its end.
+/// A peer looping on ROUTE-REFRESH gets a resend every few seconds, not one per message.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+
 /// What both sides agreed on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Negotiated {
@@ -157,6 +164,10 @@ pub struct Fsm {
     failures: u32,
     stopped: bool,
     rng: u64,
+    /// The ROUTE-REFRESH hold-down is running.
+    refresh_held: bool,
+    /// Families asked for during the hold-down, resent when it ends.
+    refresh_pending: Vec<(Afi, Safi)>,
 }
 
 impl Fsm {
@@ -165,6 +176,7 @@ impl Fsm {
     /// RFC 7313 markers (BoRR/EoRR) frame the peer's own refresh to us, of routes vipd does
     /// not keep; reserved subtypes are ignored too. Each ignored message is reported once
     /// as a warning: a peer cannot make vipd resend everything with any message it likes.
+    /// Requests are rate-limited by [`REFRESH_INTERVAL`].
     fn route_refresh(&mut self, rr: RouteRefresh, out: &mut Vec<Action>) {
         let negotiated = self
             .negotiated
@@ -172,7 +184,13 @@ impl Fsm {
             .is_some_and(|n| n.families.contains(&(rr.afi, rr.safi)));
         match rr.subtype {
             RouteRefreshSubtype::Request if negotiated => {
-                out.push(Action::ResendRoutes(rr.afi, rr.safi));
+                if !self.refresh_held {
+                    self.refresh_held = true;
+                    out.push(Action::ResendRoutes(rr.afi, rr.safi));
+                    out.push(Action::StartTimer(Timer::RouteRefresh, REFRESH_INTERVAL));
+                } else if !self.refresh_pending.contains(&(rr.afi, rr.safi)) {
+                    self.refresh_pending.push((rr.afi, rr.safi));
+                }
             }
             RouteRefreshSubtype::Request => out.push(Action::Warn(format!(
                 "ROUTE-REFRESH for {:?}/{:?}, a family this session did not negotiate: ignored (RFC 2918)",
@@ -194,6 +212,8 @@ impl Fsm {
             failures: 0,
             stopped: true,
             rng: seed | 1,
+            refresh_held: false,
+            refresh_pending: Vec::new(),
         }
     }
 
@@ -283,6 +303,14 @@ impl Fsm {
                     self.drop_session(&mut out, "hold timer expired: the peer went silent".into());
                 }
             }
+            Event::TimerExpired(Timer::RouteRefresh) => {
+                let pending = std::mem::take(&mut self.refresh_pending);
+                self.refresh_held = !pending.is_empty() && self.state == State::Established;
+                if self.refresh_held {
+                    out.extend(pending.into_iter().map(|(a, s)| Action::ResendRoutes(a, s)));
+                    out.push(Action::StartTimer(Timer::RouteRefresh, REFRESH_INTERVAL));
+                }
+            }
             Event::TimerExpired(Timer::Keepalive) => {
                 if matches!(self.state, State::OpenConfirm | State::Established) {
                     out.push(Action::Send(Message::Keepalive));
@@ -345,10 +373,9 @@ impl Fsm {
                 }
             }
             (State::Established, Message::Keepalive | Message::Update(_)) => self.refresh_hold(out),
-            (State::Established, Message::RouteRefresh(rr)) => {
-                self.refresh_hold(out);
-                self.route_refresh(rr, out);
-            }
+            // Not a hold timer restart (RFC 4271 8.2.2 names KEEPALIVE and UPDATE only): a
+            // peer that sends nothing else is not known to be alive, nor to be reading.
+            (State::Established, Message::RouteRefresh(rr)) => self.route_refresh(rr, out),
             (state, other) => {
                 let subcode = match state {
                     State::OpenSent => 1,
@@ -474,6 +501,9 @@ impl Fsm {
         }
         out.push(Action::StopTimer(Timer::Hold));
         out.push(Action::StopTimer(Timer::Keepalive));
+        out.push(Action::StopTimer(Timer::RouteRefresh));
+        self.refresh_held = false;
+        self.refresh_pending.clear();
         self.negotiated = None;
         if was_up {
             out.push(Action::Down(reason.clone()));

@@ -400,3 +400,58 @@ fn collision_keeps_the_higher_identifiers_connection() {
     ));
     assert_eq!(crate::fsm::collision_notification().subcode, 7);
 }
+
+fn rr_request(afi: Afi) -> Event {
+    Event::Message(Message::RouteRefresh(RouteRefresh {
+        afi,
+        subtype: RouteRefreshSubtype::Request,
+        safi: Safi::Unicast,
+    }))
+}
+
+#[test]
+fn route_refresh_is_not_a_keepalive() {
+    // RFC 4271 8.2.2: only KEEPALIVE and UPDATE restart the hold timer. A peer that sends
+    // nothing but ROUTE-REFRESH (and may not be reading either) still times out.
+    let (mut f, _) = established(9);
+    let a = f.handle(rr_request(Afi::Ipv6));
+    assert_eq!(timer(&a, Timer::Hold), None, "{a:?}");
+}
+
+#[test]
+fn route_refresh_requests_are_rate_limited_and_coalesced() {
+    let (mut f, _) = established(90);
+    let resends = |a: &[Action]| {
+        a.iter()
+            .filter(|x| matches!(x, Action::ResendRoutes(..)))
+            .count()
+    };
+    // The first request is answered at once, and opens a hold-down.
+    let a = f.handle(rr_request(Afi::Ipv6));
+    assert_eq!(resends(&a), 1);
+    assert_eq!(
+        timer(&a, Timer::RouteRefresh),
+        Some(crate::fsm::REFRESH_INTERVAL)
+    );
+    // A flood during the hold-down resends nothing now...
+    for _ in 0..1000 {
+        assert_eq!(resends(&f.handle(rr_request(Afi::Ipv6))), 0);
+    }
+    // ...and exactly once when it ends.
+    let a = f.handle(Event::TimerExpired(Timer::RouteRefresh));
+    assert_eq!(
+        a.iter()
+            .filter(|x| matches!(x, Action::ResendRoutes(Afi::Ipv6, Safi::Unicast)))
+            .count(),
+        1,
+        "{a:?}"
+    );
+    assert!(timer(&a, Timer::RouteRefresh).is_some(), "hold-down again");
+    // Nothing asked since: the next expiry ends the hold-down without a resend.
+    let a = f.handle(Event::TimerExpired(Timer::RouteRefresh));
+    assert_eq!(resends(&a), 0);
+    assert_eq!(resends(&f.handle(rr_request(Afi::Ipv6))), 1);
+    // A session that goes down forgets its hold-down.
+    let a = f.handle(Event::TcpDown("reset".into()));
+    assert!(a.contains(&Action::StopTimer(Timer::RouteRefresh)), "{a:?}");
+}

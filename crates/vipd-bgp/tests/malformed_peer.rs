@@ -81,14 +81,23 @@ fn expect_after(s: &mut TcpStream, frame: &[u8], notification: Option<(u8, u8)>)
     s.write_all(frame).expect("send");
     match notification {
         None => {
-            // Still up: a ROUTE-REFRESH gets our route again, not a NOTIFICATION.
+            // Still up: a ROUTE-REFRESH gets our route again, not a NOTIFICATION (answers
+            // are rate-limited: this one may wait for the end of the previous hold-down).
             s.write_all(&[&[0xff; 16][..], &[0, 23, 5, 0, 1, 0, 1]].concat())
                 .expect("rr");
-            s.set_read_timeout(Some(Duration::from_secs(2)))
-                .expect("timeout");
-            match read_msg(s) {
-                Message::Update(u) => assert_eq!(u.nlri.len(), 1, "the route, resent: {u:?}"),
-                m => panic!("expected the route resent after the probe, got {m:?}"),
+            s.set_read_timeout(Some(
+                vipd_bgp::fsm::REFRESH_INTERVAL + Duration::from_secs(2),
+            ))
+            .expect("timeout");
+            loop {
+                match read_msg(s) {
+                    Message::Update(u) => {
+                        assert_eq!(u.nlri.len(), 1, "the route, resent: {u:?}");
+                        break;
+                    }
+                    Message::Keepalive => continue,
+                    m => panic!("expected the route resent after the probe, got {m:?}"),
+                }
             }
         }
         Some((code, sub)) => loop {

@@ -67,6 +67,8 @@ pub struct Effects {
     pub net: Net,
     /// The speaker, once `[bgp]` has neighbors.
     pub speaker: Option<Speaker>,
+    /// The BGP thread's runtime, where the speaker's tasks run.
+    pub bgp_rt: tokio::runtime::Handle,
     /// The health engine, once started.
     pub health: Option<HealthHandle>,
     /// Its updates, handed to the director loop when the engine starts.
@@ -197,7 +199,7 @@ impl Effects {
         match self.speaker.as_mut() {
             None if peers.is_empty() => {}
             None => {
-                let sp = Speaker::start_with_listener(peers, listener);
+                let sp = Speaker::start_on(self.bgp_rt.clone(), peers, listener);
                 info!(neighbors = sp.status().len(), "BGP speaker started");
                 sp.set_routes(self.routes.clone());
                 if self.eor {

@@ -10,8 +10,9 @@
 //!                                          │ Director::handle(now, Input)       │ own thread + runtime;
 //!                                          │   -> Vec<Output>, in order:        │ sole owner of the
 //!                                          │   Routes ──> BGP speaker (watch    │ IPVS genl socket;
-//!                                          │              RIB; one task per     │ KernelView from its
-//!                                          │              neighbor)             │ acked writes + dumps;
+//!                                          │              RIB; own thread +     │ KernelView from its
+//!                                          │              runtime; a task and   │ acked writes + dumps;
+//!                                          │              a writer per peer)    │
 //!                                          │   Ipvs   ──> IPVS task             │ resync every
 //!                                          │   Vips   ──> rtnetlink (lo)        │ resync_interval
 //!                                          │   Checks ──> health engine         │ publishes IpvsView
@@ -204,6 +205,30 @@ async fn spawn_ipvs(
     }
 }
 
+/// Starts the BGP speaker's runtime on a thread of its own. The director task may compute
+/// for seconds (a reload of thousands of services) on the main runtime; KEEPALIVEs must
+/// still leave every keepalive interval, and a hold timer must still expire on time.
+fn spawn_bgp_runtime() -> Result<tokio::runtime::Handle, RunError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name("vipd-bgp".into())
+        .spawn(move || rt.block_on(std::future::pending::<()>()))
+        .map_err(RunError::Runtime)?;
+    Ok(handle)
+}
+
+/// Resolves when a task of the speaker died; never when there is no speaker.
+async fn speaker_failed(sp: &mut Option<vipd_bgp::speaker::Speaker>) -> String {
+    match sp {
+        Some(sp) => sp.failed().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs a director until SIGTERM/SIGINT.
 pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
     let mut sig = Signals::install()?;
@@ -238,6 +263,7 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
         ipvs: intent_tx,
         net,
         speaker: None,
+        bgp_rt: spawn_bgp_runtime()?,
         health: None,
         health_rx: None,
         latency: vipd_health::engine::latency_histograms(),
@@ -297,6 +323,11 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
                 error!("the IPVS task ended ({why}); stopping so that no route stays announced on frozen weights");
                 stop(&mut fx, director.config()).await;
                 return Err(RunError::TaskDied("IPVS", why));
+            }
+            why = speaker_failed(&mut fx.speaker) => {
+                error!("a BGP task died ({why}); stopping: graceful restart keeps the routes at the routers while vipd restarts");
+                stop(&mut fx, director.config()).await;
+                return Err(RunError::TaskDied("BGP", why));
             }
             _ = sig.term.recv() => { info!("SIGTERM: stopping (IPVS left as it is)"); break; }
             _ = sig.int.recv() => { info!("SIGINT: stopping (IPVS left as it is)"); break; }

@@ -5,10 +5,18 @@
 //!
 //! ```text
 //!   daemon ── announce/withdraw/initial_complete ──> watch<Arc<Rib>> ──> peer task (x N)
-//!        └── shutdown(reason) ── broadcast ─────────────────────────────>   │  owns TcpStream
-//!                                                                            │  runs Fsm
-//!                                                                            v  status (watch)
+//!        └── set_peers/shutdown(reason) ── stop ────────────────────────>   │ owns the read half
+//!                                                                            │ runs Fsm, never
+//!                                                                            │ waits for a write
+//!                                                         bounded queue ─────┤
+//!                                                                            v
+//!                                                       writer task: owns the write half,
+//!                                                       a deadline (hold time) per message
+//!   status (watch) <── peer task (state, reasons), writer (prefixes/updates written)
 //! ```
+//!
+//! Peer tasks that do not end within [`STOP_WAIT`] of a stop request are aborted: a reload
+//! or a shutdown never waits on a neighbor.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -16,16 +24,24 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::sync::{broadcast, mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::fsm::{Action, Config as FsmConfig, Event, Fsm, Negotiated, State, Timer};
-use crate::rib::{PeerCtx, Rib, RouteAttrs, updates};
-use crate::wire::{Decoded, Message, Prefix, Session, Update};
+use crate::fsm::{Config as FsmConfig, State};
+use crate::rib::{Rib, RouteAttrs};
+use crate::wire::Prefix;
+
+mod peer;
+mod writer;
+
+use peer::Peer;
+
+/// How long a stopped neighbor's task may take to end before it is aborted.
+pub const STOP_WAIT: Duration = Duration::from_secs(3);
 
 /// How long an outbound connection attempt may take, unless configured.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,7 +95,14 @@ pub struct Speaker {
     inbound: watch::Sender<Inbound>,
     /// A duplicate of the listening socket, to set the TCP MD5 keys of neighbors added later.
     listen_fd: Option<std::os::fd::OwnedFd>,
-    listener: Option<JoinHandle<()>>,
+    listener: Option<AbortHandle>,
+    /// The runtime the neighbors run on.
+    rt: Handle,
+    /// Why a task of the speaker died (a panic): reported by [`Speaker::failed`].
+    died: (
+        mpsc::UnboundedSender<String>,
+        mpsc::UnboundedReceiver<String>,
+    ),
 }
 
 type Inbound = BTreeMap<IpAddr, mpsc::Sender<TcpStream>>;
@@ -90,7 +113,10 @@ struct PeerHandle {
     cfg: PeerConfig,
     status: watch::Receiver<PeerStatus>,
     stop: broadcast::Sender<String>,
-    task: JoinHandle<()>,
+    /// Aborts the neighbor's task.
+    abort: AbortHandle,
+    /// Ends when the neighbor's task ended.
+    done: JoinHandle<()>,
 }
 
 /// What [`Speaker::set_peers`] did.
@@ -116,6 +142,13 @@ impl Speaker {
     /// the passive neighbor with that source address (others are closed). TCP MD5 keys of the
     /// passive neighbors are set on the listening socket, as the kernel requires.
     pub fn start_with_listener(peers: Vec<PeerConfig>, listen: Option<TcpListener>) -> Speaker {
+        Self::start_on(Handle::current(), peers, listen)
+    }
+
+    /// Like [`Speaker::start_with_listener`], with every task of the speaker (and the
+    /// listener's sockets) on runtime `rt`. vipd gives the speaker a thread of its own: its
+    /// keepalives must go out on time however busy the rest of the daemon is.
+    pub fn start_on(rt: Handle, peers: Vec<PeerConfig>, listen: Option<TcpListener>) -> Speaker {
         let (rib, _) = watch::channel(Arc::new(Rib::default()));
         let (inbound, inbound_rx) = watch::channel(Inbound::new());
         let listen_fd = listen.as_ref().and_then(|l| match l.as_fd().try_clone_to_owned() {
@@ -125,14 +158,18 @@ impl Speaker {
                 None
             }
         });
-        let listener = listen.map(|l| tokio::spawn(accept_loop(l, inbound_rx)));
         let mut sp = Speaker {
             rib,
             peers: Vec::new(),
             inbound,
             listen_fd,
-            listener,
+            listener: None,
+            rt,
+            died: mpsc::unbounded_channel(),
         };
+        if let Some(l) = listen {
+            sp.listener = sp.spawn_listener(l, inbound_rx);
+        }
         for p in peers {
             sp.spawn_peer(p);
         }
@@ -177,14 +214,76 @@ impl Speaker {
             }
         }
         let (stop, stop_rx) = broadcast::channel(1);
-        let task =
-            tokio::spawn(Peer::new(p.clone(), self.rib.subscribe(), stop_rx, tx, in_rx).run());
+        let peer = Peer::new(
+            p.clone(),
+            self.rib.subscribe(),
+            stop_rx,
+            Arc::new(tx),
+            in_rx,
+        );
+        let (abort, done) = self.supervise(format!("BGP neighbor {addr}"), peer.run());
         self.peers.push(PeerHandle {
             cfg: p,
             status: rx,
             stop,
-            task,
+            abort,
+            done,
         });
+    }
+
+    /// Spawns `fut` on the speaker's runtime; if it panics, [`Speaker::failed`] says so.
+    /// Returns how to abort it and a handle that ends when it ended.
+    fn supervise(
+        &self,
+        what: String,
+        fut: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> (AbortHandle, JoinHandle<()>) {
+        let inner = self.rt.spawn(fut);
+        let abort = inner.abort_handle();
+        let died = self.died.0.clone();
+        let done = self.rt.spawn(async move {
+            if let Err(e) = inner.await {
+                if e.is_panic() {
+                    let _ = died.send(format!("{what}: {e}"));
+                }
+            }
+        });
+        (abort, done)
+    }
+
+    /// The accept loop, on the speaker's runtime: the socket moves to that runtime's reactor
+    /// (accepted connections are served there).
+    fn spawn_listener(
+        &self,
+        l: TcpListener,
+        inbound: watch::Receiver<Inbound>,
+    ) -> Option<AbortHandle> {
+        let std = match l.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot move the BGP listener to the speaker's runtime: passive neighbors cannot connect");
+                return None;
+            }
+        };
+        let died = self.died.0.clone();
+        let (abort, _) = self.supervise("BGP listener".into(), async move {
+            match TcpListener::from_std(std) {
+                Ok(l) => accept_loop(l, inbound).await,
+                Err(e) => {
+                    let _ = died.send(format!("BGP listener: {e}"));
+                }
+            }
+        });
+        Some(abort)
+    }
+
+    /// Resolves when a task of the speaker died (a panic), with what and why. The daemon
+    /// exits on it: a neighbor that silently stopped would keep stale routes announced.
+    pub async fn failed(&mut self) -> String {
+        match self.died.1.recv().await {
+            Some(why) => why,
+            None => std::future::pending().await,
+        }
     }
 
     /// Applies a new neighbor list as a diff: an unchanged neighbor keeps its session, a
@@ -230,7 +329,7 @@ impl Speaker {
                 }
             }
             let _ = h.stop.send(reason.to_string());
-            let _ = h.task.await;
+            stop_within(h, STOP_WAIT).await;
         }
         for p in start {
             self.spawn_peer(p);
@@ -252,10 +351,8 @@ impl Speaker {
                 warn!(error = %e, "cannot keep the listener's descriptor: TCP MD5 keys cannot be set on it")
             }
         }
-        if let Some(old) = self
-            .listener
-            .replace(tokio::spawn(accept_loop(l, self.inbound.subscribe())))
-        {
+        let new = self.spawn_listener(l, self.inbound.subscribe());
+        if let Some(old) = std::mem::replace(&mut self.listener, new) {
             old.abort();
         }
     }
@@ -342,7 +439,7 @@ impl Speaker {
             l.abort();
         }
         for h in self.peers {
-            h.task.abort();
+            h.abort.abort();
         }
     }
 
@@ -354,9 +451,18 @@ impl Speaker {
         for h in &self.peers {
             let _ = h.stop.send(reason.to_string());
         }
+        let deadline = Instant::now() + STOP_WAIT;
         for h in self.peers {
-            let _ = h.task.await;
+            stop_within(h, deadline.saturating_duration_since(Instant::now())).await;
         }
+    }
+}
+
+/// Waits for a stopped neighbor's task, at most `limit`, then aborts it.
+async fn stop_within(mut h: PeerHandle, limit: Duration) {
+    if tokio::time::timeout(limit, &mut h.done).await.is_err() {
+        warn!(neighbor = %h.cfg.addr, "the neighbor's task did not stop within {limit:?}: aborted");
+        h.abort.abort();
     }
 }
 
@@ -400,339 +506,4 @@ fn canonical(ip: IpAddr) -> IpAddr {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
     }
-}
-
-/// One neighbor's task state.
-struct Peer {
-    cfg: PeerConfig,
-    fsm: Fsm,
-    rib: watch::Receiver<Arc<Rib>>,
-    stop: broadcast::Receiver<String>,
-    status: watch::Sender<PeerStatus>,
-    inbound: mpsc::Receiver<TcpStream>,
-    conn: Option<TcpStream>,
-    connecting: Option<
-        std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TcpStream>> + Send>>,
-    >,
-    timers: BTreeMap<TimerKey, Instant>,
-    rbuf: Vec<u8>,
-    sent: BTreeMap<Prefix, RouteAttrs>,
-    eor_sent: bool,
-    session: Session,
-    ctx: Option<PeerCtx>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum TimerKey {
-    ConnectRetry,
-    Hold,
-    Keepalive,
-}
-
-fn key(t: Timer) -> TimerKey {
-    match t {
-        Timer::ConnectRetry => TimerKey::ConnectRetry,
-        Timer::Hold => TimerKey::Hold,
-        Timer::Keepalive => TimerKey::Keepalive,
-    }
-}
-
-fn timer(k: TimerKey) -> Timer {
-    match k {
-        TimerKey::ConnectRetry => Timer::ConnectRetry,
-        TimerKey::Hold => Timer::Hold,
-        TimerKey::Keepalive => Timer::Keepalive,
-    }
-}
-
-impl Peer {
-    fn new(
-        cfg: PeerConfig,
-        rib: watch::Receiver<Arc<Rib>>,
-        stop: broadcast::Receiver<String>,
-        status: watch::Sender<PeerStatus>,
-        inbound: mpsc::Receiver<TcpStream>,
-    ) -> Self {
-        let seed = match cfg.addr.ip() {
-            IpAddr::V4(a) => u64::from(u32::from(a)),
-            IpAddr::V6(a) => u128::from(a) as u64,
-        } ^ u64::from(u32::from(cfg.fsm.router_id));
-        let fsm = Fsm::new(cfg.fsm.clone(), seed);
-        Peer {
-            cfg,
-            fsm,
-            rib,
-            stop,
-            status,
-            inbound,
-            conn: None,
-            connecting: None,
-            timers: BTreeMap::new(),
-            rbuf: Vec::new(),
-            sent: BTreeMap::new(),
-            eor_sent: false,
-            session: Session::default(),
-            ctx: None,
-        }
-    }
-
-    async fn run(mut self) {
-        self.handle(Event::Start).await;
-        loop {
-            let next_timer = self
-                .timers
-                .iter()
-                .min_by_key(|(_, at)| **at)
-                .map(|(k, at)| (*k, *at));
-            let established = self.fsm.state() == State::Established;
-            let mut buf = [0u8; 16384];
-            tokio::select! {
-                r = self.stop.recv() => {
-                    self.handle(Event::Stop(r.unwrap_or_else(|_| "speaker stopped".into()))).await;
-                    break;
-                }
-                res = async { self.connecting.as_mut().expect("guarded").await }, if self.connecting.is_some() => {
-                    self.connecting = None;
-                    match res {
-                        Ok(s) => {
-                            self.conn = Some(s);
-                            self.handle(Event::TcpUp).await;
-                        }
-                        Err(e) => self.handle(Event::TcpDown(format!("connect to {}: {e}", self.cfg.addr))).await,
-                    }
-                }
-                n = async { self.conn.as_mut().expect("guarded").read(&mut buf).await }, if self.conn.is_some() => {
-                    match n {
-                        Ok(0) => self.handle(Event::TcpDown("closed by the peer".into())).await,
-                        Ok(n) => { self.rbuf.extend_from_slice(&buf[..n]); self.read_frames().await; }
-                        Err(e) => self.handle(Event::TcpDown(e.to_string())).await,
-                    }
-                }
-                _ = tokio::time::sleep_until(next_timer.map_or_else(|| Instant::now() + Duration::from_secs(3600), |(_, at)| at)), if next_timer.is_some() => {
-                    if let Some((k, _)) = next_timer {
-                        self.timers.remove(&k);
-                        self.handle(Event::TimerExpired(timer(k))).await;
-                    }
-                }
-                Some(s) = self.inbound.recv() => {
-                    // A passive neighbor connected. One connection at a time: a second one
-                    // while a session exists is closed (the FSM answers it with Close).
-                    if self.conn.is_none() && matches!(self.fsm.state(), State::Active | State::Connect) {
-                        self.conn = Some(s);
-                        self.handle(Event::TcpUp).await;
-                    }
-                }
-                r = self.rib.changed(), if established => {
-                    if r.is_err() { break; }
-                    self.sync_routes().await;
-                }
-            }
-        }
-    }
-
-    /// Decodes every complete message in the read buffer and feeds the FSM.
-    async fn read_frames(&mut self) {
-        loop {
-            let len = match Message::frame_len(&self.rbuf, &self.session) {
-                Ok(Some(l)) if self.rbuf.len() >= l => l,
-                Ok(_) => return,
-                Err(e) => {
-                    self.rbuf.clear();
-                    self.handle(Event::Malformed(e)).await;
-                    return;
-                }
-            };
-            let frame: Vec<u8> = self.rbuf.drain(..len).collect();
-            let ev = match Message::decode(&frame, &self.session) {
-                Ok(Decoded::Message(m)) => Event::Message(m),
-                Ok(Decoded::Update(e)) => Event::UpdateTreatedAsWithdraw(e.reasons),
-                Err(e) => Event::Malformed(e),
-            };
-            self.handle(ev).await;
-            if self.conn.is_none() {
-                self.rbuf.clear();
-                return;
-            }
-        }
-    }
-
-    /// Feeds one event to the FSM and performs its actions.
-    async fn handle(&mut self, ev: Event) {
-        for a in self.fsm.handle(ev) {
-            self.act(a).await;
-        }
-    }
-
-    async fn act(&mut self, a: Action) {
-        let peer = self.cfg.addr;
-        match a {
-            Action::Connect => self.connecting = Some(Box::pin(connect(self.cfg.clone()))),
-            Action::Send(m) => self.send(&m).await,
-            Action::StartTimer(t, d) => {
-                self.timers.insert(key(t), Instant::now() + d);
-            }
-            Action::StopTimer(t) => {
-                self.timers.remove(&key(t));
-            }
-            Action::Close => {
-                if let Some(mut c) = self.conn.take() {
-                    let _ = c.shutdown().await;
-                }
-                self.connecting = None;
-            }
-            Action::StateChange { from, to, reason } => {
-                info!(neighbor = %peer, from = ?from, to = ?to, "BGP session {from:?} -> {to:?}: {reason}");
-                self.status.send_modify(|s| {
-                    if to == State::Idle {
-                        s.last_error = Some(reason.clone());
-                    }
-                    s.state = to;
-                    s.reason = reason;
-                    if to == State::Established {
-                        s.established_at = Some(std::time::SystemTime::now());
-                    }
-                });
-            }
-            Action::Established(n) => {
-                self.session = n.session;
-                self.ctx = Some(self.peer_ctx(&n));
-                self.sent.clear();
-                self.eor_sent = false;
-                self.sync_routes().await;
-            }
-            Action::Down(reason) => {
-                warn!(neighbor = %peer, "BGP session down: {reason}");
-                self.sent.clear();
-                self.session = Session::default();
-                self.status.send_modify(|s| s.prefixes_sent = 0);
-            }
-            Action::ResendRoutes(afi, safi) => {
-                info!(neighbor = %peer, "route refresh requested for {afi:?}/{safi:?}: resending");
-                self.sent.clear();
-                self.sync_routes().await;
-            }
-            Action::Warn(w) => warn!(neighbor = %peer, "{w}"),
-        }
-    }
-
-    fn peer_ctx(&self, n: &Negotiated) -> PeerCtx {
-        // The next hop is the session's own address unless configured: the configured local
-        // address, else the one the kernel chose for the connection.
-        let local = self.cfg.local_addr.or_else(|| {
-            self.conn
-                .as_ref()
-                .and_then(|c| c.local_addr().ok())
-                .map(|a| a.ip().to_canonical())
-        });
-        let ctx = PeerCtx {
-            local_as: self.cfg.fsm.local_as,
-            ebgp: self.cfg.fsm.local_as != self.cfg.fsm.remote_as,
-            next_hop_v4: self.cfg.next_hop_v4.or(match local {
-                Some(IpAddr::V4(a)) => Some(a),
-                _ => None,
-            }),
-            next_hop_v6: self.cfg.next_hop_v6.or(match local {
-                Some(IpAddr::V6(a)) => Some(a),
-                _ => None,
-            }),
-            families: n.families.clone(),
-        };
-        for (afi, have) in [
-            (crate::wire::Afi::Ipv4, ctx.next_hop_v4.is_some()),
-            (crate::wire::Afi::Ipv6, ctx.next_hop_v6.is_some()),
-        ] {
-            if !have && ctx.families.iter().any(|(a, _)| *a == afi) {
-                warn!(neighbor = %self.cfg.addr, "no {afi:?} next hop for this session (set ipv4_next_hop / ipv6_next_hop): its {afi:?} routes are not sent");
-            }
-        }
-        ctx
-    }
-
-    /// Sends what changed since the last sync, then End-of-RIB once the daemon says the
-    /// initial routes are complete.
-    async fn sync_routes(&mut self) {
-        let Some(ctx) = self.ctx.clone() else { return };
-        let rib = self.rib.borrow_and_update().clone();
-        let ups = updates(&self.sent, &rib.routes, &ctx);
-        let n = ups.len() as u64;
-        for u in ups {
-            self.send(&Message::Update(Box::new(u))).await;
-        }
-        self.sent = rib
-            .routes
-            .iter()
-            .filter(|(p, _)| {
-                ctx.families
-                    .iter()
-                    .any(|(a, _)| (*a == crate::wire::Afi::Ipv4) == p.is_ipv4())
-            })
-            .map(|(p, a)| (*p, a.clone()))
-            .collect();
-        if rib.initial_complete && !self.eor_sent {
-            for (afi, safi) in ctx.families.clone() {
-                self.send(&Message::Update(Box::new(Update::end_of_rib(afi, safi))))
-                    .await;
-            }
-            self.eor_sent = true;
-        }
-        let sent = self.sent.len();
-        self.status.send_modify(|s| {
-            s.prefixes_sent = sent;
-            s.updates_sent += n;
-        });
-    }
-
-    async fn send(&mut self, m: &Message) {
-        let bytes = match m.encode(&self.session) {
-            Ok(b) => b,
-            Err(e) => {
-                warn!(neighbor = %self.cfg.addr, error = %e, "cannot encode a message; not sent");
-                return;
-            }
-        };
-        if let Some(c) = self.conn.as_mut() {
-            if let Err(e) = c.write_all(&bytes).await {
-                warn!(neighbor = %self.cfg.addr, error = %e, "write failed");
-                self.conn = None;
-                Box::pin(self.handle(Event::TcpDown(format!("write failed: {e}")))).await;
-            }
-        }
-    }
-}
-
-/// Opens the TCP connection with the session's socket options set before the handshake.
-async fn connect(cfg: PeerConfig) -> std::io::Result<TcpStream> {
-    let sock = if cfg.addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    if let Some(key) = &cfg.password {
-        vipd_sys::sockopt::set_tcp_md5(sock.as_fd(), cfg.addr.ip(), key.as_bytes())?;
-    }
-    let sref = socket2::SockRef::from(&sock);
-    let ttl = if cfg.ttl_security { Some(255) } else { cfg.ttl };
-    if let Some(ttl) = ttl {
-        if cfg.addr.is_ipv4() {
-            sref.set_ttl_v4(u32::from(ttl))?
-        } else {
-            sref.set_unicast_hops_v6(u32::from(ttl))?
-        }
-    }
-    if cfg.ttl_security {
-        vipd_sys::sockopt::set_min_ttl(sock.as_fd(), cfg.addr.is_ipv6(), 255)?;
-    }
-    if let Some(local) = cfg.local_addr {
-        sock.bind(SocketAddr::new(local, 0))?;
-    }
-    let no_answer = if cfg.password.is_some() {
-        "no answer (TCP MD5 is on: a password that differs from the router's, or none there, makes the SYN drop silently)"
-    } else {
-        "no answer"
-    };
-    let s = tokio::time::timeout(cfg.connect_timeout, sock.connect(cfg.addr))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, no_answer))??;
-    s.set_nodelay(true)?;
-    Ok(s)
 }
