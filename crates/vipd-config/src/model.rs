@@ -841,6 +841,10 @@ pub struct AgentListener {
     /// Local checks (names of `[[check]]`) that must pass for the agent to report up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<String>,
+    /// Directors allowed to connect (their source addresses); others are closed without an
+    /// answer. Empty: anyone (firewall the port then).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_directors: Vec<IpAddr>,
 }
 
 fn default_agent_listen() -> SocketAddr {

@@ -73,8 +73,10 @@ impl fmt::Display for Unparseable {
     }
 }
 
-/// The longest weight accepted, in percent (HAProxy caps the resulting weight at 256).
-pub const MAX_WEIGHT_PCT: u32 = 1000;
+/// The highest weight an agent can set, in percent of the configured weight: a larger one
+/// is capped to it (HAProxy's limit). A backend saying `up 1000%` must not draw ten times
+/// its share onto itself.
+pub const MAX_WEIGHT_PCT: u32 = 256;
 
 /// Parses the first line of `text`.
 pub fn parse(text: &str) -> Result<Reply, Unparseable> {
@@ -100,8 +102,8 @@ pub fn parse(text: &str) -> Result<Reply, Unparseable> {
             "drain" => r.admin = Some(Admin::Drain),
             "maint" => r.admin = Some(Admin::Maint),
             w if w.ends_with('%') => match w[..w.len() - 1].parse::<u32>() {
-                Ok(p) if p <= MAX_WEIGHT_PCT => r.weight_pct = Some(p),
-                _ => {
+                Ok(p) => r.weight_pct = Some(p.min(MAX_WEIGHT_PCT)),
+                Err(_) => {
                     unknown.push(word.to_string());
                     continue;
                 }
@@ -241,7 +243,13 @@ mod tests {
             parse("hello world\n").unwrap_err().to_string(),
             "unparseable: \"hello world\""
         );
-        assert!(parse("120000%").is_err(), "absurd weight");
+        assert_eq!(
+            ok("up 1000%").weight_pct,
+            Some(256),
+            "capped as HAProxy does"
+        );
+        assert_eq!(ok("120000%").weight_pct, Some(256));
+        assert!(parse("99999999999%").is_err(), "not a number");
         assert!(parse("maxconn:x").is_err());
         assert!(parse("\u{0}\u{1}binary").is_err());
         // A known word among unknown ones is still taken, as HAProxy does.

@@ -46,6 +46,15 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
     Ok(lim.rlim_cur)
 }
 
+/// Sets the file mode creation mask, returning the previous one. Used around `bind(2)` of a
+/// Unix socket, whose file takes its mode from the umask: creating it private is the only
+/// way that has no window (a chmod by path afterwards could follow a symlink swapped in).
+pub fn umask(mask: u32) -> u32 {
+    // SAFETY: umask(2) cannot fail and touches no memory; it only swaps the process's mask.
+    let old: libc::mode_t = unsafe { libc::umask(mask as libc::mode_t) };
+    old
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

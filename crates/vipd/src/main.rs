@@ -4,12 +4,15 @@
 //! the command line, sets up logging and maps results to exit codes (0 ok, 1 failure, 2 usage,
 //! which clap produces itself).
 
+mod accept;
 mod backend;
 mod bgp;
 mod cmd;
 mod director;
 mod error;
+mod http;
 mod ipvs_task;
+mod lifecycle;
 mod logging;
 mod metrics;
 mod notify;

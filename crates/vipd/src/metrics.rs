@@ -41,7 +41,19 @@ pub struct Sources {
     pub director: DirectorCounters,
     /// The node's role, for a backend's answer.
     pub role: vipd_config::Role,
+    /// The last rendering, shared by the scrapes of the next [`RENDER_TTL`].
+    pub cache: Cache,
 }
+
+/// How long one rendering of `/metrics` answers scrapes: at tens of thousands of servers a
+/// rendering is tens of megabytes and most of a second of CPU; a hundred scrapes a second
+/// must not mean a hundred renderings.
+pub const RENDER_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The last rendering and when it was made. One scrape renders while the others wait for
+/// its result (single flight).
+pub type Cache =
+    std::sync::Arc<tokio::sync::Mutex<Option<(std::time::Instant, axum::body::Bytes)>>>;
 
 /// Counters the director task keeps.
 #[derive(Clone, Debug, Default)]
@@ -53,8 +65,13 @@ pub struct DirectorCounters {
 /// How long a scrape waits for the health engine's check list.
 const CHECKS_DEADLINE: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Serves `/metrics` and `/healthcheck` on `addr`.
-pub async fn serve(addr: SocketAddr, sources: Sources) -> Result<(), ServeError> {
+/// Binds `/metrics` and `/healthcheck` on `addr`; the returned future serves them (with
+/// [`crate::http`]'s limits) until `shutdown`.
+pub async fn bind(
+    addr: SocketAddr,
+    sources: Sources,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<impl std::future::Future<Output = ()> + Send + 'static, ServeError> {
     let l = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Listen { addr, source })?;
@@ -63,14 +80,34 @@ pub async fn serve(addr: SocketAddr, sources: Sources) -> Result<(), ServeError>
         .route("/metrics", get(metrics))
         .route("/healthcheck", get(healthcheck))
         .with_state(sources);
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    Ok(())
+    let slots = crate::accept::Slots::new(crate::http::MAX_CONNS);
+    Ok(crate::http::serve(l, app, slots, shutdown))
 }
 
 async fn metrics(State(src): State<Sources>) -> impl IntoResponse {
-    let text = match &src.status {
+    let mut cache = src.cache.lock().await;
+    let text = match cache.as_ref() {
+        Some((at, text)) if at.elapsed() < RENDER_TTL => text.clone(),
+        _ => {
+            let text = axum::body::Bytes::from(rendered(&src).await);
+            *cache = Some((std::time::Instant::now(), text.clone()));
+            text
+        }
+    };
+    drop(cache);
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+}
+
+/// Renders every metric now.
+async fn rendered(src: &Sources) -> String {
+    match &src.status {
         None => format!("# vipd {:?} role\n# EOF\n", src.role),
         Some(s) => {
             let checks = match &src.health {
@@ -93,15 +130,7 @@ async fn metrics(State(src): State<Sources>) -> impl IntoResponse {
             .await
             .unwrap_or_else(|e| format!("# vipd: rendering failed: {e}\n"))
         }
-    };
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
+    }
 }
 
 async fn healthcheck(State(src): State<Sources>) -> impl IntoResponse {

@@ -32,15 +32,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 use vipd_config::{Config, Loaded};
 use vipd_director::{Director, Input};
 
 use crate::director::Effects;
-use crate::error::{ReloadError, ReloadOutcome, ServeError, SetupError};
+use crate::error::ServeError;
 use crate::ipvs_task::{IpvsCounters, IpvsTask, Request as IpvsRequest};
+use crate::lifecycle::{
+    Signals, next_health, probe_limit, reload, reload_backend, sleep_until, status_line, stop,
+};
 use crate::metrics::DirectorCounters;
 use crate::owned::OwnedStore;
 use crate::status::server::Request as ControlRequest;
@@ -70,73 +72,6 @@ pub enum RunError {
     /// The backend role could not start.
     #[error("{0}")]
     Backend(#[from] ServeError),
-}
-
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-    usr1: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> Result<Self, RunError> {
-        let s = |k| signal(k).map_err(RunError::Signals);
-        Ok(Signals {
-            term: s(SignalKind::terminate())?,
-            int: s(SignalKind::interrupt())?,
-            hup: s(SignalKind::hangup())?,
-            usr1: s(SignalKind::user_defined1())?,
-        })
-    }
-}
-
-/// The next health burst, or never when there is no engine yet.
-async fn next_health(
-    rx: &mut Option<mpsc::UnboundedReceiver<vipd_health::Update>>,
-) -> Option<Vec<vipd_health::Update>> {
-    let rx = match rx {
-        Some(rx) => rx,
-        None => return std::future::pending().await,
-    };
-    let first = rx.recv().await?;
-    let mut burst = vec![first];
-    while let Ok(u) = rx.try_recv() {
-        burst.push(u);
-    }
-    Some(burst)
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Descriptors kept for everything but probes (sockets, the config, logs, BGP, clients).
-const FD_RESERVE: u64 = 512;
-
-/// Raises the open-files limit and returns how many probes may run at once under it.
-fn probe_limit() -> usize {
-    let default = vipd_health::engine::Options::default().max_in_flight;
-    match vipd_sys::process::raise_nofile_limit() {
-        Ok(n) => {
-            let probes = usize::try_from(n.saturating_sub(FD_RESERVE).max(64)).unwrap_or(default);
-            if probes < default {
-                warn!(
-                    nofile = n,
-                    probes,
-                    "open-files limit: at most {probes} probes in flight (raise LimitNOFILE for more)"
-                );
-            }
-            probes.min(default)
-        }
-        Err(e) => {
-            warn!(error = %e, "cannot read the open-files limit; at most 512 probes in flight");
-            512
-        }
-    }
 }
 
 /// What the IPVS thread hands back: the start dump, the view readers use, and a channel
@@ -298,7 +233,16 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
         meta: meta_rx,
     };
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(8);
-    serve_edges(&running, Some(sources), Some(&fx), &counters, ctl_tx).await;
+    let mut edges = Edges::new();
+    serve_edges(
+        &mut edges,
+        &running,
+        Some(sources),
+        Some(&fx),
+        &counters,
+        ctl_tx,
+    )
+    .await;
 
     let mut drain_poll = tokio::time::interval(DRAIN_POLL);
     drain_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -307,7 +251,21 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
     loop {
         let input = tokio::select! {
             _ = watchdog.tick(), if watchdog_every.is_some() => { crate::notify::watchdog(); continue; }
-            Some(burst) = next_health(&mut fx.health_rx) => Input::Health(burst),
+            r = next_health(&mut fx.health_rx) => match r {
+                Some(burst) => Input::Health(burst),
+                None => {
+                    // The engine lives as long as this loop: its channel closing is its death.
+                    error!("the health engine ended; stopping so that no route stays announced on frozen weights");
+                    edges.stop().await;
+                    stop(&mut fx, director.config()).await;
+                    return Err(RunError::TaskDied("health engine", "its update channel closed".into()));
+                }
+            },
+            (name, why) = edges.died() => {
+                error!("the {name} task ended ({why}); stopping");
+                stop(&mut fx, director.config()).await;
+                return Err(RunError::TaskDied(name, why));
+            }
             Some(fb) = fb_rx.recv() => Input::Ipvs(fb),
             _ = drain_poll.tick() => match director.config().global.drain_file.try_exists() {
                 Ok(present) => Input::Drain(present),
@@ -370,24 +328,79 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
         let _ = snap_tx.send(snap);
     }
     let running = director.config().clone();
+    edges.stop().await;
     stop(&mut fx, &running).await;
     info!("vipd stopped");
     Ok(())
 }
 
-/// The control socket and the HTTP endpoints; their failure is logged, not fatal (the data
-/// plane matters more than the status command).
+/// The edge tasks (control socket, HTTP, agent listener): spawned here, watched by the
+/// loops. They end only when told to ([`Edges::stop`]); any other end (a panic) is what
+/// [`Edges::died`] reports, and vipd exits on it.
+struct Edges {
+    set: tokio::task::JoinSet<()>,
+    names: std::collections::HashMap<tokio::task::Id, &'static str>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Edges {
+    fn new() -> Self {
+        Edges {
+            set: tokio::task::JoinSet::new(),
+            names: Default::default(),
+            shutdown: watch::channel(false).0,
+        }
+    }
+
+    fn spawn(
+        &mut self,
+        name: &'static str,
+        fut: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let h = self.set.spawn(fut);
+        self.names.insert(h.id(), name);
+    }
+
+    /// Resolves when an edge task ended: which, and why.
+    async fn died(&mut self) -> (&'static str, String) {
+        match self.set.join_next_with_id().await {
+            Some(Ok((id, ()))) => (
+                self.names.get(&id).copied().unwrap_or("edge"),
+                "it returned".into(),
+            ),
+            Some(Err(e)) => (
+                self.names.get(&e.id()).copied().unwrap_or("edge"),
+                e.to_string(),
+            ),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Stops accepting everywhere; connections in flight get a moment to finish.
+    async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while self.set.join_next().await.is_some() {}
+        })
+        .await;
+    }
+}
+
+/// Binds the control socket and the HTTP endpoints and spawns their tasks. A bind failure is
+/// logged, not fatal (the data plane matters more than the status command).
 async fn serve_edges(
+    edges: &mut Edges,
     cfg: &Config,
     sources: Option<Sources>,
     fx: Option<&Effects>,
     counters: &IpvsCounters,
     ctl: mpsc::Sender<ControlRequest>,
 ) {
-    if let Err(e) =
-        crate::status::server::serve(&cfg.global.control_socket, sources.clone(), ctl).await
+    let stop = edges.shutdown.subscribe();
+    match crate::status::server::bind(&cfg.global.control_socket, sources.clone(), ctl, stop).await
     {
-        error!("control socket unavailable (vipd status will not work): {e}");
+        Ok(task) => edges.spawn("control socket", task),
+        Err(e) => error!("control socket unavailable (vipd status will not work): {e}"),
     }
     if let Some(listen) = cfg.global.listen {
         let m = crate::metrics::Sources {
@@ -399,83 +412,13 @@ async fn serve_edges(
             ipvs: counters.clone(),
             director: fx.map(|f| f.counters.clone()).unwrap_or_default(),
             role: cfg.global.role,
+            cache: Default::default(),
         };
-        if let Err(e) = crate::metrics::serve(listen, m).await {
-            error!("{e}: /metrics and /healthcheck unavailable");
+        match crate::metrics::bind(listen, m, edges.shutdown.subscribe()).await {
+            Ok(task) => edges.spawn("HTTP", task),
+            Err(e) => error!("{e}: /metrics and /healthcheck unavailable"),
         }
     }
-}
-
-/// SIGTERM: sessions dropped without NOTIFICATION under graceful restart, or closed with a
-/// Cease; `withdraw_on_stop` withdraws every route first. IPVS is left as it is.
-async fn stop(fx: &mut Effects, cfg: &Config) {
-    crate::notify::stopping();
-    let Some(s) = fx.speaker.take() else { return };
-    if cfg.bgp.as_ref().is_some_and(|b| b.withdraw_on_stop) {
-        info!("withdraw_on_stop: withdrawing every route before closing the sessions");
-        if !s.withdraw_all(Duration::from_secs(5)).await {
-            warn!("withdrawals not all written within 5 s; closing anyway");
-        }
-        s.shutdown("vipd stopping (routes withdrawn)").await;
-    } else if crate::bgp::graceful(cfg) {
-        info!(
-            "closing BGP sessions without NOTIFICATION: routers keep the routes for the graceful restart time"
-        );
-        s.abort();
-    } else {
-        s.shutdown("vipd stopping").await;
-    }
-}
-
-/// The one-line STATUS for systemd.
-fn status_line(snap: &vipd_director::Snapshot) -> String {
-    let announced = snap
-        .services
-        .iter()
-        .filter(|s| s.route.is_announced())
-        .count();
-    format!(
-        "{} services, {announced} announced{}",
-        snap.services.len(),
-        if snap.drained { ", DRAINED" } else { "" }
-    )
-}
-
-/// Re-reads the file (SIGHUP or `vipd reload`). A refused file leaves everything running as
-/// it was; an accepted one goes to the director as a diff.
-async fn reload(
-    path: &Path,
-    director: &mut Director,
-    fx: &mut Effects,
-    meta: &watch::Sender<Meta>,
-) -> Result<ReloadOutcome, ReloadError> {
-    crate::notify::reloading();
-    let outcome = match crate::cmd::run::load_for_reload(path, director.config()) {
-        Err(e) => Err(e),
-        Ok(None) => Ok(ReloadOutcome::Unchanged),
-        Ok(Some(new)) => {
-            let outs = director.handle(Instant::now(), Input::Reload(Box::new(new)));
-            let running = director.config().clone();
-            let errors = fx.execute(outs, &running).await;
-            meta.send_modify(|m| m.drain_file = running.global.drain_file.display().to_string());
-            Ok(if errors.is_empty() {
-                ReloadOutcome::Applied
-            } else {
-                ReloadOutcome::AppliedExcept(errors)
-            })
-        }
-    };
-    meta.send_modify(|m| {
-        m.last_reload = Some(match &outcome {
-            Ok(r) => r.to_string(),
-            Err(e) => e.to_string(),
-        })
-    });
-    crate::notify::ready(&match &outcome {
-        Ok(_) => status_line(&director.snapshot()),
-        Err(_) => "reload refused: the previous configuration runs (see the log)".to_string(),
-    });
-    outcome
 }
 
 /// Runs a backend until SIGTERM/SIGINT.
@@ -483,9 +426,22 @@ pub async fn backend(path: &Path, loaded: Loaded) -> Result<(), RunError> {
     let mut sig = Signals::install()?;
     let mut running = loaded.config;
     let started = Instant::now();
-    let (mut node, mut health_rx) = crate::backend::Node::start(&running).await?;
+    let mut edges = Edges::new();
+    let (mut node, mut health_rx, agent) =
+        crate::backend::Node::start(&running, edges.shutdown.subscribe()).await?;
+    if let Some(agent) = agent {
+        edges.spawn("agent listener", agent);
+    }
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(8);
-    serve_edges(&running, None, None, &IpvsCounters::default(), ctl_tx).await;
+    serve_edges(
+        &mut edges,
+        &running,
+        None,
+        None,
+        &IpvsCounters::default(),
+        ctl_tx,
+    )
+    .await;
     let mut last_reload: Option<String> = None;
     let mut resync = tokio::time::interval(running.global.resync_interval.get());
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -497,7 +453,14 @@ pub async fn backend(path: &Path, loaded: Loaded) -> Result<(), RunError> {
         tokio::select! {
             _ = watchdog.tick(), if watchdog_every.is_some() => crate::notify::watchdog(),
             _ = resync.tick() => node.resync(&running).await,
-            Some(burst) = next_health(&mut health_rx) => for u in burst { node.on_update(u) },
+            r = next_health(&mut health_rx) => match r {
+                Some(burst) => for u in burst { node.on_update(u) },
+                None => return Err(RunError::TaskDied("health engine", "its update channel closed".into())),
+            },
+            (name, why) = edges.died() => {
+                error!("the {name} task ended ({why}); stopping");
+                return Err(RunError::TaskDied(name, why));
+            }
             _ = sig.term.recv() => { info!("SIGTERM: stopping"); break; }
             _ = sig.int.recv() => { info!("SIGINT: stopping"); break; }
             _ = sig.usr1.recv() => node.resync(&running).await,
@@ -514,37 +477,10 @@ pub async fn backend(path: &Path, loaded: Loaded) -> Result<(), RunError> {
         }
     }
     let _ = (started, last_reload);
+    edges.stop().await;
     crate::notify::stopping();
     info!("vipd stopped");
     Ok(())
-}
-
-async fn reload_backend(
-    path: &Path,
-    running: &mut Config,
-    node: &mut crate::backend::Node,
-) -> Result<ReloadOutcome, ReloadError> {
-    crate::notify::reloading();
-    let r = match crate::cmd::run::load_for_reload(path, running) {
-        Err(e) => Err(e),
-        Ok(None) => Ok(ReloadOutcome::Unchanged),
-        Ok(Some(new)) => {
-            *running = new;
-            node.reload(running).await;
-            Ok(if node.errors().is_empty() {
-                ReloadOutcome::Applied
-            } else {
-                ReloadOutcome::AppliedExcept(
-                    node.errors()
-                        .iter()
-                        .map(|e| SetupError::Backend(e.clone()))
-                        .collect(),
-                )
-            })
-        }
-    };
-    crate::notify::ready("Backend role");
-    r
 }
 
 #[cfg(test)]

@@ -62,6 +62,8 @@ pub struct AgentSources {
     pub drain_file: PathBuf,
     /// `[backend.agent] state_file`: its first line, when present.
     pub state_file: PathBuf,
+    /// `[backend.agent] allowed_directors` (empty: anyone).
+    pub allowed: Vec<IpAddr>,
 }
 
 /// The agent's reply line: the drain file wins (`drain`: weight 0, existing flows finish),
@@ -78,21 +80,51 @@ pub fn agent_reply(src: &AgentSources, local: &LocalHealth) -> String {
             .collect();
         return format!("down #{reason}\n");
     }
-    if let Ok(text) = std::fs::read_to_string(&src.state_file) {
-        let first = text.lines().next().unwrap_or("").trim();
-        if !first.is_empty() {
-            return format!("{first}\n");
-        }
+    if let Some(first) = state_line(&src.state_file) {
+        return format!("{first}\n");
     }
     "up\n".to_string()
 }
 
-/// Serves the agent check on `listen`: one line per connection, then close.
-pub async fn serve_agent(
+/// The state file's first line, trimmed, if any: at most [`STATE_MAX`] bytes are read (a
+/// state file pointed at something huge, or at a FIFO that never ends, costs nothing).
+fn state_line(path: &std::path::Path) -> Option<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        // A FIFO must not block the open waiting for a writer.
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let mut buf = Vec::new();
+    f.take(STATE_MAX).read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let first = text.lines().next().unwrap_or("").trim();
+    (!first.is_empty()).then(|| first.chars().filter(|c| !c.is_control()).collect())
+}
+
+/// Bytes of the state file read at most.
+const STATE_MAX: u64 = 4096;
+
+/// How often the reply is recomputed from the files (the drain file, the state file).
+const REPLY_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Connections at once; each lives at most [`WRITE_DEADLINE`].
+const MAX_CONNS: usize = 256;
+const WRITE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Binds the agent listener on `listen`; the returned future serves it until `shutdown`:
+/// one line per connection, then close. The line is computed at most every
+/// [`REPLY_REFRESH`] (and at each local check change) on a blocking thread, never per
+/// connection on the runtime: a flood of connections costs no file I/O. Connections from
+/// outside `allowed` (when not empty) are closed without an answer.
+pub async fn bind_agent(
     listen: SocketAddr,
     sources: watch::Receiver<AgentSources>,
-    local: watch::Receiver<LocalHealth>,
-) -> Result<(), ServeError> {
+    mut local: watch::Receiver<LocalHealth>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<impl std::future::Future<Output = ()> + Send + 'static, ServeError> {
     let err = |source| ServeError::Listen {
         addr: listen,
         source,
@@ -111,19 +143,60 @@ pub async fn serve_agent(
     sock.bind(listen).map_err(err)?;
     let l = sock.listen(128).map_err(err)?;
     info!(listen = %listen, "agent check listening");
-    tokio::spawn(async move {
+    let acl = sources.clone();
+    let (reply_tx, reply) = watch::channel(Arc::<str>::from("up\n"));
+    let mut stop = shutdown.clone();
+    let refresh = async move {
+        let mut tick = tokio::time::interval(REPLY_REFRESH);
         loop {
-            let Ok((mut s, _)) = l.accept().await else {
-                continue;
-            };
-            let reply = agent_reply(&sources.borrow(), &local.borrow());
-            tokio::spawn(async move {
-                let _ = s.write_all(reply.as_bytes()).await;
-                let _ = s.shutdown().await;
-            });
+            tokio::select! {
+                _ = tick.tick() => {}
+                r = local.changed() => if r.is_err() { return },
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let (src, loc) = (sources.borrow().clone(), local.borrow().clone());
+            if let Ok(line) = tokio::task::spawn_blocking(move || agent_reply(&src, &loc)).await {
+                reply_tx.send_if_modified(|r| {
+                    (**r != *line) && {
+                        *r = Arc::from(line);
+                        true
+                    }
+                });
+            }
         }
-    });
-    Ok(())
+    };
+    let slots = crate::accept::Slots::new(MAX_CONNS);
+    let serve = crate::accept::run(
+        "agent",
+        l,
+        slots,
+        shutdown,
+        move |mut s: tokio::net::TcpStream, _| {
+            let line = reply.borrow().clone();
+            let ok = {
+                let allowed = &acl.borrow().allowed;
+                allowed.is_empty()
+                    || s.peer_addr().is_ok_and(|p| {
+                        allowed
+                            .iter()
+                            .any(|a| a.to_canonical() == p.ip().to_canonical())
+                    })
+            };
+            async move {
+                if !ok {
+                    return;
+                }
+                let _ = tokio::time::timeout(WRITE_DEADLINE, async {
+                    let _ = s.write_all(line.as_bytes()).await;
+                    let _ = s.shutdown().await;
+                })
+                .await;
+            }
+        },
+    );
+    Ok(async move {
+        tokio::join!(refresh, serve);
+    })
 }
 
 #[cfg(test)]
@@ -137,6 +210,7 @@ mod tests {
         let src = AgentSources {
             drain_file: dir.join("disable"),
             state_file: dir.join("agent-check"),
+            allowed: Vec::new(),
         };
         let mut local = LocalHealth::default();
         assert_eq!(agent_reply(&src, &local), "up\n");
@@ -148,6 +222,26 @@ mod tests {
         assert_eq!(agent_reply(&src, &local), "down #connect: refused\n");
         std::fs::write(&src.drain_file, "").unwrap();
         assert!(agent_reply(&src, &local).starts_with("drain #"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_huge_state_file_or_a_fifo_costs_nothing() {
+        let dir = std::env::temp_dir().join(format!("vipd-agent-big-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("big");
+        std::fs::write(&big, "x".repeat(10 << 20)).unwrap();
+        assert_eq!(state_line(&big).map(|l| l.len()), Some(STATE_MAX as usize));
+        let fifo = dir.join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        // No writer: the read must not block.
+        assert_eq!(state_line(&fifo), None);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -12,7 +12,7 @@
 mod agent;
 mod nft;
 
-use agent::{AgentSources, LocalHealth, local_jobs, serve_agent};
+use agent::{AgentSources, LocalHealth, bind_agent, local_jobs};
 use nft::nft_apply;
 
 use crate::tasks::RunError;
@@ -130,8 +130,17 @@ fn sources(cfg: &Config) -> AgentSources {
             .and_then(|b| b.agent.as_ref())
             .map(|a| a.state_file.clone())
             .unwrap_or_default(),
+        allowed: cfg
+            .backend
+            .as_ref()
+            .and_then(|b| b.agent.as_ref())
+            .map(|a| a.allowed_directors.clone())
+            .unwrap_or_default(),
     }
 }
+
+/// The agent listener's serving future, for the task layout to spawn.
+pub type AgentTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 impl Node {
     /// Sets the node up and starts the local checks and the agent listener. Set-up errors
@@ -139,7 +148,15 @@ impl Node {
     /// directors would see this node down for a reason nobody could find).
     pub async fn start(
         cfg: &Config,
-    ) -> Result<(Node, Option<tokio::sync::mpsc::UnboundedReceiver<Update>>), RunError> {
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<
+        (
+            Node,
+            Option<tokio::sync::mpsc::UnboundedReceiver<Update>>,
+            Option<AgentTask>,
+        ),
+        RunError,
+    > {
         let net = Net::connect().map_err(RunError::Net)?;
         let (local_tx, local_rx) = watch::channel(LocalHealth::default());
         let (sources_tx, sources_rx) = watch::channel(sources(cfg));
@@ -155,9 +172,12 @@ impl Node {
             .as_ref()
             .and_then(|b| b.agent.as_ref())
             .map(|a| a.listen);
-        if let Some(listen) = agent_listen {
-            serve_agent(listen, sources_rx, local_rx).await?;
-        }
+        let agent: Option<AgentTask> = match agent_listen {
+            Some(listen) => Some(Box::pin(
+                bind_agent(listen, sources_rx, local_rx, shutdown).await?,
+            )),
+            None => None,
+        };
         let mut node = Node {
             net,
             health,
@@ -168,7 +188,7 @@ impl Node {
             agent_listen,
         };
         node.resync(cfg).await;
-        Ok((node, rx))
+        Ok((node, rx, agent))
     }
 
     /// Re-applies `[backend]` (repairs what was removed by hand).

@@ -5,12 +5,12 @@
 //! Protocol: the client sends one line (`status` or `reload`), the daemon answers one JSON
 //! document and closes.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use super::Sources;
@@ -23,13 +23,23 @@ pub enum Request {
     Reload(oneshot::Sender<Result<String, String>>),
 }
 
-/// Serves the control socket at `path` until the runtime stops. Removes a stale socket
-/// file first; refuses to start if `path` is something else.
-pub async fn serve(
+/// Connections to the control socket at once (root only: a cap against a runaway script,
+/// not an attacker).
+const MAX_CONNS: usize = 16;
+
+/// A client must send its command within this; the answer (a reload included) must be
+/// written within [`ANSWER_DEADLINE`].
+const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+const ANSWER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Binds the control socket at `path` (a stale socket file is removed first; anything else
+/// there refuses the start); the returned future serves it until `shutdown`.
+pub async fn bind(
     path: &Path,
     sources: Option<Sources>,
     tx: mpsc::Sender<Request>,
-) -> Result<(), ServeError> {
+    shutdown: watch::Receiver<bool>,
+) -> Result<impl std::future::Future<Output = ()> + Send + 'static, ServeError> {
     let io = |p: &Path| {
         let path = p.to_path_buf();
         move |source| ServeError::Io { path, source }
@@ -50,23 +60,39 @@ pub async fn serve(
         }
         Err(_) => {}
     }
-    let l = UnixListener::bind(path).map_err(io(path))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))?;
+    // Created 0600 (umask), never chmod-ed by path afterwards: a symlink swapped in between
+    // cannot redirect the mode change to another file.
+    let l = {
+        let old = vipd_sys::process::umask(0o177);
+        let l = UnixListener::bind(path);
+        vipd_sys::process::umask(old);
+        l.map_err(io(path))?
+    };
+    let m = std::fs::symlink_metadata(path).map_err(io(path))?;
+    if m.permissions().mode() & 0o077 != 0 {
+        return Err(ServeError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("the socket was created readable by others"),
+        });
+    }
     info!(socket = %path.display(), "control socket listening");
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = l.accept().await else {
-                continue;
-            };
+    let slots = crate::accept::Slots::new(MAX_CONNS);
+    Ok(crate::accept::run(
+        "control socket",
+        l,
+        slots,
+        shutdown,
+        move |s, _slot| {
             let (tx, sources) = (tx.clone(), sources.clone());
-            tokio::spawn(async move {
-                if let Err(e) = answer(s, sources, tx).await {
-                    warn!(error = %e, "control socket request failed");
+            async move {
+                match tokio::time::timeout(ANSWER_DEADLINE, answer(s, sources, tx)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => warn!(error = %e, "control socket request failed"),
+                    Err(_) => warn!("control socket request timed out"),
                 }
-            });
-        }
-    });
-    Ok(())
+            }
+        },
+    ))
 }
 
 async fn answer(
@@ -76,7 +102,12 @@ async fn answer(
 ) -> std::io::Result<()> {
     let (r, mut w) = s.into_split();
     let mut line = String::new();
-    BufReader::new(r.take(256)).read_line(&mut line).await?;
+    tokio::time::timeout(
+        REQUEST_DEADLINE,
+        BufReader::new(r.take(256)).read_line(&mut line),
+    )
+    .await
+    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no command"))??;
     let body = match line.trim() {
         "status" => {
             // Built on a blocking thread: large at tens of thousands of servers.

@@ -39,6 +39,23 @@ impl Vipd {
         traced: bool,
         env: &[(&str, &str)],
     ) -> Self {
+        Self::spawn_full(ns, cfg, dir, n, traced, env, &[])
+    }
+
+    /// Under a wrapper command that execs it (`prlimit --nofile=1024`), untraced.
+    pub fn spawn_wrapped(ns: &Netns, cfg: &Path, dir: &Path, n: usize, wrapper: &[&str]) -> Self {
+        Self::spawn_full(ns, cfg, dir, n, false, &[], wrapper)
+    }
+
+    fn spawn_full(
+        ns: &Netns,
+        cfg: &Path,
+        dir: &Path,
+        n: usize,
+        traced: bool,
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> Self {
         let log = dir.join(format!("vipd-{n}.log"));
         let trace = traced.then(|| dir.join(format!("strace-{n}.txt")));
         let mut cmd = Command::new("ip");
@@ -58,6 +75,7 @@ impl Vipd {
             .arg(trace);
         }
         cmd.envs(env.iter().copied());
+        cmd.args(wrapper);
         let child = cmd
             .arg(env!("CARGO_BIN_EXE_vipd"))
             .args(["run", "--config"])
