@@ -179,6 +179,12 @@ impl Fsm {
     /// Feeds one result. Returns the transition it caused, if any.
     pub fn on_result(&mut self, now: Instant, o: Outcome) -> Option<Transition> {
         let before = self.view();
+        if o.verdict == Verdict::NotRun {
+            // Says nothing about the server: counters and state stay; the reason is shown.
+            self.expire_hold(now);
+            self.last = Some(o);
+            return self.transition_from(before);
+        }
         self.results += 1;
         if self.history.len() == HISTORY {
             self.history.pop_front();
@@ -206,6 +212,7 @@ impl Fsm {
                     self.drain = false;
                 }
             }
+            Verdict::NotRun => {}
             Verdict::ForcedDown => {
                 self.passes = 0;
                 self.fails = self.params.fall;

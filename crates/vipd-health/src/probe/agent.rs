@@ -7,7 +7,7 @@ use tokio::io::AsyncReadExt;
 use super::conn::{self, words};
 use super::{Probe, Stage};
 use crate::agent;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, ProbeError};
 
 /// Longest reply read; HAProxy reads one buffer and only looks at its first line.
 const MAX_REPLY: usize = 1024;
@@ -28,11 +28,11 @@ pub async fn run_untimed(p: &Probe, stage: &Stage, timed: bool) -> Outcome {
             Ok(reply) => reply.outcome("agent", Duration::ZERO),
             Err(e) => Outcome::fail(format!("agent: {e}"), Duration::ZERO),
         },
-        Err(e) => Outcome::fail(format!("agent: {e}"), Duration::ZERO),
+        Err(e) => e.outcome("agent: "),
     }
 }
 
-async fn exchange(p: &Probe, stage: &Stage, timed: bool) -> Result<String, String> {
+async fn exchange(p: &Probe, stage: &Stage, timed: bool) -> Result<String, ProbeError> {
     let mut s = conn::connect(p, timed).await?;
     stage.set(Stage::RESPONSE);
     conn::reset_on_close(&s);

@@ -3,17 +3,18 @@
 use tokio::net::{TcpSocket, TcpStream};
 
 use super::Probe;
+use crate::outcome::ProbeError;
 
 /// Connects to the probe's address from its source address, within its connect timeout when
 /// `timed` (else the scheduler enforces it). Errors are reasons in words
 /// ("connect: Connection refused", "connect timeout after 1s").
-pub async fn connect(p: &Probe, timed: bool) -> Result<TcpStream, String> {
+pub async fn connect(p: &Probe, timed: bool) -> Result<TcpStream, ProbeError> {
     let sock = if p.addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
         TcpSocket::new_v6()
     }
-    .map_err(|e| format!("socket: {}", words(&e)))?;
+    .map_err(|e| ProbeError::local("socket", &e))?;
     if let Some(src) = p.source {
         sock.bind(std::net::SocketAddr::new(src, 0))
             .map_err(|e| format!("bind {src}: {}", words(&e)))?;
@@ -23,12 +24,17 @@ pub async fn connect(p: &Probe, timed: bool) -> Result<TcpStream, String> {
     let r = if timed {
         match tokio::time::timeout(p.connect_timeout, sock.connect(p.addr)).await {
             Ok(r) => r,
-            Err(_) => return Err(format!("connect timeout after {:?}", p.connect_timeout)),
+            Err(_) => {
+                return Err(ProbeError::Failed(format!(
+                    "connect timeout after {:?}",
+                    p.connect_timeout
+                )));
+            }
         }
     } else {
         sock.connect(p.addr).await
     };
-    r.map_err(|e| format!("connect: {}", words(&e)))
+    r.map_err(|e| ProbeError::Failed(format!("connect: {}", words(&e))))
 }
 
 /// Closes with a RST instead of a FIN: the check got what it needed, and thousands of checks
@@ -39,9 +45,5 @@ pub fn reset_on_close(s: &TcpStream) {
 
 /// An I/O error in words, without the "(os error N)" suffix.
 pub fn words(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
+    crate::outcome::os_words(e)
 }

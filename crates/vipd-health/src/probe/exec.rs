@@ -11,7 +11,7 @@ use tokio::process::Command;
 
 use super::Probe;
 use super::conn::words;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, ProbeError};
 
 /// Output kept for the reason.
 const MAX_OUTPUT: usize = 512;
@@ -32,10 +32,7 @@ pub async fn run(p: &Probe, command: &Path, args: &[String]) -> Outcome {
     {
         Ok(c) => c,
         Err(e) => {
-            return Outcome::fail(
-                format!("exec {}: {}", command.display(), words(&e)),
-                Duration::ZERO,
-            );
+            return ProbeError::local(&format!("exec {}", command.display()), &e).outcome("");
         }
     };
     let pgid = child.id();

@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::conn::{self, words};
 use super::{Probe, Stage, tls};
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, ProbeError};
 
 /// Largest response head read (status line and headers).
 const MAX_HEAD: usize = 16 * 1024;
@@ -122,7 +122,7 @@ impl HttpProbe {
     async fn exchange(&self, p: &Probe, stage: &Stage, timed: bool) -> Outcome {
         match self.exchange_inner(p, stage, timed).await {
             Ok(o) => o,
-            Err(reason) => Outcome::fail(reason, Duration::ZERO),
+            Err(e) => e.outcome(""),
         }
     }
 
@@ -131,18 +131,18 @@ impl HttpProbe {
         p: &Probe,
         stage: &Stage,
         timed: bool,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, ProbeError> {
         let tcp = conn::connect(p, timed).await?;
         conn::reset_on_close(&tcp);
         match &self.tls {
-            None => self.talk(tcp, stage).await,
+            None => Ok(self.talk(tcp, stage).await?),
             Some((cfg, name)) => {
                 stage.set(Stage::TLS);
                 let s = tokio_rustls::TlsConnector::from(cfg.clone())
                     .connect(name.clone(), tcp)
                     .await
                     .map_err(|e| format!("TLS: {}", words(&e)))?;
-                self.talk(s, stage).await
+                Ok(self.talk(s, stage).await?)
             }
         }
     }

@@ -225,7 +225,7 @@ async fn tcp(p: &Probe, timed: bool) -> Outcome {
             conn::reset_on_close(&s);
             Outcome::pass("TCP connect", Duration::ZERO)
         }
-        Err(e) => Outcome::fail(e, Duration::ZERO),
+        Err(e) => e.outcome(""),
     }
 }
 
