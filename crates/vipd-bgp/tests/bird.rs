@@ -679,3 +679,52 @@ fn a_route_set_after_end_of_rib_reaches_bird_with_the_sessions_address_as_next_h
     });
     assert!(up && announced);
 }
+
+/// A passive neighbor with `ttl_security` on the dual-stack `[::]:179` listener, BIRD with
+/// `bird_extra`: whether vipd's side reaches Established and BIRD gets the route, within a
+/// few seconds. (BIRD's own view is no criterion: the handshake and the OPEN may arrive
+/// before the accepted socket's minimum TTL is set, BIRD then sees our KEEPALIVE and calls
+/// the session up, while every packet of its own is dropped from then on.)
+fn passive_gtsm(tag: &str, bird_extra: &str) -> (bool, bool, String) {
+    let extra = format!("{bird_extra} connect delay time 1; error wait time 1, 2;");
+    let (_lan, _rtr, dir_ns, bird, _dir) = topology(tag, &extra);
+    dir_ns.run(|| async {
+        let listener = tokio::net::TcpListener::bind("[::]:179")
+            .await
+            .expect("bind [::]:179");
+        let mut p = peer(None);
+        p.fsm.passive = true;
+        p.ttl_security = true;
+        let s = Speaker::start_with_listener(vec![p], Some(listener));
+        s.announce(host("198.51.100.1"), RouteAttrs::default());
+        s.initial_complete();
+        let (route, _) = bird
+            .until("show route 198.51.100.1/32", Duration::from_secs(8), |o| {
+                o.contains("198.51.100.1/32")
+            })
+            .await;
+        let up = s.status()[0].1.established_at.is_some();
+        let status = format!("{:?}", s.status());
+        s.shutdown("test done").await;
+        (up, route, status)
+    })
+}
+
+#[test]
+fn gtsm_applies_to_accepted_sessions() {
+    if !require_program("gtsm_applies_to_accepted_sessions", "bird") {
+        return;
+    }
+    let (up, route, status) = passive_gtsm("gtsmacc", "ttl security on;");
+    assert!(
+        up && route,
+        "BIRD sending TTL 255 to a passive GTSM neighbor: {status}"
+    );
+    // Negative control: BIRD's plain eBGP (TTL 1) connects, but every packet of it after
+    // the accept is dropped by the socket's minimum TTL: no session, no route.
+    let (up, route, status) = passive_gtsm("gtsmaccn", "");
+    assert!(
+        !up && !route,
+        "a TTL-1 sender must not get a session: {status}"
+    );
+}

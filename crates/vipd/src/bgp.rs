@@ -23,7 +23,9 @@ pub fn peers(cfg: &Config, restarting: bool) -> Vec<PeerConfig> {
             local_addr: n.local_address,
             password: n.password.clone(),
             ttl_security: n.ttl_security,
-            ttl: n.multihop,
+            // Unset: 1 for eBGP (directly connected, as BIRD and FRR do), the kernel's
+            // default for iBGP.
+            ttl: n.multihop.or((b.local_as != n.remote_as).then_some(1)),
             next_hop_v4: n.ipv4_next_hop,
             next_hop_v6: n.ipv6_next_hop,
             connect_timeout: vipd_bgp::speaker::CONNECT_TIMEOUT,
@@ -76,5 +78,17 @@ mod tests {
             vec![(Afi::Ipv4, Safi::Unicast), (Afi::Ipv6, Safi::Unicast)]
         );
         assert_eq!(p[0].fsm.graceful_restart, Some((120, true)));
+    }
+
+    #[test]
+    fn multihop_unset_is_ttl_1_for_ebgp_and_the_kernel_default_for_ibgp() {
+        let cfg = vipd_config::load_str(
+            "[global]\nrouter_id = \"192.0.2.1\"\n[bgp]\nlocal_as = 65001\n[[bgp.neighbor]]\naddress = \"192.0.2.254\"\nremote_as = 65010\n[[bgp.neighbor]]\naddress = \"192.0.2.253\"\nremote_as = 65001\n[[bgp.neighbor]]\naddress = \"192.0.2.252\"\nremote_as = 65010\nmultihop = 3\n[[service]]\nname = \"a\"\nvip = \"198.51.100.1\"\nport = 80\n[[service.real_server]]\naddress = \"10.0.0.1\"\n",
+            "t.toml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config;
+        let ttls: Vec<Option<u8>> = peers(&cfg, false).iter().map(|p| p.ttl).collect();
+        assert_eq!(ttls, vec![Some(1), None, Some(3)]);
     }
 }

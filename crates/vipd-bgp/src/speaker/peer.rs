@@ -122,7 +122,12 @@ impl Peer {
                     if self.conn.is_none()
                         && matches!(self.fsm.state(), State::Active | State::Connect)
                     {
-                        self.connected(s);
+                        match accepted_sockopts(&s, &self.cfg) {
+                            Ok(()) => self.connected(s),
+                            // Fail closed: never a session without the GTSM asked for.
+                            Err(e) => warn!(neighbor = %self.cfg.addr, error = %e,
+                                "connection refused: cannot set its TTL / minimum TTL"),
+                        }
                     }
                 }
                 Wake::RibChanged(true) => self.dirty = true,
@@ -382,6 +387,27 @@ impl Peer {
             }
         }
     }
+}
+
+/// On an accepted connection, what [`connect`] sets before its SYN: the outgoing TTL (255
+/// with GTSM, else the multihop TTL) and GTSM's minimum TTL, so that packets from farther
+/// than the neighbor are dropped by the kernel from now on. An IPv4 neighbor on the
+/// dual-stack listener takes the IPv4 options (Linux applies them to v4-mapped traffic).
+fn accepted_sockopts(s: &TcpStream, cfg: &PeerConfig) -> std::io::Result<()> {
+    let v4 = s.peer_addr()?.ip().to_canonical().is_ipv4();
+    let sref = socket2::SockRef::from(s);
+    let ttl = if cfg.ttl_security { Some(255) } else { cfg.ttl };
+    if let Some(ttl) = ttl {
+        if v4 {
+            sref.set_ttl_v4(u32::from(ttl))?;
+        } else {
+            sref.set_unicast_hops_v6(u32::from(ttl))?;
+        }
+    }
+    if cfg.ttl_security {
+        vipd_sys::sockopt::set_min_ttl(s.as_fd(), !v4, 255)?;
+    }
+    Ok(())
 }
 
 /// Opens the TCP connection with the session's socket options set before the handshake.
