@@ -20,13 +20,14 @@
 mod diag;
 mod load;
 mod model;
+mod secrets;
 mod types;
 mod validate;
 
 pub use diag::{Diagnostic, Location, Path, Report, Seg, Severity};
 pub use load::{ConfigError, Loaded, load_file, load_str};
 pub use model::*;
-pub use types::{Community, Duration, LargeCommunity, Percent, Scheduler};
+pub use types::{Community, Duration, LargeCommunity, Percent, Scheduler, Secret};
 
 /// `global.control_socket` of the file at `path`, read leniently: the rest of the file may
 /// be invalid (this is how `vipd reload` reaches a daemon to which it brings a broken file,

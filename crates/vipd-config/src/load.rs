@@ -91,7 +91,22 @@ impl std::error::Error for ConfigError {}
 pub fn load_file(path: &FsPath) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(src) => load_str(&src, &file),
+        Ok(src) => {
+            let mut loaded = load_str(&src, &file)?;
+            // A key written in a file others can read: said at every load.
+            if let Ok(m) = std::fs::metadata(path) {
+                use std::os::unix::fs::MetadataExt as _;
+                let mut w = crate::secrets::exposed_inline(&loaded.config, path, m.mode());
+                if !w.is_empty() {
+                    let tree = DeTable::parse_recoverable(&src).0;
+                    for d in &mut w {
+                        d.location = locate(&src, tree.get_ref(), &d.path);
+                    }
+                    loaded.warnings.extend(w);
+                }
+            }
+            Ok(loaded)
+        }
         Err(e) => Err(ConfigError {
             file,
             source: String::new(),
@@ -120,7 +135,7 @@ pub fn load_str(src: &str, file: &str) -> Result<Loaded, ConfigError> {
     // configs: tens of thousands of real servers). Only when there is something to report is
     // the text parsed again to locate it.
     let first = Config::deserialize(toml::de::Deserializer::from(tree));
-    let config = match first {
+    let mut config = match first {
         Ok(c) => c,
         Err(e) => {
             tree = DeTable::parse_recoverable(src).0;
@@ -128,6 +143,9 @@ pub fn load_str(src: &str, file: &str) -> Result<Loaded, ConfigError> {
         }
     };
     let mut diags = validate(&config);
+    if !diags.iter().any(Diagnostic::is_error) {
+        diags.extend(crate::secrets::resolve(&mut config));
+    }
     if diags.is_empty() {
         return Ok(Loaded {
             config,

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Community, Duration, LargeCommunity, Percent, Scheduler};
+use crate::types::{Community, Duration, LargeCommunity, Percent, Scheduler, Secret};
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -289,9 +289,14 @@ pub struct Neighbor {
     /// Source address of the session (and default next hop).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_address: Option<IpAddr>,
-    /// TCP MD5 signature key (RFC 2385), at most 80 bytes.
+    /// TCP MD5 signature key (RFC 2385), at most 80 bytes. Never logged or shown. A
+    /// configuration holding it that every user can read gets a warning at load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
+    /// File holding the TCP MD5 key instead: its first line, read at load and at each
+    /// reload (a warning when every user can read it). Not with `password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
     /// GTSM (RFC 5082): send with TTL 255 and accept only TTL 255 (directly connected).
     #[serde(default)]
     pub ttl_security: bool,

@@ -21,7 +21,7 @@ pub fn peers(cfg: &Config, restarting: bool) -> Vec<PeerConfig> {
         .map(|n| PeerConfig {
             addr: SocketAddr::new(n.address, n.port),
             local_addr: n.local_address,
-            password: n.password.clone(),
+            password: n.password.as_ref().map(|k| k.expose().into()),
             ttl_security: n.ttl_security,
             // Unset: 1 for eBGP (directly connected, as BIRD and FRR do), the kernel's
             // default for iBGP.
@@ -71,7 +71,7 @@ mod tests {
         let p = peers(&cfg, true);
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].fsm.local_as, 4_200_000_001);
-        assert_eq!(p[0].password.as_deref(), Some("s3cret-md5"));
+        assert_eq!(p[0].password, Some("s3cret-md5".into()));
         assert!(p[0].ttl_security && p[1].fsm.passive);
         assert_eq!(
             p[0].fsm.families,

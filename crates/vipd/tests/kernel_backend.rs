@@ -180,13 +180,14 @@ checks = ["local"]
     }
     assert_eq!(through_tunnel(&allowed).as_deref(), Ok("backend"));
 
-    // The agent: up (local check passes), the state file's weight, drain.
+    // The agent: up (local check passes), the state file's weight, drain. The reply follows
+    // the files within a second (it is recomputed every second, off the runtime).
     agent_until(&be, "up", &v.log);
     std::fs::write(dir.join("agent-check"), "50%\n").expect("state");
-    assert_eq!(agent(&be), "50%\n");
+    assert_eq!(agent_until(&be, "50%", &v.log), "50%\n");
     std::fs::write(dir.join("disable"), "").expect("drain");
-    assert!(agent(&be).starts_with("drain"));
+    agent_until(&be, "drain", &v.log);
     std::fs::remove_file(dir.join("disable")).expect("undrain");
-    assert_eq!(agent(&be), "50%\n");
+    assert_eq!(agent_until(&be, "50%", &v.log), "50%\n");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -54,7 +54,7 @@ pub struct PeerConfig {
     /// Source address of the session (also the default next hop).
     pub local_addr: Option<IpAddr>,
     /// TCP MD5 key.
-    pub password: Option<String>,
+    pub password: Option<Key>,
     /// GTSM: send with TTL 255, accept only TTL 255.
     pub ttl_security: bool,
     /// Outgoing TTL (eBGP multihop).
@@ -67,6 +67,35 @@ pub struct PeerConfig {
     pub connect_timeout: Duration,
     /// Session parameters.
     pub fsm: FsmConfig,
+}
+
+/// A TCP MD5 key. Its `Debug` form never shows it: neighbors are logged and printed whole.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key(String);
+
+impl Key {
+    /// The key's bytes, for the socket option.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key(<redacted>)")
+    }
+}
+
+impl From<&str> for Key {
+    fn from(s: &str) -> Self {
+        Key(s.to_string())
+    }
+}
+
+impl From<String> for Key {
+    fn from(s: String) -> Self {
+        Key(s)
+    }
 }
 
 /// What the daemon and `vipd status` see of a neighbor.

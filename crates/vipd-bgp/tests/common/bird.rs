@@ -124,7 +124,7 @@ pub fn peer(password: Option<&str>) -> PeerConfig {
         super::BOTH,
     );
     PeerConfig {
-        password: password.map(str::to_string),
+        password: password.map(Into::into),
         next_hop_v6: Some("2001:db8::1".parse().expect("addr")),
         connect_timeout: Duration::from_secs(1),
         fsm: Config {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use super::{Sink, unicast};
 use crate::diag::{Diagnostic, Path};
 use crate::model::{Bgp, Config, Family, Neighbor};
+use crate::types::Secret;
 
 /// AS_TRANS (RFC 6793): never a real AS.
 const AS_TRANS: u32 = 23456;
@@ -142,7 +143,16 @@ fn neighbor(n: &Neighbor, p: &Path, s: &mut Sink) {
             );
         }
     }
-    if let Some(pw) = &n.password {
+    if n.password.is_some() && n.password_file.is_some() {
+        s.push(
+            Diagnostic::error(
+                p.key("password_file"),
+                "password and password_file are both set",
+            )
+            .hint("keep one: password_file keeps the key out of this file"),
+        );
+    }
+    if let Some(pw) = n.password.as_ref().map(Secret::expose) {
         if pw.is_empty() || pw.len() > MD5_MAX_KEY {
             s.push(
                 Diagnostic::error(
