@@ -35,14 +35,22 @@ impl Duration {
     }
 }
 
+/// The longest duration any key takes. Intervals, timeouts and delays beyond a day are
+/// typos; and a duration is added to the clock (a drain's end), which must never overflow.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(86_400);
+
 impl FromStr for Duration {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        humantime::parse_duration(s.trim())
-            .map(Duration)
-            .map_err(|e| {
-                format!("invalid duration {s:?}: {e} (write e.g. \"500ms\", \"2s\", \"1m\")")
-            })
+        let d = humantime::parse_duration(s.trim()).map_err(|e| {
+            format!("invalid duration {s:?}: {e} (write e.g. \"500ms\", \"2s\", \"1m\")")
+        })?;
+        if d > MAX_DURATION {
+            return Err(format!(
+                "duration {s:?} is longer than a day (write at most \"24h\")"
+            ));
+        }
+        Ok(Duration(d))
     }
 }
 
@@ -275,6 +283,9 @@ mod tests {
         assert_eq!(Duration::from_millis(1500).to_string(), "1s 500ms");
         let e = "5".parse::<Duration>().unwrap_err();
         assert!(e.contains("write e.g."), "{e}");
+        assert_eq!("24h".parse::<Duration>().unwrap(), Duration::from_secs(86_400));
+        let e = "580000000000years".parse::<Duration>().unwrap_err();
+        assert!(e.contains("longer than a day"), "{e}");
     }
 
     #[test]
