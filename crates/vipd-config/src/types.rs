@@ -283,7 +283,10 @@ mod tests {
         assert_eq!(Duration::from_millis(1500).to_string(), "1s 500ms");
         let e = "5".parse::<Duration>().unwrap_err();
         assert!(e.contains("write e.g."), "{e}");
-        assert_eq!("24h".parse::<Duration>().unwrap(), Duration::from_secs(86_400));
+        assert_eq!(
+            "24h".parse::<Duration>().unwrap(),
+            Duration::from_secs(86_400)
+        );
         let e = "580000000000years".parse::<Duration>().unwrap_err();
         assert!(e.contains("longer than a day"), "{e}");
     }

@@ -364,6 +364,23 @@ fn drain_and_undrain_create_and_remove_the_configured_file() {
         .expect("run");
     assert!(o.status.success(), "{}", text(&o));
     assert!(!file.exists());
+    // A symbolic link planted at the drain path is not written through.
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "precious\n").expect("victim");
+    std::os::unix::fs::symlink(&victim, &file).expect("symlink");
+    let o = vipd()
+        .arg("drain")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("symbolic link"), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("victim"),
+        "precious\n"
+    );
+    std::fs::remove_file(&file).expect("rm symlink");
     // Undrain when not drained is fine; a bad config is refused with its errors.
     let o = vipd()
         .arg("undrain")

@@ -18,13 +18,34 @@ pub fn drain(path: &Path) -> ExitCode {
         "drained by `vipd drain` (pid {}); `vipd undrain` or removing this file ends it\n",
         std::process::id()
     );
-    match std::fs::write(path, note) {
+    // O_NOFOLLOW: root writing through a symlink planted at the drain path would overwrite
+    // whatever it points to.
+    let written = {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .and_then(|mut f| f.write_all(note.as_bytes()))
+    };
+    match written {
         Ok(()) => {
             println!(
                 "{} created: routes get GRACEFUL_SHUTDOWN, then are withdrawn after the drain delay",
                 path.display()
             );
             ExitCode::SUCCESS
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            eprintln!(
+                "{} is a symbolic link: refusing to write through it (remove it, then drain)",
+                path.display()
+            );
+            ExitCode::FAILURE
         }
         Err(e) => {
             eprintln!("cannot create {}: {e}", path.display());
@@ -33,7 +54,7 @@ pub fn drain(path: &Path) -> ExitCode {
     }
 }
 
-/// Removes the drain file.
+/// Removes the drain file (a symbolic link there is removed itself, never its target).
 pub fn undrain(path: &Path) -> ExitCode {
     match std::fs::remove_file(path) {
         Ok(()) => {
