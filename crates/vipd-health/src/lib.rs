@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod fsm;
+pub mod http_parse;
 #[cfg(feature = "jobs")]
 pub mod jobs;
 pub mod outcome;

@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::conn::{self, words};
 use super::{Probe, Stage, tls};
+use crate::http_parse::{Chunked, dechunk, find, header, status_code};
 use crate::outcome::{Outcome, ProbeError};
 
 /// Largest response head read (status line and headers).
@@ -164,7 +165,11 @@ impl HttpProbe {
                 break i;
             }
             if buf.len() >= 5 && !buf.starts_with(b"HTTP/") {
-                return Err(status_code(&buf).err().unwrap_or_default());
+                return Err(status_code(&buf)
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default()
+                    .into());
             }
             if buf.len() >= MAX_HEAD {
                 return Err(format!("response head longer than {MAX_HEAD} bytes"));
@@ -180,7 +185,7 @@ impl HttpProbe {
                 });
             }
         };
-        let status = status_code(&buf)?;
+        let status = status_code(&buf).map_err(|e| e.to_string())?;
         if !self.expect.contains(&status) {
             return Ok(Outcome::fail(
                 format!("HTTP {status} (expected {})", self.expect_words),
@@ -201,7 +206,7 @@ impl HttpProbe {
         loop {
             let done = match length {
                 Some(n) => body.len() >= n,
-                None if chunked => dechunk(&body).is_some(),
+                None if chunked => dechunk(&body) != Chunked::Incomplete,
                 None => false,
             };
             if done || body.len() >= MAX_BODY {
@@ -218,7 +223,14 @@ impl HttpProbe {
             }
         }
         let body = if chunked {
-            dechunk(&body).unwrap_or(body)
+            match dechunk(&body) {
+                Chunked::Complete(b) => b,
+                // Cut at the body limit: matched as far as it goes.
+                Chunked::Incomplete => body,
+                Chunked::Invalid => {
+                    return Err(format!("invalid chunked body ({} bytes)", body.len()).into());
+                }
+            }
         } else {
             body
         };
@@ -247,72 +259,9 @@ async fn read_more<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> Result
     Ok(n)
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// `HTTP/1.1 200 OK` -> 200.
-fn status_code(buf: &[u8]) -> Result<u16, String> {
-    let line_end = find(buf, b"\r\n").unwrap_or(buf.len());
-    let line = String::from_utf8_lossy(&buf[..line_end]);
-    let mut parts = line.splitn(3, ' ');
-    let version = parts.next().unwrap_or("");
-    let code = parts.next().unwrap_or("");
-    if !version.starts_with("HTTP/1.") || code.len() != 3 {
-        let shown: String = line.chars().take(40).collect();
-        return Err(format!("not an HTTP response: {shown:?}"));
-    }
-    code.parse()
-        .map_err(|_| format!("not an HTTP status: {code:?}"))
-}
-
-/// A header's value from a lowercased head.
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.split("\r\n").skip(1).find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        (k.trim() == name).then(|| v.trim())
-    })
-}
-
-/// Decodes a complete chunked body; `None` while incomplete.
-fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let i = find(b, b"\r\n")?;
-        let size_str = std::str::from_utf8(&b[..i]).ok()?;
-        let size = usize::from_str_radix(size_str.split(';').next()?.trim(), 16).ok()?;
-        b = &b[i + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        if b.len() < size + 2 {
-            return None;
-        }
-        out.extend_from_slice(&b[..size]);
-        b = &b[size + 2..];
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_lines() {
-        assert_eq!(status_code(b"HTTP/1.1 204 No Content\r\n"), Ok(204));
-        assert_eq!(status_code(b"HTTP/1.0 503\r\n"), Ok(503));
-        assert!(status_code(b"SSH-2.0-OpenSSH_9.2\r\n").is_err());
-        assert!(status_code(b"HTTP/1.1 2000 x\r\n").is_err());
-    }
-
-    #[test]
-    fn chunked_bodies() {
-        assert_eq!(
-            dechunk(b"4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\n\r\n").as_deref(),
-            Some(&b"Wikipedia"[..])
-        );
-        assert_eq!(dechunk(b"4\r\nWik"), None);
-    }
 
     #[test]
     fn the_request_is_built_once_with_host_and_headers() {
