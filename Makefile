@@ -14,7 +14,7 @@ APT_PACKAGES := user-mode-linux kmod iproute2 ipvsadm procps iputils-ping python
 # Only for `make bench`: the contenders vipd is measured against.
 BENCH_APT_PACKAGES := keepalived exabgp haproxy
 
-.PHONY: help deps build test test-unit test-kernel test-scenarios demo deb test-deb check-containerlab fmt-check clippy testbed bench check-examples fuzz fuzz-check clean
+.PHONY: help deps deny build test test-unit test-kernel test-scenarios demo deb test-deb check-containerlab fmt-check clippy testbed bench check-examples fuzz fuzz-check clean
 
 help:
 	@echo "make demo         the seed's topology in UML: traffic through 2 directors, drain one, summary"
@@ -75,6 +75,12 @@ deb: deps
 test-deb: deb
 	testbed/deb/test $$(ls -t target/debian/vipd_*.deb | head -1)
 
+# Licenses, duplicate major versions, sources (deny.toml). Advisories are not checked: their
+# database is a git repository these machines cannot reach (docs/TESTING.md).
+deny:
+	@command -v cargo-deny >/dev/null || $(CARGO) install cargo-deny --locked
+	$(CARGO) deny check licenses bans sources
+
 # The fuzz targets must keep compiling even when nobody fuzzes.
 fuzz-check:
 	$(CARGO) check --manifest-path fuzz/Cargo.toml --bins
@@ -90,7 +96,7 @@ fuzz:
 test-scenarios: deps
 	testbed/topologies/run scenarios
 
-test: deps fmt-check clippy test-unit check-examples check-containerlab fuzz-check test-kernel test-scenarios test-deb
+test: deps fmt-check clippy deny test-unit check-examples check-containerlab fuzz-check test-kernel test-scenarios test-deb
 	@echo "make test: all passed"
 
 # The main job on a fresh machine: installs, builds, boots the topology, prints a summary.

@@ -1,6 +1,7 @@
 //! Any sequence of events a peer and the network can produce: the session FSM never panics,
 //! and reports Established only after the peer's OPEN was accepted and its KEEPALIVE
-//! followed, on the current connection.
+//! followed, on the current connection. Connections come as the speaker gives them: only
+//! while the FSM waits for one.
 #![no_main]
 
 use std::net::Ipv4Addr;
@@ -14,9 +15,10 @@ use vipd_bgp::wire::{
 };
 
 fn event(b: u8) -> Event {
+    // As the decoder gives it: `asn` is the four-octet capability's value when present.
     let open = |asn: u32| {
         Message::Open(Open {
-            asn: 65010,
+            asn,
             hold_time: 9,
             router_id: Ipv4Addr::new(192, 0, 2, 254),
             capabilities: vec![
@@ -80,7 +82,15 @@ fuzz_target!(|data: &[u8]| {
     for b in data.iter().skip(1) {
         let ev = event(*b);
         let code = b % 16;
-        if code == 2 || code == 3 {
+        if code == 2 {
+            // The speaker hands the FSM a connection only while it waits for one
+            // (Connect/Active); a second one is closed before the FSM hears of it.
+            if !matches!(f.state(), State::Connect | State::Active) {
+                continue;
+            }
+            seen.clear();
+        }
+        if code == 3 {
             seen.clear();
         }
         if matches!(ev, Event::Message(_)) {

@@ -92,6 +92,21 @@ pub struct Effects {
     pub routes: std::collections::BTreeMap<vipd_bgp::wire::Prefix, vipd_bgp::rib::RouteAttrs>,
     /// End-of-RIB was due.
     pub eor: bool,
+    /// Outputs whose execution failed, by part, kept to be executed again at the next reload
+    /// (a listener that could not bind, sysctls, VIP addresses). A later output of the same
+    /// part replaces it.
+    pub failed: std::collections::BTreeMap<Part, Output>,
+}
+
+/// The parts of the node an output sets up, for [`Effects::failed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Part {
+    /// IPVS sysctls.
+    Sysctls,
+    /// BGP neighbors and listener.
+    Bgp,
+    /// VIP addresses.
+    Vips,
 }
 
 impl Effects {
@@ -99,6 +114,9 @@ impl Effects {
     pub async fn execute(&mut self, outs: Vec<Output>, cfg: &Config) -> Vec<SetupError> {
         let mut errors = Vec::new();
         for o in outs {
+            let part = crate::lifecycle::part_of(&o);
+            let before = errors.len();
+            let kept = part.map(|_| o.clone());
             match o {
                 Output::Event(e) => self.log(&e),
                 Output::Sysctls(s) => {
@@ -163,8 +181,28 @@ impl Effects {
                 Output::Wake(at) => self.wake = Some(at),
                 _ => warn!("an output this version does not execute"),
             }
+            if let (Some(part), Some(o)) = (part, kept) {
+                if errors.len() > before {
+                    self.failed.insert(part, o);
+                } else {
+                    self.failed.remove(&part);
+                }
+            }
         }
         errors
+    }
+
+    /// Executes again what failed before ([`Effects::failed`]); returns what still fails.
+    pub async fn retry_failed(&mut self, cfg: &Config) -> Vec<SetupError> {
+        let outs: Vec<Output> = std::mem::take(&mut self.failed).into_values().collect();
+        if outs.is_empty() {
+            return Vec::new();
+        }
+        info!(
+            parts = outs.len(),
+            "retrying what the last apply could not do"
+        );
+        self.execute(outs, cfg).await
     }
 
     fn log(&self, e: &Event) {

@@ -67,22 +67,64 @@ pub enum ReloadError {
 /// What an accepted reload did.
 #[derive(Debug)]
 pub enum ReloadOutcome {
-    /// The file is the running configuration.
+    /// The file is the running configuration, and nothing was left to retry.
     Unchanged,
-    /// Every part applied.
-    Applied,
-    /// Applied, except these parts (retried at the next reload or resync).
-    AppliedExcept(Vec<SetupError>),
+    /// Every part applied (including parts of an earlier reload that had failed), except
+    /// the keys that only a restart applies, listed.
+    Applied {
+        /// Changed keys that take effect at the next restart only.
+        restart_needed: Vec<&'static str>,
+    },
+    /// Applied, except these parts: they are retried at the next reload (`vipd reload` with
+    /// the same file retries them).
+    AppliedExcept {
+        /// What failed.
+        errors: Vec<SetupError>,
+        /// Changed keys that take effect at the next restart only.
+        restart_needed: Vec<&'static str>,
+    },
 }
 
 impl std::fmt::Display for ReloadOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let restart = |f: &mut std::fmt::Formatter<'_>, keys: &[&str]| {
+            if keys.is_empty() {
+                Ok(())
+            } else {
+                write!(f, "; not applied until a restart: {}", keys.join(", "))
+            }
+        };
         match self {
             ReloadOutcome::Unchanged => f.write_str("ok (unchanged)"),
-            ReloadOutcome::Applied => f.write_str("ok (applied)"),
-            ReloadOutcome::AppliedExcept(e) => {
-                let e: Vec<String> = e.iter().map(ToString::to_string).collect();
-                write!(f, "applied, except: {}", e.join("; "))
+            ReloadOutcome::Applied { restart_needed } => {
+                f.write_str("ok (applied)")?;
+                restart(f, restart_needed)
+            }
+            ReloadOutcome::AppliedExcept {
+                errors,
+                restart_needed,
+            } => {
+                let e: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "applied, except: {} (retried at the next reload)",
+                    e.join("; ")
+                )?;
+                restart(f, restart_needed)
+            }
+        }
+    }
+}
+
+impl ReloadOutcome {
+    /// The outcome of an apply with these errors and restart-only changes.
+    pub fn of(errors: Vec<SetupError>, restart_needed: Vec<&'static str>) -> Self {
+        if errors.is_empty() {
+            ReloadOutcome::Applied { restart_needed }
+        } else {
+            ReloadOutcome::AppliedExcept {
+                errors,
+                restart_needed,
             }
         }
     }

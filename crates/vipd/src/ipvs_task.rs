@@ -216,6 +216,13 @@ impl IpvsTask {
     }
 
     async fn resync_now(&mut self, why: Why) {
+        // Test hook (crates/vipd/tests/kernel_faults.rs): a panic in this task on demand, to
+        // show that its death ends vipd. Inert unless the variable is set.
+        if let Some(f) = std::env::var_os("VIPD_TEST_PANIC_FILE") {
+            if std::path::Path::new(&f).exists() {
+                panic!("injected: {} exists", std::path::Path::new(&f).display());
+            }
+        }
         // Timeouts changed behind vipd's back are repaired too.
         self.timeouts_applied = None;
         if self.dump().await {

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use vipd_config::Config;
 use vipd_director::{Director, Input};
 
-use crate::director::Effects;
+use crate::director::{Effects, Part};
 use crate::error::{ReloadError, ReloadOutcome, SetupError};
 use crate::status::Meta;
 use crate::tasks::RunError;
@@ -128,17 +128,36 @@ pub(crate) async fn reload(
     crate::notify::reloading();
     let outcome = match crate::cmd::run::load_for_reload(path, director.config()) {
         Err(e) => Err(e),
-        Ok(None) => Ok(ReloadOutcome::Unchanged),
+        // The same file: only what failed last time is done again.
+        Ok(None) if fx.failed.is_empty() => Ok(ReloadOutcome::Unchanged),
+        Ok(None) => {
+            let running = director.config().clone();
+            Ok(ReloadOutcome::of(
+                fx.retry_failed(&running).await,
+                Vec::new(),
+            ))
+        }
         Ok(Some(new)) => {
+            let restart_needed = restart_keys(director.config(), &new);
             let outs = director.handle(Instant::now(), Input::Reload(Box::new(new)));
             let running = director.config().clone();
-            let errors = fx.execute(outs, &running).await;
+            // Parts that failed before and that this reload does not set anew: again.
+            let superseded: Vec<Part> = outs.iter().filter_map(part_of).collect();
+            let retry: Vec<_> = std::mem::take(&mut fx.failed)
+                .into_iter()
+                .filter(|(p, _)| !superseded.contains(p))
+                .map(|(_, o)| o)
+                .collect();
+            let mut errors = fx.execute(retry, &running).await;
+            errors.extend(fx.execute(outs, &running).await);
             meta.send_modify(|m| m.drain_file = running.global.drain_file.display().to_string());
-            Ok(if errors.is_empty() {
-                ReloadOutcome::Applied
-            } else {
-                ReloadOutcome::AppliedExcept(errors)
-            })
+            for k in &restart_needed {
+                warn!(
+                    key = k,
+                    "reload: this key changed; it takes effect at the next restart"
+                );
+            }
+            Ok(ReloadOutcome::of(errors, restart_needed))
         }
     };
     meta.send_modify(|m| {
@@ -164,20 +183,65 @@ pub(crate) async fn reload_backend(
         Err(e) => Err(e),
         Ok(None) => Ok(ReloadOutcome::Unchanged),
         Ok(Some(new)) => {
+            let restart_needed = restart_keys(running, &new);
             *running = new;
             node.reload(running).await;
-            Ok(if node.errors().is_empty() {
-                ReloadOutcome::Applied
-            } else {
-                ReloadOutcome::AppliedExcept(
-                    node.errors()
-                        .iter()
-                        .map(|e| SetupError::Backend(e.clone()))
-                        .collect(),
-                )
-            })
+            Ok(ReloadOutcome::of(
+                node.errors()
+                    .iter()
+                    .map(|e| SetupError::Backend(e.clone()))
+                    .collect(),
+                restart_needed,
+            ))
         }
     };
     crate::notify::ready("Backend role");
     r
+}
+
+/// The part of the node an output sets up (see [`Effects::failed`]).
+pub(crate) fn part_of(o: &vipd_director::Output) -> Option<Part> {
+    match o {
+        vipd_director::Output::Sysctls(_) => Some(Part::Sysctls),
+        vipd_director::Output::Bgp(_) => Some(Part::Bgp),
+        vipd_director::Output::Vips(_) => Some(Part::Vips),
+        _ => None,
+    }
+}
+
+/// Changed keys that a reload does not apply: they are read once, at start (listeners
+/// bound, the state directory loaded, the IPVS task's timer set, the log set up).
+pub(crate) fn restart_keys(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (o, n) = (&old.global, &new.global);
+    let agent_listen = |c: &Config| {
+        c.backend
+            .as_ref()
+            .and_then(|b| b.agent.as_ref())
+            .map(|a| a.listen)
+    };
+    let bgp_listen = |c: &Config| c.bgp.as_ref().map(|b| b.listen);
+    [
+        (
+            "global.control_socket",
+            o.control_socket != n.control_socket,
+        ),
+        ("global.listen", o.listen != n.listen),
+        ("global.state_dir", o.state_dir != n.state_dir),
+        (
+            "global.resync_interval",
+            o.resync_interval != n.resync_interval,
+        ),
+        ("global.log_format", o.log_format != n.log_format),
+        (
+            "bgp.listen",
+            bgp_listen(old).is_some() && bgp_listen(old) != bgp_listen(new),
+        ),
+        (
+            "backend.agent.listen",
+            agent_listen(old) != agent_listen(new),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(k, changed)| changed.then_some(k))
+    .collect()
 }

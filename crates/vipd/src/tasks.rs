@@ -210,6 +210,7 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
         ready: false,
         routes: Default::default(),
         eor: false,
+        failed: Default::default(),
     };
     let mut director = Director::new(cfg);
     let outs = director.handle(

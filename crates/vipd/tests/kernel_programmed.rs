@@ -355,3 +355,47 @@ fn status_and_metrics_make_no_ipvs_request() {
     let _ = vipd.stop(&cfg);
     let _ = std::fs::remove_dir_all(&lab.dir);
 }
+
+/// A panic in the IPVS owner (injected through the test hook) ends vipd with an error at
+/// once; the routers keep the route (graceful restart) for systemd to restart it.
+#[test]
+fn a_panic_in_the_ipvs_task_ends_vipd_and_the_route_stays() {
+    if !require(
+        "a_panic_in_the_ipvs_task_ends_vipd_and_the_route_stays",
+        &[Feature::Ipvs],
+    ) {
+        return;
+    }
+    let (lab, cfg) = Lab::new("kf", "60s");
+    let trigger = lab.dir.join("panic-ipvs");
+    let trigger_s = trigger.display().to_string();
+    let mut vipd = Vipd::spawn_env(
+        &lab.director,
+        &cfg,
+        &lab.dir,
+        1,
+        false,
+        &[("VIPD_TEST_PANIC_FILE", trigger_s.as_str())],
+    );
+    let log = vipd.log.clone();
+    lab.until("route announced", &log, Duration::from_secs(30), Lab::route);
+    std::fs::write(&trigger, "").expect("trigger");
+    vipd.signal(&cfg, "USR1");
+    let start = Instant::now();
+    let st = vipd.wait_exit(Duration::from_secs(5));
+    let took = start.elapsed();
+    let st = st.unwrap_or_else(|| panic!("vipd still runs 5 s after the panic:\n{}", vipd.log()));
+    assert!(!st.success(), "exit status {st:?}");
+    assert!(took < Duration::from_secs(1), "exited after {took:?}");
+    let text = vipd.log();
+    assert!(
+        text.contains("the IPVS task ended") && text.contains("injected"),
+        "{text}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        lab.route(),
+        "BIRD keeps the route (graceful restart):\n{}",
+        birdc(&lab.rtr, &lab.ctl, &["show", "route", "all"])
+    );
+}

@@ -168,8 +168,7 @@ impl HttpProbe {
                 return Err(status_code(&buf)
                     .err()
                     .map(|e| e.to_string())
-                    .unwrap_or_default()
-                    .into());
+                    .unwrap_or_default());
             }
             if buf.len() >= MAX_HEAD {
                 return Err(format!("response head longer than {MAX_HEAD} bytes"));
@@ -228,7 +227,7 @@ impl HttpProbe {
                 // Cut at the body limit: matched as far as it goes.
                 Chunked::Incomplete => body,
                 Chunked::Invalid => {
-                    return Err(format!("invalid chunked body ({} bytes)", body.len()).into());
+                    return Err(format!("invalid chunked body ({} bytes)", body.len()));
                 }
             }
         } else {

@@ -145,6 +145,21 @@ impl Vipd {
         );
     }
 
+    /// Waits at most `limit` for the process to exit on its own: its status, or None.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                self.stopped = true;
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// SIGTERM, wait, check the exit status; the log and the IPVS writes strace saw (None
     /// when not traced).
     pub fn stop(mut self, cfg: &Path) -> (String, Option<usize>) {
