@@ -231,8 +231,11 @@ impl Effects {
             )?),
             _ => None,
         };
-        if let (Some(sp), Some(l)) = (self.speaker.as_mut(), listener.take()) {
-            sp.set_listener(l);
+        // (Only when there is a speaker: the listener of a speaker started below goes to it.)
+        if let Some(sp) = self.speaker.as_mut() {
+            if let Some(l) = listener.take() {
+                sp.set_listener(l);
+            }
         }
         match self.speaker.as_mut() {
             None if peers.is_empty() => {}

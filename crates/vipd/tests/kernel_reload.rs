@@ -98,7 +98,12 @@ fn a_failed_part_is_retried_by_the_next_reload_and_restart_keys_are_reported() {
     }
     let out = reload(&cfg);
     assert!(out.contains("ok (applied)"), "{out}\n{}", v.log());
-    assert!(listening(&director, "10.8.0.1:1179"), "vipd listens now");
+    assert!(
+        listening(&director, "10.8.0.1:1179"),
+        "vipd listens now:\n{}\n{}",
+        director.exec(&["ss", "-ltnp"]),
+        v.log()
+    );
     let out = reload(&cfg);
     assert!(
         out.contains("ok (unchanged)"),
