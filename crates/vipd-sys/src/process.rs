@@ -55,6 +55,36 @@ pub fn umask(mask: u32) -> u32 {
     old
 }
 
+/// Makes `cmd`'s child start with no capability at all, even as root: before `exec`, every
+/// capability leaves the bounding set (so an `exec` as root gains none) and `no_new_privs` is
+/// set (a setuid program cannot gain any either). For programs vipd runs on its own
+/// behalf (exec health checks): they must not hold the CAP_NET_ADMIN vipd runs with.
+pub fn drop_privileges_on_exec(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: the closure runs in the child between fork and exec; it only calls prctl(2),
+    // which is async-signal-safe, allocates nothing and touches no lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            for cap in 0..64 {
+                if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 {
+                    let e = io::Error::last_os_error();
+                    match e.raw_os_error() {
+                        // Past the last capability of this kernel: done.
+                        Some(libc::EINVAL) => break,
+                        // Not allowed to drop (vipd is not root): it has none to pass on.
+                        Some(libc::EPERM) => break,
+                        _ => return Err(e),
+                    }
+                }
+            }
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -1,6 +1,8 @@
-//! Exec checks: a program with arguments, exit 0 = up, killed with its whole process group
-//! on timeout. It gets the real server in `VIPD_RS_ADDRESS` / `VIPD_RS_PORT` (and the port
-//! the check targets in `VIPD_CHECK_PORT`); the first line it prints is the reason.
+//! Exec checks: a program with arguments, exit 0 = up, its whole process group killed when
+//! it exits or times out. It gets the real server in `VIPD_RS_ADDRESS` / `VIPD_RS_PORT`
+//! (and the port the check targets in `VIPD_CHECK_PORT`) and a PATH, nothing else of vipd's
+//! environment, and no capability; a program (or a directory above it) that a user other
+//! than root can change is refused. The first line it prints is the reason.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -16,20 +18,58 @@ use crate::outcome::{Outcome, ProbeError};
 /// Output kept for the reason.
 const MAX_OUTPUT: usize = 512;
 
+/// The whole environment of a check's program: a fixed PATH and the documented variables.
+/// vipd's own environment (credentials, NOTIFY_SOCKET, ...) is not passed on.
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Refuses a program that someone other than root could change: the file, or a directory
+/// on its path, not owned by root or writable by group or others (keepalived's
+/// `enable_script_security`). vipd runs checks as root; a check writable by another user
+/// would run that user's code as root.
+fn script_security(command: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut p = Some(command);
+    while let Some(path) = p {
+        let m = std::fs::metadata(path).map_err(|e| {
+            if path == command {
+                words(&e)
+            } else {
+                format!("{}: {}", path.display(), words(&e))
+            }
+        })?;
+        // A sticky directory (/tmp) writable by all is fine: others can add entries there,
+        // not rename or remove root's.
+        if m.uid() != 0 || m.mode() & 0o022 != 0 && !(m.is_dir() && m.mode() & 0o1000 != 0) {
+            return Err(format!(
+                "refused: {} can be changed by a user other than root (owner uid {}, mode {:o})",
+                path.display(),
+                m.uid(),
+                m.mode() & 0o7777
+            ));
+        }
+        p = path.parent().filter(|q| !q.as_os_str().is_empty());
+    }
+    Ok(())
+}
+
 /// Runs the check.
 pub async fn run(p: &Probe, command: &Path, args: &[String]) -> Outcome {
-    let mut child = match Command::new(command)
-        .args(args)
+    if let Err(why) = script_security(command) {
+        return Outcome::fail(format!("exec {}: {why}", command.display()), Duration::ZERO);
+    }
+    let mut cmd = std::process::Command::new(command);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", PATH)
         .env("VIPD_RS_ADDRESS", p.server.ip().to_string())
         .env("VIPD_RS_PORT", p.server.port().to_string())
         .env("VIPD_CHECK_PORT", p.addr.port().to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-    {
+        .stderr(Stdio::piped());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    vipd_sys::process::drop_privileges_on_exec(&mut cmd);
+    let mut child = match Command::from(cmd).kill_on_drop(true).spawn() {
         Ok(c) => c,
         Err(e) => {
             return ProbeError::local(&format!("exec {}", command.display()), &e).outcome("");
@@ -53,6 +93,11 @@ pub async fn run(p: &Probe, command: &Path, args: &[String]) -> Outcome {
     });
     match tokio::time::timeout(p.timeout, child.wait()).await {
         Ok(Ok(status)) => {
+            // What the program left running (a `sleep &`, a daemonised helper) dies with it:
+            // checks must not pile up processes, one per interval.
+            if let Some(g) = pgid {
+                let _ = vipd_sys::process::kill_group(g);
+            }
             let (out, err) = match tokio::time::timeout(Duration::from_millis(100), reader).await {
                 Ok(Ok(o)) => o,
                 _ => Default::default(),

@@ -1,0 +1,108 @@
+//! Exec checks run as root on a director that holds CAP_NET_ADMIN: what their programs get
+//! and what they leave behind. No capability, none of vipd's environment, no process left
+//! running after they exit, and no program that another user could have changed.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::check;
+use vipd_health::Verdict;
+use vipd_health::probe::Probe;
+
+fn script(dir: &Path, name: &str, body: &str, mode: u32) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("script");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    p
+}
+
+async fn run(command: &Path) -> vipd_health::Outcome {
+    let target: SocketAddr = "127.0.0.1:80".parse().expect("addr");
+    let c = check(&format!(
+        "kind = \"exec\"\ncommand = \"{}\"\ntimeout = \"2s\"",
+        command.display()
+    ));
+    Probe::new(&c, target).expect("probe").run().await
+}
+
+/// Whether `pid` is gone (or a zombie waiting for its reaper).
+fn dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(s) => s
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    }
+}
+
+#[tokio::test]
+async fn programs_run_without_capabilities_environment_or_leftovers() {
+    let dir = std::env::temp_dir().join(format!("vipd-exec-hard-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+
+    // No capability, even though the test (like vipd) runs as root with all of them.
+    let caps = script(
+        &dir,
+        "caps.sh",
+        "grep -q '^CapEff:[[:space:]]*0000000000000000$' /proc/self/status && exit 0\ngrep '^CapEff' /proc/self/status; exit 1",
+        0o755,
+    );
+    let o = run(&caps).await;
+    assert_eq!(o.verdict, Verdict::Pass, "{o:?}");
+
+    // Only PATH and the documented variables: not HOME, not what cargo set for the test.
+    let env = script(
+        &dir,
+        "env.sh",
+        "[ -n \"$VIPD_RS_ADDRESS\" ] || { echo no VIPD_RS_ADDRESS; exit 1; }\n[ -z \"$HOME$CARGO_MANIFEST_DIR\" ] || { echo leaked: $HOME $CARGO_MANIFEST_DIR; exit 1; }\nexit 0",
+        0o755,
+    );
+    let o = run(&env).await;
+    assert_eq!(o.verdict, Verdict::Pass, "{o:?}");
+
+    // A helper left running in the background dies when the check's program exits.
+    let pidfile = dir.join("bg.pid");
+    let bg = script(
+        &dir,
+        "bg.sh",
+        &format!("sleep 30 &\necho $! > {}\nexit 0", pidfile.display()),
+        0o755,
+    );
+    let o = run(&bg).await;
+    assert_eq!(o.verdict, Verdict::Pass, "{o:?}");
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    let start = Instant::now();
+    while !dead(pid) && start.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(dead(pid), "the background sleep {pid} outlived its check");
+
+    // A program others can change is refused, with the reason.
+    let open = script(&dir, "open.sh", "exit 0", 0o757);
+    let o = run(&open).await;
+    assert_eq!(o.verdict, Verdict::Fail, "{o:?}");
+    assert!(
+        o.reason.contains("refused") && o.reason.contains("other than root"),
+        "{o:?}"
+    );
+    let sub = dir.join("shared");
+    std::fs::create_dir_all(&sub).expect("dir");
+    std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let inside = script(&sub, "ok.sh", "exit 0", 0o755);
+    let o = run(&inside).await;
+    assert!(
+        o.reason.contains("refused") && o.reason.contains("shared"),
+        "{o:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
