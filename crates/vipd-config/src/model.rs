@@ -443,7 +443,10 @@ pub struct CheckDef {
     /// https: TLS server name. Unset: `host`, else none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sni: Option<String>,
-    /// exec: absolute path of the program.
+    /// exec: absolute path of the program; it and every directory above it must be owned by
+    /// root and not writable by others, or the check fails ("refused"). It runs with no
+    /// capability, PATH and `VIPD_RS_ADDRESS` / `VIPD_RS_PORT` / `VIPD_CHECK_PORT` as its
+    /// whole environment, and its process group is killed when it exits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<PathBuf>,
     /// exec: its arguments.
