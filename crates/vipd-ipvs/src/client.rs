@@ -139,7 +139,7 @@ const BATCH_MSGS: usize = 128;
 /// ...and at most this many bytes (the kernel refuses a datagram above the send buffer).
 const BATCH_BYTES: usize = 64 * 1024;
 /// How long to wait for a batch's acknowledgement before giving it up as unknown.
-const BATCH_TIMEOUT: Duration = Duration::from_secs(30);
+const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl IpvsClient {
     /// Opens a generic netlink socket, spawns its driver on the current runtime and resolves
@@ -147,7 +147,14 @@ impl IpvsClient {
     pub async fn connect() -> Result<Self, IpvsError> {
         let (conn, handle, _) = genetlink::new_connection().map_err(IpvsError::Socket)?;
         let conn = tokio::spawn(conn);
-        match handle.resolve_family::<IpvsMessage>().await {
+        let resolved =
+            tokio::time::timeout(REQUEST_TIMEOUT, handle.resolve_family::<IpvsMessage>())
+                .await
+                .map_err(|_| IpvsError::Transport {
+                    op: "resolve family".into(),
+                    detail: format!("no answer within {REQUEST_TIMEOUT:?}"),
+                })?;
+        match resolved {
             Ok(f) => {
                 let mut sock = TokioSocket::new(NETLINK_GENERIC).map_err(IpvsError::Socket)?;
                 let s = sock.socket_mut();
@@ -518,6 +525,26 @@ async fn write(handle: &GenetlinkHandle, op: &Op) -> Result<(), IpvsError> {
 /// Sends one request and collects its reply messages; a kernel error becomes
 /// [`IpvsError::Kernel`] naming `op`.
 async fn request(
+    handle: &GenetlinkHandle,
+    op: &str,
+    msg: IpvsMessage,
+    flags: u16,
+) -> Result<Vec<IpvsMessage>, IpvsError> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, request_now(handle, op, msg, flags)).await {
+        Ok(r) => r,
+        Err(_) => Err(IpvsError::Transport {
+            op: op.into(),
+            detail: format!("no answer within {REQUEST_TIMEOUT:?}"),
+        }),
+    }
+}
+
+/// How long one request (a dump included) may wait for its answer: well under a systemd
+/// `WatchdogSec` of 30 s. A kernel that does not answer is a transport error (the IPVS task
+/// then reconnects), never a task stuck forever.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn request_now(
     handle: &GenetlinkHandle,
     op: &str,
     msg: IpvsMessage,

@@ -40,6 +40,22 @@ pub fn timeouts(t: &vipd_config::IpvsTimeouts) -> vipd_ipvs::Timeouts {
 /// Puts every VIP on `lo` (tagged as vipd's), and removes vipd's own VIPs not in `want`. A
 /// director must own the VIP locally for IPVS to see the packets addressed to it.
 pub async fn sync_vips(net: &Net, want: &BTreeSet<IpAddr>) -> Result<(), vipd_net::NetError> {
+    tokio::time::timeout(NETLINK_DEADLINE, sync_vips_now(net, want))
+        .await
+        .unwrap_or_else(|_| {
+            Err(vipd_net::NetError {
+                op: "VIP addresses on lo".into(),
+                detail: format!("rtnetlink did not answer within {NETLINK_DEADLINE:?}"),
+                errno: None,
+            })
+        })
+}
+
+/// How long a round of rtnetlink requests may take: well under the unit's `WatchdogSec`
+/// (30 s), so that a kernel that does not answer is an error, not a hung daemon.
+pub const NETLINK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn sync_vips_now(net: &Net, want: &BTreeSet<IpAddr>) -> Result<(), vipd_net::NetError> {
     for vip in want {
         let prefix = if vip.is_ipv4() { 32 } else { 128 };
         if net.ensure_owned_address("lo", *vip, prefix).await? == Change::Changed {

@@ -193,7 +193,10 @@ impl Node {
 
     /// Re-applies `[backend]` (repairs what was removed by hand).
     pub async fn resync(&mut self, cfg: &Config) {
-        let errors = apply(&self.net, cfg).await;
+        let deadline = crate::director::NETLINK_DEADLINE;
+        let errors = tokio::time::timeout(deadline, apply(&self.net, cfg))
+            .await
+            .unwrap_or_else(|_| vec![format!("rtnetlink did not answer within {deadline:?}")]);
         if errors != self.errors {
             for e in &errors {
                 tracing::error!("backend set-up: {e} (retried at each resync)");
