@@ -47,7 +47,8 @@ impl OwnedStore {
         &self.keys
     }
 
-    /// Replaces the record and writes it atomically (temporary file + rename).
+    /// Replaces the record and writes it atomically and durably (temporary file, fsync,
+    /// rename, fsync of the directory).
     pub fn save(&mut self, keys: BTreeSet<ServiceKey>) -> io::Result<()> {
         if keys == self.keys && self.path.exists() {
             return Ok(());
@@ -60,9 +61,24 @@ impl OwnedStore {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        // A fresh file (O_EXCL: never through a link left there), on disk before it replaces
+        // the record, and the directory entry on disk after: a crash or power loss leaves
+        // the old record or the new one, never an empty file that would orphan services.
         let tmp = self.path.with_extension("tmp");
-        std::fs::write(&tmp, text)?;
+        let _ = std::fs::remove_file(&tmp);
+        {
+            use std::io::Write as _;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
         self.keys = keys;
         Ok(())
     }
