@@ -167,6 +167,8 @@ fn a_peer_that_stops_reading_blocks_neither_its_hold_timer_nor_reload_nor_shutdo
             removed.is_ok(),
             "removing a neighbor that stopped reading did not finish in 10 s"
         );
+        println!("removal of the stalled neighbor: {:?}", started.elapsed());
+        println!("removal of the stalled neighbor: {:?}", started.elapsed());
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "removal took {:?}",
@@ -193,6 +195,14 @@ fn a_peer_that_stops_reading_blocks_neither_its_hold_timer_nor_reload_nor_shutdo
             since.elapsed()
         );
         let why = raw_st.last_error.clone().unwrap_or_default();
+        println!(
+            "stalled session ended {:?} after its handshake: {why}",
+            since.elapsed()
+        );
+        println!(
+            "stalled session ended {:?} after its handshake: {why}",
+            since.elapsed()
+        );
         assert!(
             why.contains("hold timer") || why.contains("not reading"),
             "why it ended: {why}"
@@ -214,6 +224,8 @@ fn a_peer_that_stops_reading_blocks_neither_its_hold_timer_nor_reload_nor_shutdo
             done.is_ok(),
             "shutdown with a neighbor that stopped reading did not finish in 10 s"
         );
+        println!("shutdown with a stalled neighbor: {:?}", started.elapsed());
+        println!("shutdown with a stalled neighbor: {:?}", started.elapsed());
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "shutdown took {:?}",
@@ -297,6 +309,8 @@ fn keepalives_leave_on_time_while_the_daemon_is_busy() {
             times.len()
         );
         let worst = gaps.iter().copied().fold(0.0, f64::max);
+        println!("KEEPALIVE gaps seen by BIRD while busy: {gaps:.3?}");
+        println!("KEEPALIVE gaps seen by BIRD while busy: {gaps:.3?}");
         assert!(
             worst < 3.5,
             "keepalive interval 3 s, but BIRD saw a gap of {worst:.3} s: {gaps:?}"

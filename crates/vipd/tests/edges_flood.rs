@@ -162,6 +162,9 @@ fn listeners_hold_under_floods_with_the_default_descriptor_limit() {
     });
     stop.store(true, Ordering::Relaxed);
     flood.join().expect("flood");
+    println!(
+        "flood: slowest of 100 scrapes {worst:?}, vipd descriptors {baseline} before, at most {peak_fds} during"
+    );
     drip.join().expect("a dripping client is closed");
     assert!(
         failures.is_empty(),

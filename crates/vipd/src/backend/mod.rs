@@ -122,18 +122,11 @@ pub struct Node {
 }
 
 fn sources(cfg: &Config) -> AgentSources {
+    let agent = cfg.backend.as_ref().and_then(|b| b.agent.as_ref());
     AgentSources {
         drain_file: cfg.global.drain_file.clone(),
-        state_file: cfg
-            .backend
-            .as_ref()
-            .and_then(|b| b.agent.as_ref())
-            .map(|a| a.state_file.clone())
-            .unwrap_or_default(),
-        allowed: cfg
-            .backend
-            .as_ref()
-            .and_then(|b| b.agent.as_ref())
+        state_file: agent.map(|a| a.state_file.clone()).unwrap_or_default(),
+        allowed: agent
             .map(|a| a.allowed_directors.clone())
             .unwrap_or_default(),
     }
