@@ -452,6 +452,11 @@ pub struct CheckDef {
     /// exec: its arguments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Vec<String>>,
+    /// exec: run the program as this user (its uid and primary group, no supplementary
+    /// groups); the user must exist when the configuration is loaded. Unset: root, without
+    /// capabilities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// file: absolute path of the status file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
@@ -520,6 +525,8 @@ pub enum CheckSpec {
         command: PathBuf,
         /// Arguments.
         args: Vec<String>,
+        /// User to run it as.
+        user: Option<String>,
     },
     /// A status file.
     File {
@@ -549,6 +556,7 @@ impl CheckDef {
             CheckKind::Exec => CheckSpec::Exec {
                 command: self.command.clone().unwrap_or_default(),
                 args: self.args.clone().unwrap_or_default(),
+                user: self.user.clone(),
             },
             CheckKind::File => CheckSpec::File {
                 file: self.file.clone().unwrap_or_default(),

@@ -21,9 +21,13 @@ fn script(dir: &Path, name: &str, body: &str, mode: u32) -> PathBuf {
 }
 
 async fn run(command: &Path) -> vipd_health::Outcome {
+    run_as(command, "").await
+}
+
+async fn run_as(command: &Path, extra: &str) -> vipd_health::Outcome {
     let target: SocketAddr = "127.0.0.1:80".parse().expect("addr");
     let c = check(&format!(
-        "kind = \"exec\"\ncommand = \"{}\"\ntimeout = \"2s\"",
+        "kind = \"exec\"\ncommand = \"{}\"\ntimeout = \"2s\"\n{extra}",
         command.display()
     ));
     Probe::new(&c, target).expect("probe").run().await
@@ -86,6 +90,16 @@ async fn programs_run_without_capabilities_environment_or_leftovers() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(dead(pid), "the background sleep {pid} outlived its check");
+
+    // `user`: that user's uid and group, no supplementary groups.
+    let id = script(
+        &dir,
+        "id.sh",
+        "[ \"$(id -u):$(id -G)\" = \"65534:65534\" ] && exit 0\necho \"$(id)\"; exit 1",
+        0o755,
+    );
+    let o = run_as(&id, "user = \"nobody\"").await;
+    assert_eq!(o.verdict, Verdict::Pass, "{o:?}");
 
     // A program others can change is refused, with the reason.
     let open = script(&dir, "open.sh", "exit 0", 0o757);

@@ -85,6 +85,37 @@ pub fn drop_privileges_on_exec(cmd: &mut std::process::Command) {
     }
 }
 
+/// The uid and primary gid of user `name` (getpwnam_r: NSS included), or None when there
+/// is no such user.
+pub fn user_ids(name: &str) -> io::Result<Option<(u32, u32)>> {
+    let c = std::ffi::CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in a user name"))?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: passwd is plain old data; zeroed is a valid (empty) value for it.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call: `c` a NUL-terminated string, `pwd` and
+    // `found` live locals, `buf` a buffer of the length passed; the strings getpwnam_r
+    // writes point into `buf`, which outlives their only use (none: only ids are read).
+    let rc = unsafe {
+        libc::getpwnam_r(
+            c.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if found.is_null() {
+        return if rc == 0 || rc == libc::ENOENT || rc == libc::ESRCH {
+            Ok(None)
+        } else {
+            Err(io::Error::from_raw_os_error(rc))
+        };
+    }
+    Ok(Some((pwd.pw_uid, pwd.pw_gid)))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -50,6 +50,7 @@ fn kind_keys(c: &CheckDef) -> Vec<(&'static str, bool, &'static [CheckKind])> {
         ("sni", c.sni.is_some(), &[Https]),
         ("command", c.command.is_some(), &[Exec]),
         ("args", c.args.is_some(), &[Exec]),
+        ("user", c.user.is_some(), &[Exec]),
         ("file", c.file.is_some(), &[File]),
         ("port", c.port.is_some(), &[Http, Https, Tcp, Agent]),
         (
@@ -107,7 +108,21 @@ pub(super) fn check_def(c: &CheckDef, p: &Path, s: &mut Sink) {
                 )
                 .hint("vipd does not search PATH: write the full path"),
             ),
-            Some(_) => {}
+            Some(_) => {
+                if let Some(u) = &c.user {
+                    match vipd_sys::process::user_ids(u) {
+                        Ok(Some(_)) => {}
+                        Ok(None) => s.push(
+                            Diagnostic::error(p.key("user"), format!("no user {u:?} on this host"))
+                                .hint("create it (useradd --system), or remove `user` to run as root without capabilities"),
+                        ),
+                        Err(e) => s.push(Diagnostic::error(
+                            p.key("user"),
+                            format!("cannot look user {u:?} up: {e}"),
+                        )),
+                    }
+                }
+            }
         },
         CheckKind::File => match &c.file {
             None => s.push(

@@ -53,7 +53,7 @@ fn script_security(command: &Path) -> Result<(), String> {
 }
 
 /// Runs the check.
-pub async fn run(p: &Probe, command: &Path, args: &[String]) -> Outcome {
+pub async fn run(p: &Probe, command: &Path, args: &[String], ids: Option<(u32, u32)>) -> Outcome {
     if let Err(why) = script_security(command) {
         return Outcome::fail(format!("exec {}: {why}", command.display()), Duration::ZERO);
     }
@@ -68,6 +68,11 @@ pub async fn run(p: &Probe, command: &Path, args: &[String]) -> Outcome {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    if let Some((uid, gid)) = ids {
+        // std drops the supplementary groups too when it switches from root.
+        std::os::unix::process::CommandExt::uid(&mut cmd, uid);
+        std::os::unix::process::CommandExt::gid(&mut cmd, gid);
+    }
     vipd_sys::process::drop_privileges_on_exec(&mut cmd);
     let mut child = match Command::from(cmd).kill_on_drop(true).spawn() {
         Ok(c) => c,

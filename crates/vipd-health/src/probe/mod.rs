@@ -40,6 +40,8 @@ pub enum Kind {
         command: std::path::PathBuf,
         /// Arguments.
         args: Vec<String>,
+        /// The uid and gid to run it as (`user`), looked up when the probe is built.
+        ids: Option<(u32, u32)>,
     },
     /// A status file.
     File {
@@ -96,7 +98,21 @@ impl Probe {
             })?)),
             CheckSpec::Tcp => Kind::Tcp,
             CheckSpec::Agent => Kind::Agent,
-            CheckSpec::Exec { command, args } => Kind::Exec { command, args },
+            CheckSpec::Exec {
+                command,
+                args,
+                user,
+            } => {
+                let ids = match user {
+                    None => None,
+                    Some(u) => match vipd_sys::process::user_ids(&u) {
+                        Ok(Some(ids)) => Some(ids),
+                        Ok(None) => return Err(format!("exec: no user {u:?}")),
+                        Err(e) => return Err(format!("exec: cannot look user {u:?} up: {e}")),
+                    },
+                };
+                Kind::Exec { command, args, ids }
+            }
             CheckSpec::File { file } => Kind::File { path: file },
             other => return Err(format!("check kind {other:?} has no probe")),
         };
@@ -124,7 +140,7 @@ impl Probe {
                 Err(_) => self.timed_out(Stage::CONNECT, false),
             },
             Kind::Agent => agent::run(self).await,
-            Kind::Exec { command, args } => exec::run(self, command, args).await,
+            Kind::Exec { command, args, ids } => exec::run(self, command, args, *ids).await,
             Kind::File { path } => file::run(path).await,
         };
         o.latency = start.elapsed();
