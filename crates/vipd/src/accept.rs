@@ -5,8 +5,10 @@
 //!   idle clients cannot take the descriptors the health probes need (an EMFILE there would
 //!   mark healthy servers down and withdraw VIPs);
 //! - **eviction, not queueing, at the cap** ([`Slots::admit`]): the connection that has been
-//!   silent longest is closed to make room. A scrape sends its request at once and is never
-//!   the one evicted; a thousand idle connections cannot make it wait behind them;
+//!   silent longest is closed to make room, and the loop yields so that it closes before the
+//!   next accept. A scrape sends its request at once and is never the one evicted; a
+//!   thousand idle connections cannot make it wait behind them (not even in the kernel's
+//!   accept queue, which the loop keeps drained);
 //! - **backoff on accept errors**: EMFILE and friends sleep 10 ms, doubling up to 1 s,
 //!   instead of spinning on a listener that stays readable;
 //! - **shutdown**: the loop ends when told to, and in-flight connections end by their own
@@ -52,7 +54,6 @@ impl Drop for Slot {
         if let Ok(mut v) = self.slots.live.lock() {
             v.retain(|(id, _)| *id != self.id);
         }
-        self.slots.freed.notify_one();
     }
 }
 
@@ -64,8 +65,6 @@ pub struct Slots {
     next: AtomicU64,
     live: Mutex<Vec<(u64, std::sync::Weak<Slot>)>>,
     evictions: AtomicU64,
-    /// A slot was dropped.
-    freed: Notify,
 }
 
 impl Slots {
@@ -77,7 +76,6 @@ impl Slots {
             next: AtomicU64::new(0),
             live: Mutex::new(Vec::new()),
             evictions: AtomicU64::new(0),
-            freed: Notify::new(),
         })
     }
 
@@ -86,10 +84,11 @@ impl Slots {
     }
 
     /// A slot for a new connection. At the cap, the connection silent the longest is told to
-    /// close; it keeps its slot until it has. When more than a quarter of `max` (at least one) are being
-    /// closed that way, this waits for one to be gone: the descriptors held never exceed
-    /// `max * 5 / 4` (plus the one just accepted), however fast connections arrive.
-    pub async fn admit(self: &Arc<Self>) -> Arc<Slot> {
+    /// close (it keeps its slot until it has). Never waits: a connection left in the
+    /// kernel's accept queue is one vipd cannot evict, and a scrape queued behind a thousand
+    /// of them would wait for SYN retransmissions. The accept loop yields after each
+    /// eviction instead, so that the evicted connection closes before the next accept.
+    pub fn admit(self: &Arc<Self>) -> Arc<Slot> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let slot = Arc::new(Slot {
             id,
@@ -98,40 +97,28 @@ impl Slots {
             evict: Notify::new(),
             slots: self.clone(),
         });
-        loop {
-            let admitted = {
-                let Ok(mut v) = self.live.lock() else {
-                    return slot;
-                };
-                v.retain(|(_, w)| w.strong_count() > 0);
-                let live: Vec<Arc<Slot>> = v.iter().filter_map(|(_, w)| w.upgrade()).collect();
-                let evicting = live
-                    .iter()
-                    .filter(|s| s.evicting.load(Ordering::Relaxed))
-                    .count();
-                if live.len() < self.max + (self.max / 4).max(1) {
-                    if live.len() - evicting >= self.max {
-                        if let Some(victim) = live
-                            .iter()
-                            .filter(|s| !s.evicting.load(Ordering::Relaxed))
-                            .min_by_key(|s| s.last_read.load(Ordering::Relaxed))
-                        {
-                            victim.evicting.store(true, Ordering::Relaxed);
-                            victim.evict.notify_one();
-                            self.evictions.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    v.push((id, Arc::downgrade(&slot)));
-                    true
-                } else {
-                    false
-                }
-            };
-            if admitted {
-                return slot;
+        let Ok(mut v) = self.live.lock() else {
+            return slot;
+        };
+        v.retain(|(_, w)| w.strong_count() > 0);
+        let live: Vec<Arc<Slot>> = v.iter().filter_map(|(_, w)| w.upgrade()).collect();
+        let staying = live
+            .iter()
+            .filter(|s| !s.evicting.load(Ordering::Relaxed))
+            .count();
+        if staying >= self.max {
+            if let Some(victim) = live
+                .iter()
+                .filter(|s| !s.evicting.load(Ordering::Relaxed))
+                .min_by_key(|s| s.last_read.load(Ordering::Relaxed))
+            {
+                victim.evicting.store(true, Ordering::Relaxed);
+                victim.evict.notify_one();
+                self.evictions.fetch_add(1, Ordering::Relaxed);
             }
-            self.freed.notified().await;
         }
+        v.push((id, Arc::downgrade(&slot)));
+        slot
     }
 
     /// Connections now.
@@ -162,32 +149,47 @@ fn transient(e: &std::io::Error) -> bool {
 }
 
 /// A listener the loop can take connections from.
-pub trait Accept {
+pub trait Accept: Sized {
     /// A connection.
     type Io;
+    /// The listener as a plain socket, to hand to another runtime.
+    type Std: Send + 'static;
     /// The next connection.
     fn accept(&self) -> impl std::future::Future<Output = std::io::Result<Self::Io>> + Send;
+    /// Registers the socket with the runtime this is called on.
+    fn from_std(s: Self::Std) -> std::io::Result<Self>;
 }
 
 impl Accept for tokio::net::TcpListener {
     type Io = tokio::net::TcpStream;
+    type Std = std::net::TcpListener;
     async fn accept(&self) -> std::io::Result<Self::Io> {
         tokio::net::TcpListener::accept(self).await.map(|(s, _)| s)
+    }
+    fn from_std(s: Self::Std) -> std::io::Result<Self> {
+        tokio::net::TcpListener::from_std(s)
     }
 }
 
 impl Accept for tokio::net::UnixListener {
     type Io = tokio::net::UnixStream;
+    type Std = std::os::unix::net::UnixListener;
     async fn accept(&self) -> std::io::Result<Self::Io> {
         tokio::net::UnixListener::accept(self).await.map(|(s, _)| s)
+    }
+    fn from_std(s: Self::Std) -> std::io::Result<Self> {
+        tokio::net::UnixListener::from_std(s)
     }
 }
 
 /// Accepts until `shutdown` turns true, handing each connection and its slot to `serve`
-/// (which should end when the slot is evicted). `name` is for the logs.
+/// (which should end when the slot is evicted). `name` is for the logs. The listener comes
+/// as a plain (non-blocking) socket and is registered with the runtime that polls this: the
+/// edge tasks run on a runtime of their own, so that a busy director never delays a
+/// `/healthcheck`.
 pub async fn run<L, F, Fut>(
     name: &'static str,
-    l: L,
+    l: L::Std,
     slots: Arc<Slots>,
     mut shutdown: watch::Receiver<bool>,
     serve: F,
@@ -196,6 +198,13 @@ pub async fn run<L, F, Fut>(
     F: Fn(L::Io, Arc<Slot>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let l = match L::from_std(l) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(listener = name, error = %e, "cannot serve");
+            return;
+        }
+    };
     let mut backoff = Duration::from_millis(10);
     let mut warned: Option<(Instant, u64)> = None;
     loop {
@@ -206,7 +215,8 @@ pub async fn run<L, F, Fut>(
         match r {
             Ok(io) => {
                 backoff = Duration::from_millis(10);
-                let slot = slots.admit().await;
+                let before = slots.evictions();
+                let slot = slots.admit();
                 let ev = slots.evictions();
                 if ev > warned.map_or(0, |(_, n)| n)
                     && warned.is_none_or(|(at, _)| at.elapsed() > Duration::from_secs(10))
@@ -220,6 +230,11 @@ pub async fn run<L, F, Fut>(
                     warned = Some((Instant::now(), ev));
                 }
                 tokio::spawn(serve(io, slot));
+                if ev > before {
+                    // Let the evicted connection close (and give its descriptor back) before
+                    // the next accept: a burst cannot pile descriptors up.
+                    tokio::task::yield_now().await;
+                }
             }
             Err(e) if transient(&e) => {}
             Err(e) => {
@@ -241,13 +256,13 @@ mod tests {
     #[tokio::test]
     async fn at_the_cap_the_longest_silent_connection_is_evicted() {
         let slots = Slots::new(2);
-        let a = slots.admit().await;
+        let a = slots.admit();
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let b = slots.admit().await;
+        let b = slots.admit();
         tokio::time::sleep(Duration::from_millis(5)).await;
         a.touch(); // a spoke last: b is the silent one
         assert_eq!(slots.live(), 2);
-        let c = slots.admit().await;
+        let c = slots.admit();
         tokio::time::timeout(Duration::from_secs(1), b.evicted())
             .await
             .expect("b evicted");
@@ -259,18 +274,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn evictions_in_flight_are_bounded_so_descriptors_are() {
-        let slots = Slots::new(4);
-        let mut held = Vec::new();
-        // 4 + 4/4 = 5 slots at most while the evicted ones have not closed yet.
-        for _ in 0..5 {
-            held.push(slots.admit().await);
-        }
-        assert_eq!(slots.live(), 5);
-        let sixth = tokio::time::timeout(Duration::from_millis(100), slots.admit()).await;
-        assert!(sixth.is_err(), "a sixth waits for an evicted one to close");
-        drop(held.remove(0));
-        let sixth = tokio::time::timeout(Duration::from_secs(1), slots.admit()).await;
-        assert!(sixth.is_ok(), "admitted once one is gone");
+    async fn each_admission_at_the_cap_evicts_another_connection() {
+        let slots = Slots::new(2);
+        let a = slots.admit();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let b = slots.admit();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let _c = slots.admit(); // evicts a
+        let _d = slots.admit(); // a is already going: evicts b, not a again
+        assert_eq!(slots.evictions(), 2);
+        tokio::time::timeout(Duration::from_secs(1), a.evicted())
+            .await
+            .expect("a evicted");
+        tokio::time::timeout(Duration::from_secs(1), b.evicted())
+            .await
+            .expect("b evicted");
     }
 }

@@ -25,15 +25,33 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(3);
 /// (`FD_RESERVE` in tasks.rs), so no number of clients can starve the health checks.
 pub const MAX_CONNS: usize = 128;
 
-/// Serves `app` on `l` until `shutdown`; returns the connection slots (for tests and
-/// metrics).
+/// The listen backlog: a burst of connections (a thousand opened at once) must wait in
+/// the kernel's accept queue, not lose its SYNs. A dropped SYN costs a scrape a one-second
+/// retransmission; the queue is drained as fast as connections arrive (evicting at the cap).
+const BACKLOG: i32 = 4096;
+
+/// A listening socket on `addr` (SO_REUSEADDR, a deep backlog), ready for [`serve`].
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(BACKLOG)?;
+    Ok(s.into())
+}
+
+/// Serves `app` on `l` (a non-blocking listener) until `shutdown`.
 pub async fn serve(
-    l: TcpListener,
+    l: std::net::TcpListener,
     app: Router,
     slots: Arc<Slots>,
     shutdown: watch::Receiver<bool>,
 ) {
-    crate::accept::run("http", l, slots, shutdown, move |io, slot| {
+    crate::accept::run::<TcpListener, _, _>("http", l, slots, shutdown, move |io, slot| {
         serve_conn(io, slot, app.clone())
     })
     .await;

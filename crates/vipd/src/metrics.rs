@@ -72,9 +72,7 @@ pub async fn bind(
     sources: Sources,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<impl std::future::Future<Output = ()> + Send + 'static, ServeError> {
-    let l = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Listen { addr, source })?;
+    let l = crate::http::listen(addr).map_err(|source| ServeError::Listen { addr, source })?;
     info!(listen = %addr, "serving /metrics and /healthcheck");
     let app = Router::new()
         .route("/metrics", get(metrics))

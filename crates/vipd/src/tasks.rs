@@ -20,7 +20,8 @@
 //!                                          v
 //!        control socket task (`vipd status`) ── reads the watches ──┐
 //!        HTTP task (/metrics, /healthcheck) ── reads the watches ───┴─ no netlink, nothing sent to
-//!                                                                      the director task
+//!                                                                      the director task; a thread and
+//!                                                                      runtime of their own
 //! ```
 //!
 //! The director task never waits on the kernel: IPVS intents go through an unbounded
@@ -144,13 +145,18 @@ async fn spawn_ipvs(
 /// for seconds (a reload of thousands of services) on the main runtime; KEEPALIVEs must
 /// still leave every keepalive interval, and a hold timer must still expire on time.
 fn spawn_bgp_runtime() -> Result<tokio::runtime::Handle, RunError> {
+    spawn_runtime("vipd-bgp")
+}
+
+/// A single-threaded runtime on a thread of its own, running until the process ends.
+fn spawn_runtime(name: &str) -> Result<tokio::runtime::Handle, RunError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
     let handle = rt.handle().clone();
     std::thread::Builder::new()
-        .name("vipd-bgp".into())
+        .name(name.into())
         .spawn(move || rt.block_on(std::future::pending::<()>()))
         .map_err(RunError::Runtime)?;
     Ok(handle)
@@ -234,7 +240,7 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
         meta: meta_rx,
     };
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(8);
-    let mut edges = Edges::new();
+    let mut edges = Edges::new()?;
     serve_edges(
         &mut edges,
         &running,
@@ -338,19 +344,24 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
 /// The edge tasks (control socket, HTTP, agent listener): spawned here, watched by the
 /// loops. They end only when told to ([`Edges::stop`]); any other end (a panic) is what
 /// [`Edges::died`] reports, and vipd exits on it.
+///
+/// They run on a runtime of their own (`vipd-edges`): a scrape or `vipd status` must not
+/// wait for a director step that computes for a second, nor slow one down.
 struct Edges {
     set: tokio::task::JoinSet<()>,
     names: std::collections::HashMap<tokio::task::Id, &'static str>,
     shutdown: watch::Sender<bool>,
+    rt: tokio::runtime::Handle,
 }
 
 impl Edges {
-    fn new() -> Self {
-        Edges {
+    fn new() -> Result<Self, RunError> {
+        Ok(Edges {
             set: tokio::task::JoinSet::new(),
             names: Default::default(),
             shutdown: watch::channel(false).0,
-        }
+            rt: spawn_runtime("vipd-edges")?,
+        })
     }
 
     fn spawn(
@@ -358,7 +369,7 @@ impl Edges {
         name: &'static str,
         fut: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
-        let h = self.set.spawn(fut);
+        let h = self.set.spawn_on(fut, &self.rt);
         self.names.insert(h.id(), name);
     }
 
@@ -427,7 +438,7 @@ pub async fn backend(path: &Path, loaded: Loaded) -> Result<(), RunError> {
     let mut sig = Signals::install()?;
     let mut running = loaded.config;
     let started = Instant::now();
-    let mut edges = Edges::new();
+    let mut edges = Edges::new()?;
     let (mut node, mut health_rx, agent) =
         crate::backend::Node::start(&running, edges.shutdown.subscribe()).await?;
     if let Some(agent) = agent {

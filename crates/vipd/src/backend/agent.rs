@@ -141,7 +141,10 @@ pub async fn bind_agent(
         let _ = socket2::SockRef::from(&sock).set_only_v6(false);
     }
     sock.bind(listen).map_err(err)?;
-    let l = sock.listen(128).map_err(err)?;
+    let l = sock
+        .listen(128)
+        .and_then(tokio::net::TcpListener::into_std)
+        .map_err(err)?;
     info!(listen = %listen, "agent check listening");
     let acl = sources.clone();
     let (reply_tx, reply) = watch::channel(Arc::<str>::from("up\n"));
@@ -166,7 +169,7 @@ pub async fn bind_agent(
         }
     };
     let slots = crate::accept::Slots::new(MAX_CONNS);
-    let serve = crate::accept::run(
+    let serve = crate::accept::run::<tokio::net::TcpListener, _, _>(
         "agent",
         l,
         slots,

@@ -64,7 +64,7 @@ pub async fn bind(
     // cannot redirect the mode change to another file.
     let l = {
         let old = vipd_sys::process::umask(0o177);
-        let l = UnixListener::bind(path);
+        let l = UnixListener::bind(path).and_then(UnixListener::into_std);
         vipd_sys::process::umask(old);
         l.map_err(io(path))?
     };
@@ -77,7 +77,7 @@ pub async fn bind(
     }
     info!(socket = %path.display(), "control socket listening");
     let slots = crate::accept::Slots::new(MAX_CONNS);
-    Ok(crate::accept::run(
+    Ok(crate::accept::run::<UnixListener, _, _>(
         "control socket",
         l,
         slots,
