@@ -392,6 +392,18 @@ impl IpvsTask {
             return round;
         }
         let results = self.client.apply_batched(&p.ops).await;
+        // Test hook (crates/vipd/tests/kernel_programmed.rs): die right after the kernel
+        // acknowledged a service creation, before anything else is written, as a SIGKILL
+        // there would. Inert unless the variable is set and its file exists.
+        if let Some(f) = std::env::var_os("VIPD_TEST_ABORT_AFTER_CREATE_FILE") {
+            if std::path::Path::new(&f).exists()
+                && p.ops
+                    .iter()
+                    .any(|o| matches!(o, vipd_ipvs::Op::NewService(_)))
+            {
+                std::process::abort();
+            }
+        }
         round.writes = p.ops.len();
         self.counters.writes.inc_by(p.ops.len() as u64);
         // Steady-state changes are a handful of operations, each worth a line; a

@@ -403,3 +403,61 @@ fn a_panic_in_the_ipvs_task_ends_vipd_and_the_route_stays() {
         birdc(&lab.rtr, &lab.ctl, &["show", "route", "all"])
     );
 }
+
+/// vipd dies right after the kernel created its service (the test hook aborts the process
+/// there, as a SIGKILL would); restarted with that service removed from the configuration,
+/// it deletes it: the service was recorded as vipd's before it was created, so it is never
+/// left behind as an operator's.
+#[test]
+fn a_service_created_just_before_a_crash_is_still_vipds() {
+    if !require(
+        "a_service_created_just_before_a_crash_is_still_vipds",
+        &[Feature::Ipvs],
+    ) {
+        return;
+    }
+    let (lab, cfg) = Lab::new("kk", "60s");
+    let trigger = lab.dir.join("abort");
+    std::fs::write(&trigger, "").expect("trigger");
+    let trigger_s = trigger.display().to_string();
+    let ipvs = |l: &Lab| l.director.exec(&["cat", "/proc/net/ip_vs"]);
+    // 198.51.100.1:80 as /proc/net/ip_vs shows it.
+    const WEB: &str = "C6336401:0050";
+    let mut first = Vipd::spawn_env(
+        &lab.director,
+        &cfg,
+        &lab.dir,
+        1,
+        false,
+        &[
+            ("VIPD_TEST_ABORT_AFTER_CREATE_FILE", trigger_s.as_str()),
+            ("RUST_BACKTRACE", "0"),
+        ],
+    );
+    let st = first
+        .wait_exit(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("vipd did not die at its first create:\n{}", first.log()));
+    assert!(!st.success());
+    assert!(
+        ipvs(&lab).contains(WEB),
+        "the service exists:\n{}",
+        ipvs(&lab)
+    );
+    std::fs::remove_file(&trigger).expect("no more aborts");
+    // The same node, reconfigured without that service (another one instead).
+    let text = std::fs::read_to_string(&cfg).expect("cfg");
+    std::fs::write(&cfg, text.replace("198.51.100.1", "198.51.100.9")).expect("cfg");
+    let second = Vipd::spawn(&lab.director, &cfg, &lab.dir, 2, false);
+    let start = Instant::now();
+    while ipvs(&lab).contains(WEB) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the service created before the crash was left behind:\n{}\n{}",
+            ipvs(&lab),
+            second.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (log, _) = second.stop(&cfg);
+    assert!(!log.contains("panicked"), "{log}");
+}
