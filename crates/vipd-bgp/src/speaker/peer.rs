@@ -184,11 +184,7 @@ impl Peer {
             .fsm
             .negotiated()
             .map_or(self.cfg.fsm.hold_time, |n| n.hold_time);
-        let stall = if hold == 0 {
-            OPEN_HOLD
-        } else {
-            Duration::from_secs(u64::from(hold.max(3)))
-        };
+        let stall = write_deadline(hold);
         let (rd, wr) = s.into_split();
         let w = Writer::start(wr, stall, self.status.clone(), self.generation.clone());
         self.conn = Some((rd, w));
@@ -270,10 +266,7 @@ impl Peer {
                 self.session = n.session;
                 self.ctx = Some(self.peer_ctx(&n));
                 if let Some((_, w)) = self.conn.as_mut() {
-                    w.stall = Duration::from_secs(u64::from(n.hold_time.max(3)));
-                    if n.hold_time == 0 {
-                        w.stall = OPEN_HOLD;
-                    }
+                    w.stall = write_deadline(n.hold_time);
                 }
                 self.sent.clear();
                 self.eor_sent = false;
@@ -386,6 +379,16 @@ impl Peer {
                 _ => w.push(bytes, mark),
             }
         }
+    }
+}
+
+/// How long a message may wait to be written: the hold time (at least 3 s), or the OPEN hold
+/// time when the session has none.
+fn write_deadline(hold: u16) -> Duration {
+    if hold == 0 {
+        OPEN_HOLD
+    } else {
+        Duration::from_secs(u64::from(hold.max(3)))
     }
 }
 
