@@ -6,3 +6,4 @@
 pub mod netns;
 pub mod process;
 pub mod sockopt;
+pub mod udp;

@@ -76,7 +76,7 @@ pub fn set_min_ttl(sock: BorrowedFd<'_>, v6: bool, min: u8) -> io::Result<()> {
     }
 }
 
-fn setsockopt<T>(
+pub(crate) fn setsockopt<T>(
     sock: BorrowedFd<'_>,
     level: libc::c_int,
     name: libc::c_int,
