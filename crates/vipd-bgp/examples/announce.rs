@@ -29,6 +29,7 @@ async fn main() {
         next_hop_v4: None,
         next_hop_v6: None,
         connect_timeout: CONNECT_TIMEOUT,
+        bfd: false,
         fsm: Config {
             local_as: las.parse().expect("as"),
             remote_as: pas.parse().expect("as"),

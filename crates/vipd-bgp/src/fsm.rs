@@ -65,6 +65,9 @@ pub enum Event {
     Malformed(WireError),
     /// An UPDATE was malformed in a way RFC 7606 handles without a reset (treat-as-withdraw).
     UpdateTreatedAsWithdraw(Vec<String>),
+    /// BFD declared the path to the peer dead (not an AdminDown): the session ends at once
+    /// with a Cease / BFD Down (RFC 9384) and is retried like a lost connection.
+    BfdDown(String),
 }
 
 /// What the speaker must do, in order.
@@ -342,6 +345,21 @@ impl Fsm {
                 self.refresh_hold(&mut out);
             }
             Event::Message(m) => self.message(m, &mut out),
+            Event::BfdDown(why) => {
+                if matches!(
+                    self.state,
+                    State::OpenSent | State::OpenConfirm | State::Established
+                ) {
+                    out.push(Action::Send(Message::Notification(Notification {
+                        code: 6,
+                        subcode: cease::BFD_DOWN,
+                        data: vec![],
+                    })));
+                }
+                if !matches!(self.state, State::Idle) {
+                    self.drop_session(&mut out, format!("BFD down: {why}"));
+                }
+            }
         }
         out
     }

@@ -455,3 +455,26 @@ fn route_refresh_requests_are_rate_limited_and_coalesced() {
     let a = f.handle(Event::TcpDown("reset".into()));
     assert!(a.contains(&Action::StopTimer(Timer::RouteRefresh)), "{a:?}");
 }
+
+#[test]
+fn bfd_down_ends_the_session_with_cease_bfd_down_and_retries() {
+    let (mut f, _) = established(9);
+    let out = f.handle(Event::BfdDown("control detection time expired".into()));
+    let msgs = sent(&out);
+    assert!(
+        matches!(msgs.as_slice(), [Message::Notification(n)] if n.code == 6 && n.subcode == crate::wire::cease::BFD_DOWN),
+        "{out:?}"
+    );
+    assert_eq!(f.state(), State::Idle);
+    assert!(out.contains(&Action::Close));
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, Action::Down(r) if r.contains("BFD down")))
+    );
+    assert!(
+        timer(&out, Timer::ConnectRetry).is_some(),
+        "retried like a lost connection"
+    );
+    // Idle already: nothing more.
+    assert!(f.handle(Event::BfdDown("again".into())).is_empty());
+}

@@ -65,6 +65,9 @@ pub struct PeerConfig {
     pub next_hop_v6: Option<std::net::Ipv6Addr>,
     /// How long a connection attempt may take ([`CONNECT_TIMEOUT`] is a good default).
     pub connect_timeout: Duration,
+    /// Follow a BFD session to the router (from the speaker's [`BfdSource`]): routes are
+    /// announced only while it is Up, and its going Down (not AdminDown) ends the session.
+    pub bfd: bool,
     /// Session parameters.
     pub fsm: FsmConfig,
 }
@@ -115,6 +118,19 @@ pub struct PeerStatus {
     pub last_error: Option<String>,
 }
 
+/// Where the neighbors with [`PeerConfig::bfd`] find their BFD session's status.
+#[derive(Clone)]
+pub struct BfdSource(pub Arc<dyn Fn(IpAddr) -> Option<BfdStatus> + Send + Sync>);
+
+/// A BFD session's status as the speaker follows it.
+pub type BfdStatus = watch::Receiver<vipd_bfd::session::Status>;
+
+impl std::fmt::Debug for BfdSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BfdSource")
+    }
+}
+
 /// Handle to the running speaker.
 #[derive(Debug)]
 pub struct Speaker {
@@ -127,6 +143,8 @@ pub struct Speaker {
     listener: Option<AbortHandle>,
     /// The runtime the neighbors run on.
     rt: Handle,
+    /// The BFD sessions of neighbors that follow one.
+    bfd: Option<BfdSource>,
     /// Why a task of the speaker died (a panic): reported by [`Speaker::failed`].
     died: (
         mpsc::UnboundedSender<String>,
@@ -178,6 +196,17 @@ impl Speaker {
     /// listener's sockets) on runtime `rt`. vipd gives the speaker a thread of its own: its
     /// keepalives must go out on time however busy the rest of the daemon is.
     pub fn start_on(rt: Handle, peers: Vec<PeerConfig>, listen: Option<TcpListener>) -> Speaker {
+        Self::start_with_bfd(rt, peers, listen, None)
+    }
+
+    /// Like [`Speaker::start_on`], with the BFD sessions that neighbors with
+    /// [`PeerConfig::bfd`] follow.
+    pub fn start_with_bfd(
+        rt: Handle,
+        peers: Vec<PeerConfig>,
+        listen: Option<TcpListener>,
+        bfd: Option<BfdSource>,
+    ) -> Speaker {
         let (rib, _) = watch::channel(Arc::new(Rib::default()));
         let (inbound, inbound_rx) = watch::channel(Inbound::new());
         let listen_fd = listen.as_ref().and_then(|l| match l.as_fd().try_clone_to_owned() {
@@ -194,6 +223,7 @@ impl Speaker {
             listen_fd,
             listener: None,
             rt,
+            bfd,
             died: mpsc::unbounded_channel(),
         };
         if let Some(l) = listen {
@@ -242,6 +272,15 @@ impl Speaker {
                 }
             }
         }
+        let bfd = if p.bfd {
+            let st = self.bfd.as_ref().and_then(|f| (f.0)(addr.ip()));
+            if st.is_none() {
+                tracing::error!(neighbor = %addr, "BFD is enabled for this neighbor but has no session: its routes are withheld");
+            }
+            Some(st)
+        } else {
+            None
+        };
         let (stop, stop_rx) = broadcast::channel(1);
         let peer = Peer::new(
             p.clone(),
@@ -249,6 +288,7 @@ impl Speaker {
             stop_rx,
             Arc::new(tx),
             in_rx,
+            bfd,
         );
         let (abort, done) = self.supervise(format!("BGP neighbor {addr}"), peer.run());
         self.peers.push(PeerHandle {

@@ -17,12 +17,12 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::PeerConfig;
-use super::PeerStatus;
 use super::writer::{Mark, WriteError, Writer};
+use super::{BfdStatus, PeerConfig, PeerStatus};
 use crate::fsm::{Action, Event, Fsm, Negotiated, OPEN_HOLD, State, Timer};
 use crate::rib::{PeerCtx, Rib, RouteAttrs, updates};
 use crate::wire::{Decoded, Message, Prefix, Session, Update};
+use vipd_bfd::packet::State as BfdState;
 
 /// One neighbor's task state.
 pub(super) struct Peer {
@@ -47,6 +47,11 @@ pub(super) struct Peer {
     session: Session,
     ctx: Option<PeerCtx>,
     generation: Arc<AtomicU64>,
+    /// The BFD session followed: None when BFD is off for this neighbor, Some(None) when it
+    /// is on but there is no session (routes withheld: fail closed).
+    bfd: Option<Option<BfdStatus>>,
+    /// BFD was Up when last looked at.
+    bfd_up: bool,
 }
 
 /// What woke the peer task.
@@ -59,6 +64,7 @@ enum Wake {
     RibChanged(bool),
     Fed,
     WriterFailed(WriteError),
+    Bfd,
 }
 
 impl Peer {
@@ -68,12 +74,14 @@ impl Peer {
         stop: broadcast::Receiver<String>,
         status: Arc<watch::Sender<PeerStatus>>,
         inbound: mpsc::Receiver<TcpStream>,
+        bfd: Option<Option<BfdStatus>>,
     ) -> Self {
         let seed = match cfg.addr.ip() {
             IpAddr::V4(a) => u64::from(u32::from(a)),
             IpAddr::V6(a) => u128::from(a) as u64,
         } ^ u64::from(u32::from(cfg.fsm.router_id));
         let fsm = Fsm::new(cfg.fsm.clone(), seed);
+        let bfd_up = matches!(&bfd, Some(Some(rx)) if rx.borrow().state == BfdState::Up);
         Peer {
             cfg,
             fsm,
@@ -91,6 +99,8 @@ impl Peer {
             session: Session::default(),
             ctx: None,
             generation: Arc::new(AtomicU64::new(0)),
+            bfd,
+            bfd_up,
         }
     }
 
@@ -134,6 +144,7 @@ impl Peer {
                 Wake::RibChanged(false) => break,
                 Wake::Fed => {}
                 Wake::WriterFailed(e) => self.lost(e.to_string()),
+                Wake::Bfd => self.bfd_changed(),
             }
         }
         // Stopped: the NOTIFICATION, if any, is flushed by the writer within its bound.
@@ -154,8 +165,10 @@ impl Peer {
             inbound,
             rib,
             rbuf,
+            bfd,
             ..
         } = self;
+        let bfd = bfd.as_mut().and_then(Option::as_mut);
         let (rd, writer) = match conn {
             Some((r, w)) => (Some(r), Some(w)),
             None => (None, None),
@@ -176,6 +189,45 @@ impl Peer {
                 None => Wake::Fed,
                 Some(e) => Wake::WriterFailed(e),
             },
+            r = async { bfd.expect("guarded").changed().await }, if bfd.is_some() => match r {
+                Ok(()) => Wake::Bfd,
+                // The BFD task is gone (vipd exits on that): stay as we are.
+                Err(_) => std::future::pending().await,
+            },
+        }
+    }
+
+    /// Routes may be announced: BFD is off for this neighbor, Up, or held AdminDown by the
+    /// router (RFC 5882 section 3.2: not a forwarding failure).
+    fn routes_allowed(&self) -> bool {
+        match &self.bfd {
+            None => true,
+            Some(None) => false,
+            Some(Some(rx)) => {
+                let s = rx.borrow();
+                s.state == BfdState::Up || s.remote_state == BfdState::AdminDown
+            }
+        }
+    }
+
+    /// The BFD session changed: Up lets routes out; leaving Up for a failure (not an
+    /// AdminDown from the router) ends the BGP session at once.
+    fn bfd_changed(&mut self) {
+        let Some(Some(rx)) = &mut self.bfd else {
+            return;
+        };
+        let s = *rx.borrow_and_update();
+        let up = s.state == BfdState::Up;
+        let was_up = std::mem::replace(&mut self.bfd_up, up);
+        if was_up && !up {
+            if s.remote_state == BfdState::AdminDown {
+                info!(neighbor = %self.cfg.addr, "BFD: the router holds the session AdminDown; not a failure, the BGP session stays");
+            } else {
+                self.handle(Event::BfdDown(s.diag.to_string()));
+            }
+        }
+        if self.routes_allowed() && self.fsm.state() == State::Established {
+            self.dirty = true;
         }
     }
 
@@ -325,6 +377,10 @@ impl Peer {
     /// the daemon says the initial routes are complete. The status counts them once the
     /// round's last message is written.
     fn sync_routes(&mut self) {
+        if !self.routes_allowed() {
+            // Held back until BFD is Up (dirty stays set: sent then).
+            return;
+        }
         self.dirty = false;
         let Some(ctx) = self.ctx.clone() else { return };
         let rib = self.rib.borrow_and_update().clone();

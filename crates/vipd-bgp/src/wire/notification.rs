@@ -33,6 +33,8 @@ pub mod cease {
     pub const OUT_OF_RESOURCES: u8 = 8;
     /// Hard reset (RFC 8538).
     pub const HARD_RESET: u8 = 9;
+    /// BFD down (RFC 9384).
+    pub const BFD_DOWN: u8 = 10;
 }
 
 impl Notification {
@@ -158,6 +160,7 @@ fn names(code: u8, sub: u8) -> (&'static str, &'static str) {
                 cease::COLLISION => "Connection Collision Resolution",
                 cease::OUT_OF_RESOURCES => "Out of Resources",
                 cease::HARD_RESET => "Hard Reset",
+                cease::BFD_DOWN => "BFD Down",
                 _ => "Unknown",
             },
         ),

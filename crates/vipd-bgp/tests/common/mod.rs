@@ -34,6 +34,7 @@ pub fn neighbor(
         next_hop_v4: None,
         next_hop_v6: None,
         connect_timeout: Duration::from_secs(2),
+        bfd: false,
         fsm: Config {
             local_as,
             remote_as,
