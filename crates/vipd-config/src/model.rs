@@ -213,6 +213,9 @@ pub struct Bgp {
     /// being retired; a restart or upgrade keeps flows better with the default `false`.
     #[serde(default)]
     pub withdraw_on_stop: bool,
+    /// BFD with the routers, for every neighbor (a neighbor's own `bfd` overrides keys).
+    #[serde(default)]
+    pub bfd: Bfd,
     /// The routers to peer with (`[[bgp.neighbor]]`).
     #[serde(default, rename = "neighbor")]
     pub neighbors: Vec<Neighbor>,
@@ -252,6 +255,54 @@ impl Default for GracefulRestart {
             restart_time: 120,
         }
     }
+}
+
+/// `[bgp.bfd]`: BFD (RFC 5880) with the routers. With it, a dead director leaves the
+/// routers' ECMP groups within the detection time (300 ms by default) instead of the BGP
+/// hold time. Routes are announced to a neighbor only while its BFD session is Up, and BFD
+/// going Down (not AdminDown) closes that BGP session. Single hop (RFC 5881, UDP 3784, TTL
+/// 255) unless the neighbor's `multihop` is above 1 (RFC 5883, UDP 4784). The routers must
+/// run BFD too (docs/OPERATIONS.md).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bfd {
+    /// Run BFD with the routers.
+    pub enabled: bool,
+    /// Desired minimum interval between the packets vipd sends (10 ms to 60 s).
+    pub min_tx: Duration,
+    /// Required minimum interval between the packets vipd receives (10 ms to 60 s).
+    pub min_rx: Duration,
+    /// A router is declared down after this many intervals without a packet (1 to 255).
+    pub multiplier: u8,
+}
+
+impl Default for Bfd {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            min_tx: Duration::from_millis(100),
+            min_rx: Duration::from_millis(100),
+            multiplier: 3,
+        }
+    }
+}
+
+/// `[bgp.neighbor.bfd]`: one router's BFD; unset keys come from `[bgp.bfd]`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NeighborBfd {
+    /// Run BFD with this router.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Desired minimum transmit interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_tx: Option<Duration>,
+    /// Required minimum receive interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_rx: Option<Duration>,
+    /// Detection multiplier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multiplier: Option<u8>,
 }
 
 /// An address family carried on a BGP session.
@@ -318,6 +369,9 @@ pub struct Neighbor {
     /// Free text shown in status and logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// BFD with this router; unset keys come from `[bgp.bfd]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<NeighborBfd>,
 }
 
 fn default_bgp_port() -> u16 {
@@ -325,6 +379,23 @@ fn default_bgp_port() -> u16 {
 }
 
 impl Neighbor {
+    /// This neighbor's BFD settings: its own keys over `[bgp.bfd]`'s.
+    pub fn effective_bfd(&self, bgp: &Bfd) -> Bfd {
+        let own = self.bfd.clone().unwrap_or_default();
+        Bfd {
+            enabled: own.enabled.unwrap_or(bgp.enabled),
+            min_tx: own.min_tx.unwrap_or(bgp.min_tx),
+            min_rx: own.min_rx.unwrap_or(bgp.min_rx),
+            multiplier: own.multiplier.unwrap_or(bgp.multiplier),
+        }
+    }
+
+    /// The hop limit of a multihop BFD session (RFC 5883) with this neighbor: its
+    /// `multihop` when above 1; None for a single-hop session.
+    pub fn bfd_multihop(&self) -> Option<u8> {
+        self.multihop.filter(|h| *h > 1)
+    }
+
     /// The families actually negotiated.
     pub fn effective_families(&self) -> Vec<Family> {
         self.families

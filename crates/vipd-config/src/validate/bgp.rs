@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::{Sink, unicast};
 use crate::diag::{Diagnostic, Path};
 use crate::model::{Bgp, Config, Family, Neighbor};
-use crate::types::Secret;
+use crate::types::{Duration, Secret};
 
 /// AS_TRANS (RFC 6793): never a real AS.
 const AS_TRANS: u32 = 23456;
@@ -87,6 +87,13 @@ pub(super) fn bgp(cfg: &Config, b: &Bgp, s: &mut Sink) {
             .hint("add [[bgp.neighbor]] tables for the routers"),
         );
     }
+    bfd(
+        b.bfd.min_tx,
+        b.bfd.min_rx,
+        b.bfd.multiplier,
+        &p.key("bfd"),
+        s,
+    );
     let mut seen: BTreeMap<_, usize> = BTreeMap::new();
     for (i, n) in b.neighbors.iter().enumerate() {
         let np = p.key("neighbor").idx(i);
@@ -100,6 +107,44 @@ pub(super) fn bgp(cfg: &Config, b: &Bgp, s: &mut Sink) {
             );
         }
         neighbor(n, &np, s);
+        if let Some(nb) = &n.bfd {
+            let e = n.effective_bfd(&b.bfd);
+            let at = np.key("bfd");
+            bfd(
+                nb.min_tx.map(|_| e.min_tx).unwrap_or(MIN_BFD_INTERVAL),
+                nb.min_rx.map(|_| e.min_rx).unwrap_or(MIN_BFD_INTERVAL),
+                nb.multiplier.unwrap_or(1),
+                &at,
+                s,
+            );
+        }
+    }
+}
+
+/// The fastest BFD interval accepted: a userspace daemon on a busy host cannot promise
+/// better (BIRD's floor is 10 ms too).
+const MIN_BFD_INTERVAL: Duration = Duration::from_millis(10);
+/// The slowest.
+const MAX_BFD_INTERVAL: Duration = Duration::from_secs(60);
+
+/// BFD intervals and multiplier, at `p` (`bgp.bfd` or a neighbor's `bfd`).
+fn bfd(min_tx: Duration, min_rx: Duration, multiplier: u8, p: &Path, s: &mut Sink) {
+    for (key, v) in [("min_tx", min_tx), ("min_rx", min_rx)] {
+        if v.get() < MIN_BFD_INTERVAL.get() || v.get() > MAX_BFD_INTERVAL.get() {
+            s.push(
+                Diagnostic::error(
+                    p.key(key),
+                    format!("{key} {v} is outside 10ms..=60s"),
+                )
+                .hint("routers usually run 100ms-1s; 100ms x 3 detects a failure in 300 ms"),
+            );
+        }
+    }
+    if multiplier == 0 {
+        s.push(
+            Diagnostic::error(p.key("multiplier"), "multiplier must be at least 1")
+                .hint("3 is usual: a router is down after 3 intervals without a packet"),
+        );
     }
 }
 
