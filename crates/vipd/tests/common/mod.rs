@@ -15,6 +15,8 @@ pub struct Vipd {
     pub log: PathBuf,
     /// strace's output, when traced.
     trace: Option<PathBuf>,
+    /// The binary run.
+    program: PathBuf,
     stopped: bool,
 }
 
@@ -47,8 +49,35 @@ impl Vipd {
         Self::spawn_full(ns, cfg, dir, n, false, &[], wrapper)
     }
 
+    /// Like [`Vipd::spawn_wrapped`], running `program` (the release build: [`release_binary`])
+    /// instead of the test's own build.
+    pub fn spawn_program(
+        ns: &Netns,
+        program: &Path,
+        cfg: &Path,
+        dir: &Path,
+        wrapper: &[&str],
+    ) -> Self {
+        Self::spawn_inner(ns, program, cfg, dir, 1, false, &[], wrapper)
+    }
+
     fn spawn_full(
         ns: &Netns,
+        cfg: &Path,
+        dir: &Path,
+        n: usize,
+        traced: bool,
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> Self {
+        let program = Path::new(env!("CARGO_BIN_EXE_vipd"));
+        Self::spawn_inner(ns, program, cfg, dir, n, traced, env, wrapper)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_inner(
+        ns: &Netns,
+        program: &Path,
         cfg: &Path,
         dir: &Path,
         n: usize,
@@ -77,7 +106,7 @@ impl Vipd {
         cmd.envs(env.iter().copied());
         cmd.args(wrapper);
         let child = cmd
-            .arg(env!("CARGO_BIN_EXE_vipd"))
+            .arg(program)
             .args(["run", "--config"])
             .arg(cfg)
             .stdout(Stdio::null())
@@ -88,6 +117,7 @@ impl Vipd {
             child,
             log,
             trace,
+            program: program.to_path_buf(),
             stopped: false,
         }
     }
@@ -122,7 +152,7 @@ impl Vipd {
             .arg("-f")
             .arg(format!(
                 "^{} run --config {}",
-                env!("CARGO_BIN_EXE_vipd"),
+                self.program.display(),
                 cfg.display()
             ))
             .output()
@@ -177,6 +207,18 @@ impl Drop for Vipd {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// The release build of vipd that `testbed/uml/ktest` builds and names in
+/// `VIPD_RELEASE_BIN`: what ships, for the tests that measure speed under load.
+pub fn release_binary() -> PathBuf {
+    let p = std::env::var_os("VIPD_RELEASE_BIN").map(PathBuf::from);
+    match p {
+        Some(p) if p.is_file() => p,
+        _ => panic!(
+            "VIPD_RELEASE_BIN does not name vipd's release build (testbed/uml/ktest sets it after `cargo build --release -p vipd`)"
+        ),
     }
 }
 
