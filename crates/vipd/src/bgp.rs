@@ -29,7 +29,7 @@ pub fn peers(cfg: &Config, restarting: bool) -> Vec<PeerConfig> {
             next_hop_v4: n.ipv4_next_hop,
             next_hop_v6: n.ipv6_next_hop,
             connect_timeout: vipd_bgp::speaker::CONNECT_TIMEOUT,
-            bfd: false,
+            bfd: n.effective_bfd(&b.bfd).enabled,
             fsm: FsmConfig {
                 local_as: b.local_as,
                 remote_as: n.remote_as,

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
-use vipd_bgp::speaker::{PeerStatus, Speaker};
+use vipd_bgp::speaker::{BfdSource, PeerStatus, Speaker};
 use vipd_config::{Config, Sysctl};
 use vipd_director::{Event, IpvsIntent, Output};
 use vipd_health::engine::{Handle as HealthHandle, Update};
@@ -71,6 +71,10 @@ async fn sync_vips_now(net: &Net, want: &BTreeSet<IpAddr>) -> Result<(), vipd_ne
     Ok(())
 }
 
+/// Where the BFD task is once started (the speaker's neighbors look their sessions up
+/// there, including neighbors started before it).
+pub type BfdSlot = Arc<std::sync::OnceLock<vipd_bfd::runtime::Bfd>>;
+
 /// The neighbors' status receivers, as `vipd status` reads them.
 pub type NeighborList = Arc<Vec<(SocketAddr, watch::Receiver<PeerStatus>)>>;
 
@@ -83,8 +87,13 @@ pub struct Effects {
     pub net: Net,
     /// The speaker, once `[bgp]` has neighbors.
     pub speaker: Option<Speaker>,
-    /// The BGP thread's runtime, where the speaker's tasks run.
+    /// The BGP thread's runtime, where the speaker's tasks run (and BFD's).
     pub bgp_rt: tokio::runtime::Handle,
+    /// The BFD task, once a neighbor has BFD enabled (never stopped after: removed sessions
+    /// are told AdminDown).
+    pub bfd: BfdSlot,
+    /// Sessions a previous process saved for this one (used at the BFD task's start).
+    pub bfd_resume: Vec<vipd_bfd::runtime::Resume>,
     /// The health engine, once started.
     pub health: Option<HealthHandle>,
     /// Its updates, handed to the director loop when the engine starts.
@@ -235,6 +244,10 @@ impl Effects {
     /// Applies `[bgp]`: unchanged sessions stay up, removed neighbors get a Cease, changed
     /// ones restart, new ones start (a listener is opened for a new passive neighbor).
     async fn set_bgp(&mut self, cfg: &Config) -> Result<(), SetupError> {
+        // BFD first: the speaker's new neighbors find their sessions. A BFD task that
+        // cannot start fails closed (those neighbors announce nothing) and the rest of
+        // [bgp] still applies; the error makes the next reload retry.
+        let bfd = self.set_bfd(cfg).await;
         let peers = crate::bgp::peers(cfg, self.restarting);
         let need_listener = peers.iter().any(|p| p.fsm.passive);
         let mut listener = match (&self.speaker, &cfg.bgp, need_listener) {
@@ -256,7 +269,10 @@ impl Effects {
         match self.speaker.as_mut() {
             None if peers.is_empty() => {}
             None => {
-                let sp = Speaker::start_on(self.bgp_rt.clone(), peers, listener);
+                let slot = self.bfd.clone();
+                let source = BfdSource(Arc::new(move |ip| slot.get().and_then(|b| b.status(ip))));
+                let sp =
+                    Speaker::start_with_bfd(self.bgp_rt.clone(), peers, listener, Some(source));
                 info!(neighbors = sp.status().len(), "BGP speaker started");
                 sp.set_routes(self.routes.clone());
                 if self.eor {
@@ -285,6 +301,24 @@ impl Effects {
             .map(Speaker::status_receivers)
             .unwrap_or_default();
         self.neighbors.send_replace(Arc::new(list));
+        bfd
+    }
+
+    /// Starts the BFD task at the first neighbor with BFD, then keeps its sessions in line
+    /// with the configuration.
+    async fn set_bfd(&mut self, cfg: &Config) -> Result<(), SetupError> {
+        let peers = crate::bfd::peers(cfg);
+        if let Some(b) = self.bfd.get() {
+            b.set_peers(peers).await;
+            return Ok(());
+        }
+        if peers.is_empty() {
+            return Ok(());
+        }
+        let resume = std::mem::take(&mut self.bfd_resume);
+        let b = vipd_bfd::runtime::Bfd::start_on(&self.bgp_rt, peers, resume)?;
+        info!("BFD started");
+        let _ = self.bfd.set(b);
         Ok(())
     }
 }

@@ -48,6 +48,9 @@ pub enum SetupError {
         /// Why.
         source: std::io::Error,
     },
+    /// The BFD task (its sockets).
+    #[error("BFD: {0}; neighbors with bfd announce nothing until it starts")]
+    Bfd(#[from] vipd_bfd::runtime::StartError),
     /// The backend role's set-up (each step names its command).
     #[error("{0}")]
     Backend(String),

@@ -87,21 +87,38 @@ pub(crate) fn probe_limit() -> usize {
 pub(crate) async fn stop(fx: &mut Effects, cfg: &Config) {
     crate::notify::stopping();
     let Some(s) = fx.speaker.take() else { return };
+    let bfd = fx.bfd.get();
     if cfg.bgp.as_ref().is_some_and(|b| b.withdraw_on_stop) {
         info!("withdraw_on_stop: withdrawing every route before closing the sessions");
         if !s.withdraw_all(Duration::from_secs(5)).await {
             warn!("withdrawals not all written within 5 s; closing anyway");
         }
+        // Retiring: BFD sessions end with AdminDown, not a timeout.
+        if let Some(b) = bfd {
+            b.set_peers(Vec::new()).await;
+        }
         s.shutdown("vipd stopping (routes withdrawn)").await;
     } else if crate::bgp::graceful(cfg) {
+        // Planned restart: BFD sessions slowed down and saved for the next process
+        // (crate::bfd), so that no router declares vipd down meanwhile.
+        if let Some(b) = bfd {
+            let saved = b.prepare_restart(BFD_SLOW_DOWN_WAIT).await;
+            crate::bfd::save(&cfg.global.state_dir, &saved);
+        }
         info!(
             "closing BGP sessions without NOTIFICATION: routers keep the routes for the graceful restart time"
         );
         s.abort();
     } else {
+        if let Some(b) = bfd {
+            b.set_peers(Vec::new()).await;
+        }
         s.shutdown("vipd stopping").await;
     }
 }
+
+/// How long a stop waits for the routers to acknowledge the slowed-down BFD sessions.
+const BFD_SLOW_DOWN_WAIT: Duration = Duration::from_secs(2);
 
 /// The one-line STATUS for systemd.
 pub(crate) fn status_line(snap: &vipd_director::Snapshot) -> String {

@@ -6,6 +6,7 @@
 
 mod accept;
 mod backend;
+mod bfd;
 mod bgp;
 mod cmd;
 mod director;

@@ -338,6 +338,44 @@ pub fn render(
         bgp_state,
     );
     r.register("bgp_updates_sent", "UPDATE messages sent", updates);
+    let bfd_up = Family::<NeighborLabel, Gauge>::default();
+    let bfd_detect = Family::<NeighborLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let bfd_tx = Family::<NeighborLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let bfd_downs = Family::<NeighborLabel, Counter>::default();
+    for n in &st.neighbors {
+        let Some(b) = &n.bfd else { continue };
+        let l = NeighborLabel {
+            neighbor: n.address.clone(),
+        };
+        bfd_up.get_or_create(&l).set(i64::from(b.state == "Up"));
+        bfd_detect
+            .get_or_create(&l)
+            .set(b.detection_ms as f64 / 1000.0);
+        bfd_tx
+            .get_or_create(&l)
+            .set(b.tx_interval_ms as f64 / 1000.0);
+        bfd_downs.get_or_create(&l).inc_by(b.downs);
+    }
+    r.register(
+        "bfd_session_up",
+        "1 while the BFD session with the neighbor is Up",
+        bfd_up,
+    );
+    r.register(
+        "bfd_detection_time_seconds",
+        "Silence after which the neighbor is declared down",
+        bfd_detect,
+    );
+    r.register(
+        "bfd_tx_interval_seconds",
+        "Negotiated interval between the BFD packets vipd sends",
+        bfd_tx,
+    );
+    r.register(
+        "bfd_session_downs",
+        "Times the BFD session left Up",
+        bfd_downs,
+    );
     r.register(
         "bgp_prefixes_sent",
         "Prefixes announced to the neighbor",
@@ -443,6 +481,13 @@ mod tests {
                 state: "Established".into(),
                 updates_sent: 4,
                 prefixes_sent: 1,
+                bfd: Some(crate::status::BfdView {
+                    state: "Up".into(),
+                    detection_ms: 300,
+                    tx_interval_ms: 100,
+                    downs: 2,
+                    ..Default::default()
+                }),
                 ..NeighborStatus::default()
             }],
             ..Status::default()
@@ -485,6 +530,9 @@ mod tests {
             1.0
         );
         assert_eq!(value("vipd_bgp_updates_sent_total", None), 4.0);
+        assert_eq!(value("vipd_bfd_session_up", None), 1.0);
+        assert_eq!(value("vipd_bfd_detection_time_seconds", None), 0.3);
+        assert_eq!(value("vipd_bfd_session_downs_total", None), 2.0);
         assert_eq!(value("vipd_ipvs_writes_total", None), 12.0);
         assert!(
             text.contains("vipd_check_latency_seconds_count{kind=\"http\"} 1"),

@@ -13,6 +13,12 @@
 //!                                          │              RIB; own thread +     │ KernelView from its
 //!                                          │              runtime; a task and   │ acked writes + dumps;
 //!                                          │              a writer per peer)    │
+//!                                          │   Bgp    ──> BFD task (same thread;│
+//!                                          │              UDP 3784/4784; one    │
+//!                                          │              session per neighbor, │
+//!                                          │              its watch<Status>     │
+//!                                          │              followed by the       │
+//!                                          │              neighbor's task)      │
 //!                                          │   Ipvs   ──> IPVS task             │ resync every
 //!                                          │   Vips   ──> rtnetlink (lo)        │ resync_interval
 //!                                          │   Checks ──> health engine         │ publishes IpvsView
@@ -170,6 +176,15 @@ async fn speaker_failed(sp: &mut Option<vipd_bgp::speaker::Speaker>) -> String {
     }
 }
 
+/// Resolves when the BFD task died; never while there is none. (A BFD task started by a
+/// reload is watched from the next turn of the loop on.)
+async fn bfd_failed(slot: &crate::director::BfdSlot) -> String {
+    match slot.get() {
+        Some(b) => b.failed().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs a director until SIGTERM/SIGINT.
 pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
     let mut sig = Signals::install()?;
@@ -205,6 +220,8 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
         net,
         speaker: None,
         bgp_rt: spawn_bgp_runtime()?,
+        bfd: Default::default(),
+        bfd_resume: crate::bfd::load(&cfg.global.state_dir),
         health: None,
         health_rx: None,
         latency: vipd_health::engine::latency_histograms(),
@@ -237,6 +254,7 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
         director: snap_rx,
         ipvs: ipvs_view,
         neighbors: neighbors_rx,
+        bfd: fx.bfd.clone(),
         meta: meta_rx,
     };
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(8);
@@ -288,6 +306,11 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
                 error!("the IPVS task ended ({why}); stopping so that no route stays announced on frozen weights");
                 stop(&mut fx, director.config()).await;
                 return Err(RunError::TaskDied("IPVS", why));
+            }
+            why = bfd_failed(&fx.bfd) => {
+                error!("the BFD task died ({why}); stopping: graceful restart keeps the routes at the routers while vipd restarts");
+                stop(&mut fx, director.config()).await;
+                return Err(RunError::TaskDied("BFD", why));
             }
             why = speaker_failed(&mut fx.speaker) => {
                 error!("a BGP task died ({why}); stopping: graceful restart keeps the routes at the routers while vipd restarts");

@@ -79,7 +79,8 @@ enum Cmd {
 pub struct Bfd {
     cmd: mpsc::Sender<Cmd>,
     statuses: Statuses,
-    task: tokio::task::JoinHandle<()>,
+    /// Set (once) when the task ended: why.
+    died: watch::Receiver<Option<String>>,
 }
 
 impl std::fmt::Debug for Cmd {
@@ -110,10 +111,18 @@ impl Bfd {
         // Before returning: every session's status exists when the caller looks.
         t.set_peers(peers, &resume);
         let task = rt.spawn(t.run());
+        let (died_tx, died) = watch::channel(None);
+        rt.spawn(async move {
+            let why = match task.await {
+                Ok(()) => "the BFD task ended".to_string(),
+                Err(e) => format!("the BFD task died: {e}"),
+            };
+            let _ = died_tx.send(Some(why));
+        });
         Ok(Bfd {
             cmd,
             statuses,
-            task,
+            died,
         })
     }
 
@@ -159,10 +168,11 @@ impl Bfd {
     /// Resolves when the task ended (it never does on its own: a panic). The daemon exits
     /// on it: a BFD task that silently stopped would take every session down at the
     /// routers, or worse, leave them up with stale state.
-    pub async fn failed(&mut self) -> String {
-        match (&mut self.task).await {
-            Ok(()) => "the BFD task ended".into(),
-            Err(e) => format!("the BFD task died: {e}"),
+    pub async fn failed(&self) -> String {
+        let mut rx = self.died.clone();
+        match rx.wait_for(Option::is_some).await {
+            Ok(why) => why.clone().unwrap_or_default(),
+            Err(_) => std::future::pending().await,
         }
     }
 }

@@ -132,11 +132,8 @@ fn bfd(min_tx: Duration, min_rx: Duration, multiplier: u8, p: &Path, s: &mut Sin
     for (key, v) in [("min_tx", min_tx), ("min_rx", min_rx)] {
         if v.get() < MIN_BFD_INTERVAL.get() || v.get() > MAX_BFD_INTERVAL.get() {
             s.push(
-                Diagnostic::error(
-                    p.key(key),
-                    format!("{key} {v} is outside 10ms..=60s"),
-                )
-                .hint("routers usually run 100ms-1s; 100ms x 3 detects a failure in 300 ms"),
+                Diagnostic::error(p.key(key), format!("{key} {v} is outside 10ms..=60s"))
+                    .hint("routers usually run 100ms-1s; 100ms x 3 detects a failure in 300 ms"),
             );
         }
     }

@@ -178,6 +178,30 @@ pub fn render(st: &Status) -> String {
             n.last_error.as_deref().unwrap_or("")
         );
     }
+    if st.neighbors.iter().any(|n| n.bfd.is_some()) {
+        let _ = writeln!(o);
+        let _ = writeln!(
+            o,
+            "{:<28} {:<10} {:<10} {:>7} {:>7} {:>7} {:>5} {:>5}  Diagnostic",
+            "BFD", "State", "Remote", "TX(ms)", "RX(ms)", "Det(ms)", "Ups", "Downs"
+        );
+        for n in &st.neighbors {
+            let Some(b) = &n.bfd else { continue };
+            let _ = writeln!(
+                o,
+                "{:<28} {:<10} {:<10} {:>7} {:>7} {:>7} {:>5} {:>5}  {}",
+                n.address,
+                b.state,
+                b.remote_state,
+                b.tx_interval_ms,
+                b.rx_interval_ms,
+                b.detection_ms,
+                b.ups,
+                b.downs,
+                b.diag
+            );
+        }
+    }
     o
 }
 
@@ -233,6 +257,17 @@ mod tests {
                 prefixes_sent: 1,
                 updates_sent: 3,
                 last_error: None,
+                bfd: Some(crate::status::BfdView {
+                    state: "Up".into(),
+                    remote_state: "Up".into(),
+                    tx_interval_ms: 100,
+                    rx_interval_ms: 100,
+                    detection_ms: 300,
+                    diag: "none".into(),
+                    remote_diag: "none".into(),
+                    ups: 1,
+                    downs: 0,
+                }),
             }],
             ipvs_error: None,
             ipvs_dump_age_secs: None,
@@ -257,6 +292,10 @@ mod tests {
         );
         assert!(
             text.contains("10.0.0.254:179               Established        40         1        3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("10.0.0.254:179               Up         Up             100     100     300     1     0  none"),
             "{text}"
         );
         // JSON round trip (what --json prints is what the daemon sends).

@@ -147,6 +147,49 @@ pub struct NeighborStatus {
     pub updates_sent: u64,
     /// Last error.
     pub last_error: Option<String>,
+    /// The BFD session with this neighbor, when it has one.
+    #[serde(default)]
+    pub bfd: Option<BfdView>,
+}
+
+/// A BFD session as `vipd status` shows it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct BfdView {
+    /// Local state (Up, Down, Init, AdminDown).
+    pub state: String,
+    /// The router's state as last heard.
+    pub remote_state: String,
+    /// Interval between the packets vipd sends, negotiated (ms).
+    pub tx_interval_ms: u64,
+    /// Interval between the packets the router sends, negotiated (ms).
+    pub rx_interval_ms: u64,
+    /// Silence after which the router is declared down (ms).
+    pub detection_ms: u64,
+    /// Why the session last went down.
+    pub diag: String,
+    /// The router's diagnostic.
+    pub remote_diag: String,
+    /// Times it came Up.
+    pub ups: u64,
+    /// Times it left Up.
+    pub downs: u64,
+}
+
+impl BfdView {
+    fn of(s: &vipd_bfd::session::Status) -> BfdView {
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        BfdView {
+            state: s.state.to_string(),
+            remote_state: s.remote_state.to_string(),
+            tx_interval_ms: ms(s.tx_interval),
+            rx_interval_ms: ms(s.rx_interval),
+            detection_ms: ms(s.detection_time),
+            diag: s.diag.to_string(),
+            remote_diag: s.remote_diag.to_string(),
+            ups: s.ups,
+            downs: s.downs,
+        }
+    }
 }
 
 /// The receivers status is built from.
@@ -158,6 +201,8 @@ pub struct Sources {
     pub ipvs: watch::Receiver<IpvsView>,
     /// Each BGP neighbor's status.
     pub neighbors: watch::Receiver<crate::director::NeighborList>,
+    /// The BFD sessions, once BFD runs.
+    pub bfd: crate::director::BfdSlot,
     /// Fixed facts and the last reload.
     pub meta: watch::Receiver<Meta>,
 }
@@ -204,7 +249,8 @@ impl Sources {
         let ipvs = self.ipvs.borrow().clone();
         let meta = self.meta.borrow().clone();
         let neighbors = self.neighbors.borrow().clone();
-        build(&snap, &ipvs, &neighbors, &meta)
+        let bfd = self.bfd.get().map(|b| b.statuses()).unwrap_or_default();
+        build(&snap, &ipvs, &neighbors, &bfd, &meta)
     }
 }
 
@@ -213,6 +259,7 @@ pub fn build(
     snap: &Snapshot,
     ipvs: &IpvsView,
     neighbors: &[(SocketAddr, watch::Receiver<PeerStatus>)],
+    bfd: &[(std::net::IpAddr, vipd_bfd::session::Status)],
     meta: &Meta,
 ) -> Status {
     let services = snap
@@ -294,6 +341,10 @@ pub fn build(
                 prefixes_sent: p.prefixes_sent,
                 updates_sent: p.updates_sent,
                 last_error: p.last_error.clone(),
+                bfd: bfd
+                    .iter()
+                    .find(|(ip, _)| *ip == addr.ip())
+                    .map(|(_, s)| BfdView::of(s)),
             }
         })
         .collect();
