@@ -89,7 +89,7 @@ fuzz-check:
 FUZZ_SECONDS ?= 60
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	cd fuzz && for t in bgp_message bgp_fsm config http_response agent_reply; do \
+	cd fuzz && for t in bgp_message bgp_fsm bfd_packet config http_response agent_reply; do \
 	    RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 # The multi-tier topology: connections broken per event, asserted (0 for planned events).
