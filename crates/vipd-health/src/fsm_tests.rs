@@ -243,3 +243,29 @@ fn history_keeps_the_last_results() {
     assert!(!h[1].0, "result 6 failed");
     assert_eq!(f.last().map(|o| o.verdict), Some(Verdict::Pass));
 }
+
+#[test]
+fn a_repeated_reason_is_stored_once() {
+    let c = Clock(Instant::now());
+    let mut f = Fsm::new(params());
+    for i in 0..5 {
+        f.on_result(c.t(f64::from(i)), fail());
+    }
+    let h: Vec<_> = f.history().collect();
+    assert!(
+        h.windows(2)
+            .all(|w| std::ptr::eq(w[0].1.as_ptr(), w[1].1.as_ptr())),
+        "one allocation shared by equal reasons"
+    );
+    let before = f.last().map(|o| o.reason.as_ptr());
+    f.on_result(c.t(6.0), fail());
+    assert_eq!(
+        f.last().map(|o| o.reason.as_ptr()),
+        before,
+        "the last result's reason kept"
+    );
+    f.on_result(c.t(7.0), pass());
+    let h: Vec<_> = f.history().collect();
+    assert_ne!(h[h.len() - 1].1, h[h.len() - 2].1);
+    assert!(f.last().is_some_and(|o| o.verdict == Verdict::Pass));
+}

@@ -3,10 +3,10 @@
 //! (every probe times out) next to 200 healthy backends, while 1,000 idle connections sit on
 //! `global.listen` (topped up every second as vipd evicts them) and `/healthcheck` is
 //! scraped 100 times a second (eight scrapers on a fixed schedule), for `VIPD_SOAK_SECONDS`
-//! (default 180). Required throughout: the healthy servers stay up (no probe refused a
+//! (default 120). Required throughout: the healthy servers stay up (no probe refused a
 //! descriptor counts as a failure), the BGP session to BIRD stays Established,
 //! `/healthcheck` answers within a second, at least 90 scrapes a second get through, and
-//! vipd's memory is flat once warm. vipd is the release build (`VIPD_RELEASE_BIN`): a debug
+//! vipd's memory stays flat. vipd is the release build (`VIPD_RELEASE_BIN`): a debug
 //! build spends the guest's one CPU in unoptimised code and only ~65 scrapes a second fit.
 
 use std::io::{Read, Write};
@@ -93,7 +93,7 @@ fn a_director_under_descriptor_pressure_keeps_its_healthy_servers_and_its_sessio
     let seconds: u64 = std::env::var("VIPD_SOAK_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(180);
+        .unwrap_or(120);
     vipd_sys::process::raise_nofile_limit().expect("the test's own limit");
     let dir = std::env::temp_dir().join(format!("vipd-kt-soak-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -245,16 +245,11 @@ fn a_director_under_descriptor_pressure_keeps_its_healthy_servers_and_its_sessio
     let log = v.log();
     let downs = log.matches("real server down: web/").count();
     let slowest = slowest_ms.load(Ordering::Relaxed);
-    // Flat once warm: the last 45 s grow less than 3%. (The release build's RSS climbs for
-    // its first ~2 minutes here, from ~35 to ~87 MB, with the probes alone, neither the
-    // flood nor the scrapes, then stays: measured over 300 s. Not understood yet.)
+    // Flat: after the warm-up, the second half grows less than 5%. (It did not, in the
+    // release build, until each check's result stopped leaving a new long-lived allocation
+    // behind: RSS climbed from ~35 to ~87 MB over 150 s.)
     let first = rss.get(1).copied().unwrap_or(0);
-    let mid = rss
-        .len()
-        .checked_sub(10)
-        .and_then(|i| rss.get(i))
-        .copied()
-        .unwrap_or(0);
+    let mid = rss.get(rss.len() / 2).copied().unwrap_or(0);
     let last = rss.last().copied().unwrap_or(0);
     println!(
         "soak {seconds} s: {} /healthcheck scrapes, slowest {slowest} ms, {} failed; healthy servers taken down {downs}; RSS {} KB -> {last} KB",
@@ -275,8 +270,8 @@ fn a_director_under_descriptor_pressure_keeps_its_healthy_servers_and_its_sessio
     );
     assert!(slowest < 1000, "slowest /healthcheck {slowest} ms");
     assert!(
-        last <= mid + mid * 3 / 100,
-        "RSS grew from {mid} KB 45 s before the end to {last} KB: {rss:?}"
+        last <= mid + mid / 20,
+        "RSS grew from {mid} KB at half time to {last} KB: {rss:?}"
     );
     let _ = v.stop(&cfg);
     let _ = std::fs::remove_dir_all(&dir);

@@ -539,7 +539,7 @@ impl Scheduler {
                 drain: j.fsm.drain(),
                 weight_pct: j.fsm.weight_pct(),
                 last: j.fsm.last().cloned(),
-                history: j.fsm.history().cloned().collect(),
+                history: j.fsm.history().map(|(p, r)| (p, r.to_string())).collect(),
                 transitions: j.fsm.transitions(),
                 results: j.fsm.results(),
                 damped_for: j
