@@ -33,6 +33,8 @@ ROUTERS = {"r1": ("10.7.0.1", "10.8.0.251"), "r2": ("10.7.0.2", "10.8.0.252")}
 DIRECTORS = {"d1": "10.8.0.1", "d2": "10.8.0.2", "d3": "10.8.0.3"}
 BACKENDS = {"b1": "10.8.0.11", "b2": "10.8.0.12", "b3": "10.8.0.13"}
 LONG_CONNS = 48
+# d3 runs without BFD: its failure is the negative control of d1's (outage = hold time).
+NO_BFD = {"d3"}
 procs = {}
 
 
@@ -117,6 +119,8 @@ connect_retry = 1
 [bgp.graceful_restart]
 enabled = true
 restart_time = 60
+[bgp.bfd]
+enabled = {"false" if name in NO_BFD else "true"}
 {neighbors}
 [[check]]
 name = "http"
@@ -185,12 +189,16 @@ def bird_config(r):
     return f"""router id {core};
 protocol device {{}}
 protocol kernel {{ ipv4 {{ export all; }}; merge paths on; }}
+protocol bfd {{
+  interface "eth1" {{ min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }};
+}}
 template bgp directors {{
   local {core} as 65100;
   hold time 9;
   connect delay time 1;
   error wait time 1, 2;
   graceful restart on;
+  bfd on;
   ipv4 {{ import all; export none; }};
 }}
 {peers}"""
@@ -333,6 +341,56 @@ def demo():
     return 0 if ok else 1
 
 
+# Samples of the restart during which d2 was missing from a router's route (must stay empty).
+RESTART_WITHDRAWN = []
+# The same for the unplanned restart (SIGKILL): must not stay empty.
+CRASH_WITHDRAWN = []
+# Per event, when it measures one: ms until the routers stopped sending to a dead director.
+OUTAGE = {}
+
+
+class NexthopWatch:
+    """Polls both routers' kernel route to the VIP in a thread; remembers every moment a
+    director was missing from either."""
+
+    def __init__(self, d):
+        import threading
+        self.ip, self.missing, self.stop = DIRECTORS[d], 0, False
+        self.t = threading.Thread(target=self.run)
+        self.t.start()
+
+    def run(self):
+        while not self.stop:
+            if any(self.ip not in nexthops(r) for r in ROUTERS):
+                self.missing += 1
+            time.sleep(0.02)
+
+    def end(self):
+        self.stop = True
+        self.t.join()
+        return self.missing
+
+
+def kill_director(d, limit):
+    """d's host dies: vipd SIGKILLed and its link down in the same instant. Returns the ms
+    until neither router sends to it any more, or None if they still do after `limit` s."""
+    ip = DIRECTORS[d]
+    t0 = time.monotonic()
+    stop(f"vipd-{d}", "KILL")
+    sh("ip", "-n", d, "link", "set", "eth0", "down")
+    while any(ip in nexthops(r) for r in ROUTERS):
+        if time.monotonic() - t0 > limit:
+            return None
+        time.sleep(0.005)
+    return round((time.monotonic() - t0) * 1000)
+
+
+def revive_director(d, present):
+    sh("ip", "-n", d, "link", "set", "eth0", "up")
+    start_director(d)
+    wait(lambda: ready(present), 40, f"{d} back in the ECMP routes")
+
+
 def event(name, do, undo, settle, expected):
     """Runs one event and its reversal under the client's load; one table row."""
     before = client()
@@ -352,6 +410,7 @@ def event(name, do, undo, settle, expected):
     failed = after["short_fail"] - before["short_fail"]
     exp = expected(on_backend)
     row = {"event": name, "long_conns": len(before["long"]), "broken": broken,
+           "outage_ms": OUTAGE.pop(name, None),
            "broken_by_backend": by, "expected_max": exp, "short_failed": failed,
            "short_ok": after["short_ok"] - before["short_ok"],
            "broken_during_event": mid["long_broken"] - before["long_broken"]}
@@ -388,20 +447,56 @@ def scenarios():
                       undrain_director, 2, zero))
 
     def restart_director():
+        w = NexthopWatch("d2")
         stop("vipd-d2")
         time.sleep(1)
         start_director("d2")
         wait(lambda: "Established" in status("d2") and "announced" in status("d2"), 30,
              "d2 back")
+        time.sleep(1)
+        missing = w.end()
+        if missing:
+            RESTART_WITHDRAWN.append(missing)
 
-    rows.append(event("director restart (vipd on d2)", restart_director, lambda: None, 3,
-                      zero))
+    rows.append(event("director restart with BFD (vipd on d2)", restart_director,
+                      lambda: None, 3, zero))
 
     def add_director():
         start_director("d3")
         wait(lambda: ready(["d1", "d2", "d3"]), 30, "d3 in the ECMP routes")
 
     rows.append(event("director added (d3)", add_director, lambda: None, 3, zero))
+
+    def crash_restart_director():
+        w = NexthopWatch("d2")
+        stop("vipd-d2", "KILL")
+        time.sleep(1)
+        start_director("d2")
+        wait(lambda: ready(["d1", "d2", "d3"]), 30, "d2 back in the ECMP routes")
+        time.sleep(1)
+        CRASH_WITHDRAWN.append(w.end())
+
+    # Negative control of the restart row: the same restart, unplanned (SIGKILL: nothing
+    # slowed down, nothing saved). The routers must drop d2 meanwhile.
+    rows.append(event("director crash and restart with BFD (d2, negative control)",
+                      crash_restart_director, lambda: None, 3, lambda on: LONG_CONNS))
+
+    def fail_d1():
+        OUTAGE["director failure (d1 dies: vipd killed, link down; BFD 100 ms x 3)"] = \
+            kill_director("d1", 30)
+
+    rows.append(event("director failure (d1 dies: vipd killed, link down; BFD 100 ms x 3)",
+                      fail_d1, lambda: revive_director("d1", ["d1", "d2", "d3"]), 3, zero))
+
+    def fail_d3():
+        # Past the hold time (9 s) the routers still send to d3: graceful restart keeps
+        # its routes as stale for restart_time (60 s). Not waited for.
+        OUTAGE["director failure without BFD (d3, negative control)"] = kill_director("d3", 12)
+
+    # Negative control: no bound on broken connections (the outage lasts the hold time).
+    rows.append(event("director failure without BFD (d3, negative control)", fail_d3,
+                      lambda: revive_director("d3", ["d1", "d2", "d3"]), 3,
+                      lambda on: LONG_CONNS))
 
     def fail_router():
         sh("ip", "-n", "r2", "link", "set", "eth0", "down")
@@ -436,12 +531,17 @@ def scenarios():
     with open(f"{OUT}/scenarios.json", "w") as f:
         json.dump(rows, f, indent=1)
     table = ["| event | long-lived conns | broken | allowed | broken on | requests ok "
-             "| requests failed |", "|---|---|---|---|---|---|---|"]
+             "| requests failed | outage |", "|---|---|---|---|---|---|---|---|"]
     failures = []
     for r in rows:
+        outage = "-"
+        if r["outage_ms"] is not None:
+            outage = f"{r['outage_ms']} ms"
+        elif r["event"].startswith("director failure"):
+            outage = "> 12 s (still routed)"
         table.append(f"| {r['event']} | {r['long_conns']} | {r['broken']} | "
                      f"{r['expected_max']} | {r['broken_by_backend'] or '-'} | "
-                     f"{r['short_ok']} | {r['short_failed']} |")
+                     f"{r['short_ok']} | {r['short_failed']} | {outage} |")
         if r["broken"] > r["expected_max"]:
             failures.append(f"{r['event']}: {r['broken']} broken, at most "
                             f"{r['expected_max']} allowed")
@@ -449,6 +549,18 @@ def scenarios():
             failures.append(f"{r['event']}: {r['short_failed']} requests failed")
         if set(r["broken_by_backend"]) - {"b3"} and r["event"].startswith("backend failure"):
             failures.append(f"{r['event']}: connections broken on other backends")
+        if r["event"].startswith("director failure (") and \
+                (r["outage_ms"] is None or r["outage_ms"] >= 1000):
+            failures.append(f"{r['event']}: outage {r['outage_ms']} ms, not under 1 s")
+        if r["event"].startswith("director failure without") and r["outage_ms"] is not None:
+            failures.append(f"{r['event']}: outage {r['outage_ms']} ms: the control "
+                            "should last past the hold time (9 s)")
+    if CRASH_WITHDRAWN and CRASH_WITHDRAWN[0] == 0:
+        failures.append("director crash and restart: d2 never left the routers' routes "
+                        "(the control shows nothing)")
+    if RESTART_WITHDRAWN:
+        failures.append(f"director restart: d2 left the routers' routes "
+                        f"({RESTART_WITHDRAWN[0]} samples)")
     text = "\n".join(table) + "\n"
     write(f"{OUT}/scenarios.md", text)
     banner("connections broken per event")
