@@ -92,6 +92,15 @@ impl Link {
         }
     }
 
+    /// When `who` first went Down, and why.
+    fn first_down(&self, who: char) -> (Duration, Diag) {
+        self.changes
+            .iter()
+            .find(|c| c.1 == who && c.3 == State::Down)
+            .map(|c| (c.0, c.4))
+            .unwrap_or_else(|| panic!("{who} never went down: {:?}", self.changes))
+    }
+
     fn elapsed(&self) -> Duration {
         self.now - self.start
     }
@@ -99,6 +108,25 @@ impl Link {
 
 fn fast() -> Config {
     Config::default()
+}
+
+/// A Down packet from a neighbor with discriminator `disc`, 100 ms x 3.
+fn down_from(disc: u32) -> Packet {
+    Packet {
+        diag: Diag::None,
+        state: State::Down,
+        poll: false,
+        fin: false,
+        cpi: false,
+        auth: false,
+        demand: false,
+        detect_mult: 3,
+        my_disc: disc,
+        your_disc: 0,
+        desired_min_tx: 100_000,
+        required_min_rx: 100_000,
+        required_min_echo_rx: 0,
+    }
 }
 
 #[test]
@@ -164,12 +192,8 @@ fn a_silent_neighbor_is_down_after_the_detection_time() {
     l.cut_ba = true;
     let cut = l.elapsed();
     l.run(Duration::from_millis(500));
-    let down = l
-        .changes
-        .iter()
-        .find(|c| c.1 == 'a' && c.3 == State::Down)
-        .expect("a went down");
-    assert_eq!(down.4, Diag::ControlDetectionTimeExpired);
+    let down = l.first_down('a');
+    assert_eq!(down.1, Diag::ControlDetectionTimeExpired);
     // The last packet from b arrived at most ~90 ms before the cut: down within 300 ms of
     // it, never before.
     let after = down.0 - cut;
@@ -335,19 +359,8 @@ fn packets_for_another_discriminator_with_authentication_or_demand_are_discarded
     let now = Instant::now();
     let mut s = Session::new(fast(), 7, now);
     let p = Packet {
-        diag: Diag::None,
-        state: State::Down,
-        poll: false,
-        fin: false,
-        cpi: false,
-        auth: false,
-        demand: false,
-        detect_mult: 3,
-        my_disc: 9,
         your_disc: 8,
-        desired_min_tx: 100_000,
-        required_min_rx: 100_000,
-        required_min_echo_rx: 0,
+        ..down_from(9)
     };
     assert_eq!(
         s.on_packet(now, &p),
@@ -376,19 +389,9 @@ fn a_neighbor_that_wants_nothing_gets_no_periodic_packets() {
     let now = Instant::now();
     let mut s = Session::new(fast(), 7, now);
     let p = Packet {
-        diag: Diag::None,
-        state: State::Down,
-        poll: false,
-        fin: false,
-        cpi: false,
-        auth: false,
-        demand: false,
-        detect_mult: 3,
-        my_disc: 9,
-        your_disc: 0,
         desired_min_tx: 1_000_000,
         required_min_rx: 0,
-        required_min_echo_rx: 0,
+        ..down_from(9)
     };
     let _ = s.on_packet(now, &p).expect("accepted");
     let later = now + Duration::from_secs(2);
@@ -451,12 +454,8 @@ fn a_restart_that_never_comes_back_times_out_at_the_slow_detection_time() {
     l.cut_ab = true;
     let gone = l.elapsed();
     l.run(Duration::from_secs(16));
-    let down = l
-        .changes
-        .iter()
-        .find(|c| c.1 == 'b' && c.3 == State::Down)
-        .expect("b went down");
-    assert_eq!(down.4, Diag::ControlDetectionTimeExpired);
+    let down = l.first_down('b');
+    assert_eq!(down.1, Diag::ControlDetectionTimeExpired);
     assert!(down.0 - gone <= Duration::from_secs(15));
 }
 

@@ -143,21 +143,7 @@ fn a_director_under_descriptor_pressure_keeps_its_healthy_servers_and_its_sessio
         );
         std::thread::sleep(Duration::from_secs(1));
     }
-    // BIRD's "since", to the second (it recomputes the milliseconds at each display).
-    let state = |out: &str| -> String {
-        out.lines()
-            .find(|l| l.starts_with("vipd"))
-            .map(|l| {
-                let w: Vec<&str> = l.split_whitespace().collect();
-                format!(
-                    "{} {}",
-                    w.get(4).and_then(|t| t.split('.').next()).unwrap_or(""),
-                    w.get(5).unwrap_or(&"")
-                )
-            })
-            .unwrap_or_default()
-    };
-    let since = state(&birdc(&rtr, &ctl, &["show", "protocols", "vipd"]));
+    let since = common::bird_session_since(&rtr, &ctl);
     assert!(since.ends_with("Established"), "{since}");
 
     // The pressure: 1,000 idle connections (renewed as vipd closes them), 100 scrapes a
@@ -228,7 +214,7 @@ fn a_director_under_descriptor_pressure_keeps_its_healthy_servers_and_its_sessio
     while soak.elapsed() < Duration::from_secs(seconds) {
         std::thread::sleep(Duration::from_secs(5));
         rss.push(rss_kb(pid));
-        let p = state(&birdc(&rtr, &ctl, &["show", "protocols", "vipd"]));
+        let p = common::bird_session_since(&rtr, &ctl);
         assert_eq!(
             p,
             since,

@@ -199,21 +199,7 @@ fn scenario(tag: &str, withdraw_on_stop: bool) {
             .find_map(|l| l.split_whitespace().next()?.parse::<usize>().ok())
             .unwrap_or(0)
     };
-    let state = || {
-        let out = birdc(&rtr, &ctl, &["show", "protocols", "vipd"]);
-        out.lines()
-            .find(|l| l.starts_with("vipd"))
-            .map(|l| {
-                let w: Vec<&str> = l.split_whitespace().collect();
-                // "since" to the second: BIRD recomputes the milliseconds at each display.
-                format!(
-                    "{} {}",
-                    w.get(4).and_then(|t| t.split('.').next()).unwrap_or(""),
-                    w.get(5).unwrap_or(&"")
-                )
-            })
-            .unwrap_or_default()
-    };
+    let state = || common::bird_session_since(&rtr, &ctl);
 
     // 1. Up: the raw session stalls, BIRD gets every VIP.
     let log = || std::fs::read_to_string(&v.log).unwrap_or_default();

@@ -248,6 +248,23 @@ pub fn birdc(rtr: &Netns, ctl: &Path, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// BIRD's protocol `vipd`: "<since> <info>" with "since" to the second (BIRD recomputes
+/// the milliseconds at each display): equal across calls while the session never reset.
+pub fn bird_session_since(rtr: &Netns, ctl: &Path) -> String {
+    birdc(rtr, ctl, &["show", "protocols", "vipd"])
+        .lines()
+        .find(|l| l.starts_with("vipd"))
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            format!(
+                "{} {}",
+                w.get(4).and_then(|t| t.split('.').next()).unwrap_or(""),
+                w.get(5).unwrap_or(&"")
+            )
+        })
+        .unwrap_or_default()
+}
+
 /// `birdc show route all` for the VIP, polled until `pred` holds.
 pub fn bird_until(
     rtr: &Netns,
