@@ -35,6 +35,7 @@ use crate::fsm::{Config as FsmConfig, State};
 use crate::rib::{Rib, RouteAttrs};
 use crate::wire::Prefix;
 
+mod follow;
 mod peer;
 mod writer;
 
@@ -272,15 +273,7 @@ impl Speaker {
                 }
             }
         }
-        let bfd = if p.bfd {
-            let st = self.bfd.as_ref().and_then(|f| (f.0)(addr.ip()));
-            if st.is_none() {
-                tracing::error!(neighbor = %addr, "BFD is enabled for this neighbor but has no session: its routes are withheld");
-            }
-            Some(st)
-        } else {
-            None
-        };
+        let bfd = p.bfd.then(|| self.bfd.clone());
         let (stop, stop_rx) = broadcast::channel(1);
         let peer = Peer::new(
             p.clone(),

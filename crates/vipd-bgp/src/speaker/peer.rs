@@ -17,12 +17,12 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use super::follow::{self, Follow};
 use super::writer::{Mark, WriteError, Writer};
-use super::{BfdStatus, PeerConfig, PeerStatus};
+use super::{BfdSource, PeerConfig, PeerStatus};
 use crate::fsm::{Action, Event, Fsm, Negotiated, OPEN_HOLD, State, Timer};
 use crate::rib::{PeerCtx, Rib, RouteAttrs, updates};
 use crate::wire::{Decoded, Message, Prefix, Session, Update};
-use vipd_bfd::packet::State as BfdState;
 
 /// One neighbor's task state.
 pub(super) struct Peer {
@@ -47,11 +47,8 @@ pub(super) struct Peer {
     session: Session,
     ctx: Option<PeerCtx>,
     generation: Arc<AtomicU64>,
-    /// The BFD session followed: None when BFD is off for this neighbor, Some(None) when it
-    /// is on but there is no session (routes withheld: fail closed).
-    bfd: Option<Option<BfdStatus>>,
-    /// BFD was Up when last looked at.
-    bfd_up: bool,
+    /// The BFD session followed (None: BFD off for this neighbor).
+    bfd: Option<Follow>,
 }
 
 /// What woke the peer task.
@@ -65,6 +62,7 @@ enum Wake {
     Fed,
     WriterFailed(WriteError),
     Bfd,
+    BfdLookup,
 }
 
 impl Peer {
@@ -74,14 +72,14 @@ impl Peer {
         stop: broadcast::Receiver<String>,
         status: Arc<watch::Sender<PeerStatus>>,
         inbound: mpsc::Receiver<TcpStream>,
-        bfd: Option<Option<BfdStatus>>,
+        bfd: Option<Option<BfdSource>>,
     ) -> Self {
         let seed = match cfg.addr.ip() {
             IpAddr::V4(a) => u64::from(u32::from(a)),
             IpAddr::V6(a) => u128::from(a) as u64,
         } ^ u64::from(u32::from(cfg.fsm.router_id));
         let fsm = Fsm::new(cfg.fsm.clone(), seed);
-        let bfd_up = matches!(&bfd, Some(Some(rx)) if rx.borrow().state == BfdState::Up);
+        let bfd = bfd.map(|src| Follow::new(cfg.addr.ip(), src));
         Peer {
             cfg,
             fsm,
@@ -100,7 +98,6 @@ impl Peer {
             ctx: None,
             generation: Arc::new(AtomicU64::new(0)),
             bfd,
-            bfd_up,
         }
     }
 
@@ -145,6 +142,11 @@ impl Peer {
                 Wake::Fed => {}
                 Wake::WriterFailed(e) => self.lost(e.to_string()),
                 Wake::Bfd => self.bfd_changed(),
+                Wake::BfdLookup => {
+                    if self.bfd.as_mut().is_some_and(Follow::lookup) {
+                        self.bfd_changed();
+                    }
+                }
             }
         }
         // Stopped: the NOTIFICATION, if any, is flushed by the writer within its bound.
@@ -168,7 +170,8 @@ impl Peer {
             bfd,
             ..
         } = self;
-        let bfd = bfd.as_mut().and_then(Option::as_mut);
+        let missing = bfd.as_ref().is_some_and(Follow::missing);
+        let bfd = bfd.as_mut().and_then(Follow::rx);
         let (rd, writer) = match conn {
             Some((r, w)) => (Some(r), Some(w)),
             None => (None, None),
@@ -189,44 +192,30 @@ impl Peer {
                 None => Wake::Fed,
                 Some(e) => Wake::WriterFailed(e),
             },
-            r = async { bfd.expect("guarded").changed().await }, if bfd.is_some() => match r {
-                Ok(()) => Wake::Bfd,
-                // The BFD task is gone (vipd exits on that): stay as we are.
-                Err(_) => std::future::pending().await,
-            },
+            () = async {
+                // A closed channel: the session was removed (this neighbor is being
+                // stopped or reconfigured) or the BFD task died (vipd exits on that).
+                if bfd.expect("guarded").changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }, if bfd.is_some() => Wake::Bfd,
+            () = tokio::time::sleep(follow::LOOKUP_EVERY), if missing => Wake::BfdLookup,
         }
     }
 
-    /// Routes may be announced: BFD is off for this neighbor, Up, or held AdminDown by the
-    /// router (RFC 5882 section 3.2: not a forwarding failure).
+    /// Routes may be announced to this neighbor (see [`Follow::allowed`]).
     fn routes_allowed(&self) -> bool {
-        match &self.bfd {
-            None => true,
-            Some(None) => false,
-            Some(Some(rx)) => {
-                let s = rx.borrow();
-                s.state == BfdState::Up || s.remote_state == BfdState::AdminDown
-            }
-        }
+        self.bfd.as_ref().is_none_or(Follow::allowed)
     }
 
-    /// The BFD session changed: Up lets routes out; leaving Up for a failure (not an
-    /// AdminDown from the router) ends the BGP session at once.
+    /// The BFD session changed: a failure ends the BGP session; either way the routes are
+    /// synced again (announced if allowed now, withdrawn if not).
     fn bfd_changed(&mut self) {
-        let Some(Some(rx)) = &mut self.bfd else {
-            return;
-        };
-        let s = *rx.borrow_and_update();
-        let up = s.state == BfdState::Up;
-        let was_up = std::mem::replace(&mut self.bfd_up, up);
-        if was_up && !up {
-            if s.remote_state == BfdState::AdminDown {
-                info!(neighbor = %self.cfg.addr, "BFD: the router holds the session AdminDown; not a failure, the BGP session stays");
-            } else {
-                self.handle(Event::BfdDown(s.diag.to_string()));
-            }
+        let Some(f) = self.bfd.as_mut() else { return };
+        if let follow::Verdict::Failed(why) = f.changed() {
+            self.handle(Event::BfdDown(why));
         }
-        if self.routes_allowed() && self.fsm.state() == State::Established {
+        if self.fsm.state() == State::Established {
             self.dirty = true;
         }
     }
@@ -377,20 +366,21 @@ impl Peer {
     /// the daemon says the initial routes are complete. The status counts them once the
     /// round's last message is written.
     fn sync_routes(&mut self) {
-        if !self.routes_allowed() {
-            // Held back until BFD is Up (dirty stays set: sent then).
-            return;
-        }
+        // Without BFD Up (when followed), the neighbor gets withdrawals only, and no
+        // End-of-RIB: a router keeping our routes from before a restart keeps them until
+        // BFD is Up and the real table follows.
+        let allowed = self.routes_allowed();
         self.dirty = false;
         let Some(ctx) = self.ctx.clone() else { return };
         let rib = self.rib.borrow_and_update().clone();
-        let mut msgs: Vec<Message> = updates(&self.sent, &rib.routes, &ctx)
+        let none = BTreeMap::new();
+        let want = if allowed { &rib.routes } else { &none };
+        let mut msgs: Vec<Message> = updates(&self.sent, want, &ctx)
             .into_iter()
             .map(|u| Message::Update(Box::new(u)))
             .collect();
         let n = msgs.len() as u64;
-        self.sent = rib
-            .routes
+        self.sent = want
             .iter()
             .filter(|(p, _)| {
                 ctx.families
@@ -399,7 +389,7 @@ impl Peer {
             })
             .map(|(p, a)| (*p, a.clone()))
             .collect();
-        if rib.initial_complete && !self.eor_sent {
+        if allowed && rib.initial_complete && !self.eor_sent {
             msgs.extend(
                 ctx.families
                     .iter()
