@@ -342,6 +342,12 @@ impl Session {
         Vec::new()
     }
 
+    /// A new detection multiplier (sent from the next packet on; no Poll needed: it only
+    /// changes the neighbor's detection time, which it recomputes at each packet).
+    pub fn set_multiplier(&mut self, multiplier: u8) {
+        self.cfg.multiplier = multiplier.max(1);
+    }
+
     /// Holds the session AdminDown (`diag` says why), or releases it (Down, then the usual
     /// handshake). An AdminDown neighbor must not take it for a forwarding failure (RFC
     /// 5882 section 3.2).
@@ -419,9 +425,11 @@ impl Session {
         let mut out = Vec::new();
         if self.detect_at.is_some_and(|d| d <= now) {
             self.detect_at = None;
-            // Section 6.8.1: the neighbor's discriminator is forgotten.
+            // Section 6.8.1: the neighbor's discriminator is forgotten; section 6.8.18: its
+            // receive interval back to 1 (a last word of 0 must not silence us for good).
             self.remote_disc = 0;
             self.remote_state = State::Down;
+            self.remote_min_rx = 1;
             if matches!(self.state, State::Init | State::Up) {
                 self.transition(
                     now,

@@ -6,7 +6,9 @@
 //! session down with a Poll sequence (10 s x the multiplier: the routers now wait 30 s
 //! with the default multiplier before declaring it down), saves the sessions
 //! (discriminators, source port, intervals) in `state_dir/bfd-sessions.json`, and the next
-//! process resumes them from there and speeds them up again. A crash or a dead host still
+//! process resumes them from there (if started within 25 s, at its first apply of
+//! `[bgp]`, and only sessions whose source address and multihop setting are unchanged) and
+//! speeds them up again. A crash or a dead host still
 //! times out in the fast detection time: nothing is slowed down then.
 //!
 //! Why not AdminDown on stop: RFC 5882 says a router must not treat it as a failure, and
@@ -63,6 +65,10 @@ struct File {
 #[derive(Serialize, Deserialize)]
 struct Entry {
     addr: std::net::IpAddr,
+    /// The session's configured source address and multihop setting: a session is resumed
+    /// only if they are unchanged.
+    local: Option<std::net::IpAddr>,
+    multihop: Option<u8>,
     src_port: u16,
     local_disc: u32,
     remote_disc: u32,
@@ -87,6 +93,8 @@ pub fn save(state_dir: &Path, sessions: &[Resume]) {
             .iter()
             .map(|r| Entry {
                 addr: r.addr,
+                local: r.local,
+                multihop: r.multihop,
                 src_port: r.src_port,
                 local_disc: r.saved.local_disc,
                 remote_disc: r.saved.remote_disc,
@@ -142,6 +150,8 @@ pub fn load(state_dir: &Path) -> Vec<Resume> {
         .into_iter()
         .map(|e| Resume {
             addr: e.addr,
+            local: e.local,
+            multihop: e.multihop,
             src_port: e.src_port,
             saved: Saved {
                 local_disc: e.local_disc,
@@ -164,6 +174,8 @@ mod tests {
     fn resume() -> Resume {
         Resume {
             addr: "192.0.2.254".parse().expect("ip"),
+            local: None,
+            multihop: None,
             src_port: 49200,
             saved: Saved {
                 local_disc: 7,

@@ -308,6 +308,9 @@ impl Effects {
     /// with the configuration.
     async fn set_bfd(&mut self, cfg: &Config) -> Result<(), SetupError> {
         let peers = crate::bfd::peers(cfg);
+        // Saved sessions are for the first apply only: a BFD task started later (a reload
+        // enabling BFD) starts afresh, the routers have long declared the old ones down.
+        let resume = std::mem::take(&mut self.bfd_resume);
         if let Some(b) = self.bfd.get() {
             b.set_peers(peers).await;
             return Ok(());
@@ -315,7 +318,6 @@ impl Effects {
         if peers.is_empty() {
             return Ok(());
         }
-        let resume = std::mem::take(&mut self.bfd_resume);
         let b = vipd_bfd::runtime::Bfd::start_on(&self.bgp_rt, peers, resume)?;
         info!("BFD started");
         let _ = self.bfd.set(b);

@@ -46,6 +46,10 @@ pub struct Peer {
 pub struct Resume {
     /// The neighbor.
     pub addr: IpAddr,
+    /// The session's source address as configured (a session is resumed only with the same).
+    pub local: Option<IpAddr>,
+    /// Its multihop setting (likewise).
+    pub multihop: Option<u8>,
     /// The UDP source port the session used (the same must be used again, RFC 5881).
     pub src_port: u16,
     /// The session.
@@ -137,7 +141,8 @@ impl Bfd {
 
     /// Before a planned stop: slows every Up session down to [`RESTART_TX`] (a Poll
     /// sequence), waits at most `within` for the routers' Finals, and returns what the
-    /// next process needs to resume them. The task keeps sending (slowly) until the
+    /// next process needs to resume them (a session whose Final has not come is saved too:
+    /// the router computes its detection time from the slow interval it was sent). The task keeps sending (slowly) until the
     /// process exits.
     pub async fn prepare_restart(&self, within: Duration) -> Vec<Resume> {
         let (tx, rx) = oneshot::channel();

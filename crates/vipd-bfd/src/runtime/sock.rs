@@ -52,7 +52,8 @@ fn receiver(addr: SocketAddr) -> io::Result<UdpSocket> {
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
-    s.set_reuse_address(true)?;
+    // No SO_REUSEADDR: with it another BFD daemon setting it too would share the port and
+    // each datagram would reach only one of us. A taken port must fail.
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     vipd_sys::udp::set_recv_ttl(s.as_fd(), addr.is_ipv6())?;

@@ -35,8 +35,20 @@ pub(super) struct Task {
     statuses: Statuses,
     cmd: mpsc::Receiver<Cmd>,
     sessions: BTreeMap<IpAddr, Entry>,
+    /// Removed sessions still saying AdminDown until their deadline (RFC 5880 6.8.16: for
+    /// a detection time, so that the router does not take the end for a failure).
+    draining: Vec<(Entry, Instant)>,
+    /// Sessions whose sending socket could not be opened (the source address not there
+    /// yet, at boot): tried again every [`RETRY_EVERY`].
+    retry: BTreeMap<IpAddr, Peer>,
     restart: Option<Restart>,
 }
+
+/// How long a removed session keeps saying AdminDown: past the router's detection time at
+/// the slow rate a session falls back to (1 s x the usual multiplier of 3).
+const DRAIN_FOR: Duration = Duration::from_secs(3);
+/// How often a session without a sending socket is tried again.
+const RETRY_EVERY: Duration = Duration::from_secs(5);
 
 impl Task {
     pub fn new(rx: Receivers, statuses: Statuses, cmd: mpsc::Receiver<Cmd>) -> Task {
@@ -45,6 +57,8 @@ impl Task {
             statuses,
             cmd,
             sessions: BTreeMap::new(),
+            draining: Vec::new(),
+            retry: BTreeMap::new(),
             restart: None,
         }
     }
@@ -55,7 +69,9 @@ impl Task {
             let next = self
                 .sessions
                 .values()
+                .chain(self.draining.iter().map(|(e, _)| e))
                 .map(|e| Instant::from_std(e.s.next_deadline()))
+                .chain(self.draining.iter().map(|(_, at)| *at))
                 .min()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             let restart_at = self.restart.as_ref().map(|r| r.deadline);
@@ -87,6 +103,20 @@ impl Task {
                             perform(e, out);
                         }
                     }
+                    let at = Instant::from_std(now);
+                    self.draining.retain(|(_, until)| *until > at);
+                    for (e, _) in &mut self.draining {
+                        if e.s.next_deadline() <= now {
+                            let out = e.s.on_timer(now);
+                            perform(e, out);
+                        }
+                    }
+                }
+                () = tokio::time::sleep(RETRY_EVERY), if !self.retry.is_empty() => {
+                    let now = Instant::now().into_std();
+                    for p in std::mem::take(&mut self.retry).into_values() {
+                        self.start(now, p, None);
+                    }
                 }
                 _ = tokio::time::sleep_until(restart_at.unwrap_or(next)), if restart_at.is_some() => {
                     self.finish_restart();
@@ -102,6 +132,7 @@ impl Task {
     pub fn set_peers(&mut self, peers: Vec<Peer>, resume: &[Resume]) {
         let now = Instant::now().into_std();
         let wanted: BTreeMap<IpAddr, Peer> = peers.into_iter().map(|p| (p.addr, p)).collect();
+        self.retry.retain(|a, _| wanted.contains_key(a));
         let gone: Vec<IpAddr> = self
             .sessions
             .iter()
@@ -118,63 +149,79 @@ impl Task {
                 let out = e.s.set_admin_down(now, true, Diag::AdministrativelyDown);
                 perform(&mut e, out);
                 info!(neighbor = %a, "BFD session removed");
+                self.draining.push((e, Instant::from_std(now) + DRAIN_FOR));
             }
+        }
+        if let Ok(mut m) = self.statuses.lock() {
+            m.retain(|a, _| self.sessions.contains_key(a));
         }
         for (a, p) in wanted {
             if let Some(e) = self.sessions.get_mut(&a) {
                 if e.peer.timing != p.timing {
                     let out = e.s.set_intervals(now, p.timing.min_tx, p.timing.min_rx);
+                    e.s.set_multiplier(p.timing.multiplier);
                     e.peer = p;
                     perform(e, out);
                 }
                 continue;
             }
-            let saved = resume.iter().find(|r| r.addr == a);
-            let (tx, port) = match sock::sender(&p, saved.map(|r| r.src_port)) {
-                Ok(x) => x,
-                Err(e) if saved.is_some() => match sock::sender(&p, None) {
-                    Ok(x) => {
-                        warn!(neighbor = %a, error = %e, "BFD: the saved source port is taken; the session starts afresh");
-                        x
-                    }
-                    Err(e) => {
-                        warn!(neighbor = %a, error = %e, "BFD: no sending socket; the session stays down");
-                        continue;
-                    }
-                },
-                Err(e) => {
-                    warn!(neighbor = %a, error = %e, "BFD: no sending socket; the session stays down");
-                    continue;
-                }
-            };
-            let (s, out) = match saved {
-                Some(r) if port == r.src_port && self.disc_free(r.saved.local_disc) => {
-                    info!(neighbor = %a, "BFD session resumed from the previous process");
-                    Session::resume(p.timing, r.saved, now)
-                }
-                _ => (Session::new(p.timing, self.new_disc(), now), Vec::new()),
-            };
-            let (status, rx) = watch::channel(s.status());
-            if let Ok(mut m) = self.statuses.lock() {
-                m.insert(a, rx);
-            }
-            let mut e = Entry {
-                peer: p,
-                s,
-                tx,
-                port,
-                status,
-            };
-            perform(&mut e, out);
-            self.sessions.insert(a, e);
-        }
-        if let Ok(mut m) = self.statuses.lock() {
-            m.retain(|a, _| self.sessions.contains_key(a));
+            // A session of the same neighbor still draining gives way to the new one.
+            self.draining.retain(|(e, _)| e.peer.addr != a);
+            let saved = resume
+                .iter()
+                .find(|r| r.addr == a && r.local == p.local && r.multihop == p.multihop);
+            self.start(now, p, saved);
         }
     }
 
+    /// Opens a session's socket and starts it (resumed from `saved` when given and its
+    /// port and discriminator are still free); without a socket it is tried again later.
+    fn start(&mut self, now: std::time::Instant, p: Peer, saved: Option<&Resume>) {
+        let a = p.addr;
+        let sock = match sock::sender(&p, saved.map(|r| r.src_port)) {
+            Err(e) if saved.is_some() => {
+                warn!(neighbor = %a, error = %e, "BFD: the saved source port is taken; the session starts afresh");
+                sock::sender(&p, None)
+            }
+            r => r,
+        };
+        let (tx, port) = match sock {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(neighbor = %a, error = %e, "BFD: no sending socket; the session stays down (tried again every {RETRY_EVERY:?})");
+                self.retry.insert(a, p);
+                return;
+            }
+        };
+        let (s, out) = match saved {
+            Some(r) if port == r.src_port && self.disc_free(r.saved.local_disc) => {
+                info!(neighbor = %a, "BFD session resumed from the previous process");
+                Session::resume(p.timing, r.saved, now)
+            }
+            _ => (Session::new(p.timing, self.new_disc(), now), Vec::new()),
+        };
+        let (status, rx) = watch::channel(s.status());
+        if let Ok(mut m) = self.statuses.lock() {
+            m.insert(a, rx);
+        }
+        let mut e = Entry {
+            peer: p,
+            s,
+            tx,
+            port,
+            status,
+        };
+        perform(&mut e, out);
+        self.sessions.insert(a, e);
+    }
+
     fn disc_free(&self, d: u32) -> bool {
-        d != 0 && self.sessions.values().all(|e| e.s.local_disc() != d)
+        d != 0
+            && self
+                .sessions
+                .values()
+                .chain(self.draining.iter().map(|(e, _)| e))
+                .all(|e| e.s.local_disc() != d)
     }
 
     fn new_disc(&self) -> u32 {
@@ -195,9 +242,9 @@ impl Task {
             Which::MultiV6 => self.rx.multi_v6.as_ref(),
         };
         let Some(sock) = sock else { return };
-        // At most 64 at a time: the timers must not starve behind a flood.
+        // At most 64 reads at a time: the timers must not starve behind a flood.
         let mut got = Vec::new();
-        while got.len() < 64 {
+        for _ in 0..64 {
             let r = sock.try_io(tokio::io::Interest::READABLE, || {
                 vipd_sys::udp::recv_with_ttl(sock.as_fd(), buf)
             });
@@ -206,10 +253,9 @@ impl Task {
                     got.push((buf.get(..n).unwrap_or_default().to_vec(), from, ttl))
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    debug!(error = %e, "BFD receive error");
-                    break;
-                }
+                // A pending error (an ICMP one) is consumed by the read: go on, at most 64
+                // times per wake-up.
+                Err(e) => debug!(error = %e, "BFD receive error"),
             }
         }
         for (datagram, from, ttl) in got {
@@ -272,9 +318,11 @@ impl Task {
         let saved = self
             .sessions
             .values()
-            .filter(|e| e.s.state() == State::Up && !e.s.polling())
+            .filter(|e| e.s.state() == State::Up)
             .map(|e| Resume {
                 addr: e.peer.addr,
+                local: e.peer.local,
+                multihop: e.peer.multihop,
                 src_port: e.port,
                 saved: e.s.saved(),
             })
