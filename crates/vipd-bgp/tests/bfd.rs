@@ -141,3 +141,45 @@ fn routes_wait_for_bfd_up_and_a_bfd_failure_withdraws_them_at_once() {
         s.shutdown("test").await;
     });
 }
+
+/// A BFD session removed (a reload) closes its status channel: the neighbor that followed
+/// it must still stop at once when removed too, not after the 3 s abort deadline (it used
+/// to wait for the closed channel inside its event handler, deaf to the stop request).
+#[test]
+fn a_neighbor_whose_bfd_session_was_removed_stops_at_once() {
+    let ns = Netns::new("bfdrm");
+    ns.run(|| async {
+        let rt = tokio::runtime::Handle::current();
+        let bfd = Arc::new(
+            Bfd::start_on(
+                &rt,
+                vec![Peer {
+                    addr: "127.0.0.2".parse().expect("ip"),
+                    local: None,
+                    multihop: None,
+                    timing: BfdConfig::default(),
+                }],
+                Vec::new(),
+            )
+            .expect("bind"),
+        );
+        let source = {
+            let bfd = bfd.clone();
+            BfdSource(Arc::new(move |ip| bfd.status(ip)))
+        };
+        let p = PeerConfig {
+            bfd: true,
+            ..common::neighbor("127.0.0.2:179", "127.0.0.1", 65001, 65010, common::V4)
+        };
+        let mut s = Speaker::start_with_bfd(rt, vec![p], None, Some(source));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        bfd.set_peers(Vec::new()).await;
+        // The removed session says AdminDown for 3 s, then its channel closes.
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        let start = Instant::now();
+        let c = s.set_peers(Vec::new(), "removed").await;
+        let took = start.elapsed();
+        assert_eq!(c.removed.len(), 1);
+        assert!(took < Duration::from_secs(1), "removal took {took:?}");
+    });
+}
