@@ -155,6 +155,9 @@ pub struct Session {
     tx_in_use: u32,
     rx_in_use: u32,
     polling: bool,
+    /// The intervals changed again during the Poll: its Final does not cover the newer
+    /// values, another Poll round must (section 6.5: one Poll Sequence at a time).
+    repoll: bool,
     remote_min_tx: u32,
     remote_min_rx: u32,
     remote_mult: u8,
@@ -192,6 +195,7 @@ impl Session {
             tx_in_use: slow,
             rx_in_use: micros(cfg.min_rx),
             polling: false,
+            repoll: false,
             remote_min_tx: 0,
             // Section 6.8.1: 1 until heard, so that the first packets go out.
             remote_min_rx: 1,
@@ -336,6 +340,7 @@ impl Session {
         }
         self.tx_in_use = self.tx_in_use.min(tx);
         self.rx_in_use = self.rx_in_use.max(rx);
+        self.repoll = self.polling;
         self.polling = true;
         // Like BIRD: the Poll goes out at once, then with every periodic packet until Final.
         self.next_tx = now;
@@ -388,9 +393,15 @@ impl Session {
         let rx_changed = self.remote_min_rx != p.required_min_rx;
         self.remote_min_rx = p.required_min_rx;
         if p.fin && self.polling {
-            self.polling = false;
-            self.tx_in_use = self.desired_min_tx;
-            self.rx_in_use = self.required_min_rx;
+            if std::mem::take(&mut self.repoll) {
+                // This Final may answer a Poll sent before the last change: keep polling
+                // (the safe values stay in force) until one answers the newest.
+                self.next_tx = now;
+            } else {
+                self.polling = false;
+                self.tx_in_use = self.desired_min_tx;
+                self.rx_in_use = self.required_min_rx;
+            }
         }
         if rx_changed {
             self.reschedule(now);
@@ -471,6 +482,7 @@ impl Session {
             self.downs += 1;
             self.last_down = diag;
             self.polling = false;
+            self.repoll = false;
             let (tx, rx) = (
                 micros(self.cfg.min_tx.max(SLOW_TX)),
                 micros(self.cfg.min_rx),

@@ -474,3 +474,32 @@ fn a_resumed_session_whose_peer_forgot_it_comes_up_afresh() {
     assert_eq!(l.b.state(), State::Up);
     assert_eq!(l.a.remote_disc(), 0x3333);
 }
+
+#[test]
+fn a_change_during_a_poll_applies_only_after_a_final_to_a_later_poll() {
+    let mut l = Link::new(fast(), fast());
+    l.run(Duration::from_millis(500));
+    let now = l.now;
+    let _ =
+        l.a.set_intervals(now, Duration::from_secs(2), Duration::from_secs(2));
+    let _ =
+        l.a.set_intervals(now, Duration::from_secs(4), Duration::from_secs(4));
+    let fin = Packet {
+        poll: false,
+        fin: true,
+        your_disc: l.a.local_disc(),
+        ..down_from(0x2222)
+    };
+    let fin = Packet {
+        state: State::Up,
+        ..fin
+    };
+    // The first Final may answer the first Poll: nothing slower applies yet.
+    let _ = l.a.on_packet(now, &fin).expect("accepted");
+    assert!(l.a.polling());
+    assert_eq!(l.a.status().tx_interval, Duration::from_millis(100));
+    // A Final after that covers the newest values.
+    let _ = l.a.on_packet(now, &fin).expect("accepted");
+    assert!(!l.a.polling());
+    assert_eq!(l.a.status().tx_interval, Duration::from_secs(4));
+}
