@@ -2,7 +2,7 @@
 //! a default unit (`prlimit --nofile=1024`), with 2,000 checks against a blackholed range
 //! (every probe times out) next to 200 healthy backends, while 1,000 idle connections sit on
 //! `global.listen` (topped up every second as vipd evicts them) and `/healthcheck` is
-//! scraped 100 times a second (eight scrapers on a fixed schedule), for `VIPD_SOAK_SECONDS`
+//! scraped 100 times a second (sixteen scrapers on a fixed schedule), for `VIPD_SOAK_SECONDS`
 //! (default 120). Required throughout: the healthy servers stay up (no probe refused a
 //! descriptor counts as a failure), the BGP session to BIRD stays Established,
 //! `/healthcheck` answers within a second, at least 90 scrapes a second get through, and
@@ -24,7 +24,7 @@ use vipd_testkit::{Daemon, Feature, Lan, Netns, require};
 const HEALTHY: usize = 200;
 const DARK: usize = 2000;
 const HTTP: &str = "10.8.0.1:9180";
-const SCRAPERS: u32 = 8;
+const SCRAPERS: u32 = 16;
 const SCRAPES_PER_SECOND: u32 = 100;
 
 fn config(dir: &Path) -> String {
@@ -173,7 +173,7 @@ fn a_director_under_descriptor_pressure_keeps_its_healthy_servers_and_its_sessio
             }
         })
     };
-    // 100 scrapes a second on a fixed schedule: eight scrapers, each starting one every 80 ms
+    // 100 scrapes a second on a fixed schedule: sixteen scrapers, each starting one every 160 ms
     // (a slow answer delays only its own scraper's next one; a late scraper does not catch
     // up in a burst).
     let t0 = Instant::now();
