@@ -19,6 +19,29 @@ use vipd_testkit::{Netns, require_program};
 
 const BFD: &str = "protocol bfd {\n  interface \"*\" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };\n  neighbor 10.0.0.1;\n}\n";
 
+/// A BFD task with one session to `addr` (100 ms x 3) on `rt`, and the source a speaker
+/// looks its neighbors' sessions up in.
+fn bfd_session(rt: &tokio::runtime::Handle, addr: &str) -> (Arc<Bfd>, BfdSource) {
+    let bfd = Arc::new(
+        Bfd::start_on(
+            rt,
+            vec![Peer {
+                addr: addr.parse().expect("ip"),
+                local: None,
+                multihop: None,
+                timing: BfdConfig::default(),
+            }],
+            Vec::new(),
+        )
+        .expect("bind"),
+    );
+    let source = {
+        let bfd = bfd.clone();
+        BfdSource(Arc::new(move |ip| bfd.status(ip)))
+    };
+    (bfd, source)
+}
+
 fn nft(ns: &Netns, rule: &str) {
     ns.exec(&["nft", rule]);
 }
@@ -47,23 +70,7 @@ fn routes_wait_for_bfd_up_and_a_bfd_failure_withdraws_them_at_once() {
 
     me.run(|| async {
         let rt = tokio::runtime::Handle::current();
-        let bfd = Arc::new(
-            Bfd::start_on(
-                &rt,
-                vec![Peer {
-                    addr: "10.0.0.254".parse().expect("ip"),
-                    local: None,
-                    multihop: None,
-                    timing: BfdConfig::default(),
-                }],
-                Vec::new(),
-            )
-            .expect("bind"),
-        );
-        let source = {
-            let bfd = bfd.clone();
-            BfdSource(Arc::new(move |ip| bfd.status(ip)))
-        };
+        let (bfd, source) = bfd_session(&rt, "10.0.0.254");
         let p = PeerConfig {
             bfd: true,
             ..peer(None)
@@ -150,23 +157,7 @@ fn a_neighbor_whose_bfd_session_was_removed_stops_at_once() {
     let ns = Netns::new("bfdrm");
     ns.run(|| async {
         let rt = tokio::runtime::Handle::current();
-        let bfd = Arc::new(
-            Bfd::start_on(
-                &rt,
-                vec![Peer {
-                    addr: "127.0.0.2".parse().expect("ip"),
-                    local: None,
-                    multihop: None,
-                    timing: BfdConfig::default(),
-                }],
-                Vec::new(),
-            )
-            .expect("bind"),
-        );
-        let source = {
-            let bfd = bfd.clone();
-            BfdSource(Arc::new(move |ip| bfd.status(ip)))
-        };
+        let (bfd, source) = bfd_session(&rt, "127.0.0.2");
         let p = PeerConfig {
             bfd: true,
             ..common::neighbor("127.0.0.2:179", "127.0.0.1", 65001, 65010, common::V4)

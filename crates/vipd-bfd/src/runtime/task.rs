@@ -272,7 +272,7 @@ impl Task {
                 return;
             }
         };
-        let ip = canonical(from.ip());
+        let ip = from.ip().to_canonical();
         let entry = if p.your_disc != 0 {
             self.sessions
                 .values_mut()
@@ -375,13 +375,5 @@ async fn readable(s: Option<&UdpSocket>) -> std::io::Result<()> {
     match s {
         Some(s) => s.readable().await,
         None => std::future::pending().await,
-    }
-}
-
-/// IPv4 sources seen on an IPv6 socket appear as ::ffff:a.b.c.d.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
