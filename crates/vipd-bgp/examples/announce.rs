@@ -21,6 +21,7 @@ async fn main() {
     };
     let local: Ipv4Addr = local.parse().expect("local ip");
     let s = Speaker::start(vec![PeerConfig {
+        description: None,
         addr: (peer.parse::<IpAddr>().expect("peer ip"), 179).into(),
         local_addr: Some(IpAddr::V4(local)),
         password: None,

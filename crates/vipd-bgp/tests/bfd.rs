@@ -72,6 +72,7 @@ fn routes_wait_for_bfd_up_and_a_bfd_failure_withdraws_them_at_once() {
         let rt = tokio::runtime::Handle::current();
         let (bfd, source) = bfd_session(&rt, "10.0.0.254");
         let p = PeerConfig {
+            description: None,
             bfd: true,
             ..peer(None)
         };
@@ -159,6 +160,7 @@ fn a_neighbor_whose_bfd_session_was_removed_stops_at_once() {
         let rt = tokio::runtime::Handle::current();
         let (bfd, source) = bfd_session(&rt, "127.0.0.2");
         let p = PeerConfig {
+            description: None,
             bfd: true,
             ..common::neighbor("127.0.0.2:179", "127.0.0.1", 65001, 65010, common::V4)
         };

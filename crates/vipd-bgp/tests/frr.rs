@@ -115,6 +115,7 @@ fn ebgp_with_frr_bgpd() {
     );
     let (up, v4, v6) = me.run(|| async {
         let s = Speaker::start(vec![PeerConfig {
+            description: None,
             next_hop_v6: Some("2001:db8::1".parse().expect("addr")),
             fsm: Config {
                 graceful_restart: Some((120, false)),
@@ -256,6 +257,7 @@ fn ibgp_over_ipv6_transport_with_frr() {
     let d = lab.start();
     let (v4, v6) = me.run(|| async {
         let s = Speaker::start(vec![PeerConfig {
+            description: None,
             next_hop_v4: Some(Ipv4Addr::new(10, 0, 0, 1)),
             ..common::neighbor(
                 "[2001:db8::fe]:179",

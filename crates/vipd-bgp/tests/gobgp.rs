@@ -69,6 +69,7 @@ fn ibgp_over_ipv6_transport_with_gobgp() {
 
     let (established, v4, v6, gone) = me.run(|| async {
         let s = Speaker::start(vec![PeerConfig {
+            description: None,
             next_hop_v4: Some(Ipv4Addr::new(10, 0, 0, 1)),
             ..common::neighbor(
                 "[2001:db8::fe]:179",

@@ -176,6 +176,7 @@ async fn malformed_input_never_crashes_and_gets_rfc7606_treatment() {
         common::V4,
     );
     let speaker = Speaker::start(vec![PeerConfig {
+        description: None,
         local_addr: None,
         next_hop_v4: Some(Ipv4Addr::LOCALHOST),
         fsm: Config {

@@ -19,6 +19,7 @@ pub fn peers(cfg: &Config, restarting: bool) -> Vec<PeerConfig> {
     b.neighbors
         .iter()
         .map(|n| PeerConfig {
+            description: n.description.clone(),
             addr: SocketAddr::new(n.address, n.port),
             local_addr: n.local_address,
             password: n.password.as_ref().map(|k| k.expose().into()),

@@ -69,6 +69,9 @@ pub struct PeerConfig {
     /// Follow a BFD session to the router (from the speaker's [`BfdSource`]): routes are
     /// announced only while it is Up, and its going Down (not AdminDown) ends the session.
     pub bfd: bool,
+    /// Free text from the configuration, carried in every log line of this neighbor and in
+    /// its status (which router this is, for an operator reading either).
+    pub description: Option<String>,
     /// Session parameters.
     pub fsm: FsmConfig,
 }
@@ -117,6 +120,8 @@ pub struct PeerStatus {
     pub established_at: Option<std::time::SystemTime>,
     /// Why the session last went down or failed to come up (like BIRD's "Last error").
     pub last_error: Option<String>,
+    /// The neighbor's configured description.
+    pub description: Option<String>,
 }
 
 /// Where the neighbors with [`PeerConfig::bfd`] find their BFD session's status.
@@ -244,6 +249,7 @@ impl Speaker {
             updates_sent: 0,
             established_at: None,
             last_error: None,
+            description: p.description.clone(),
         });
         let addr = p.addr;
         let (in_tx, in_rx) = mpsc::channel(1);
@@ -283,7 +289,15 @@ impl Speaker {
             in_rx,
             bfd,
         );
-        let (abort, done) = self.supervise(format!("BGP neighbor {addr}"), peer.run());
+        // Every line the neighbor's task logs carries its description.
+        let span = tracing::info_span!("neighbor", description = tracing::field::Empty);
+        if let Some(d) = &p.description {
+            span.record("description", d.as_str());
+        }
+        let (abort, done) = self.supervise(
+            format!("BGP neighbor {addr}"),
+            tracing::Instrument::instrument(peer.run(), span),
+        );
         self.peers.push(PeerHandle {
             cfg: p,
             status: rx,

@@ -26,6 +26,7 @@ pub fn neighbor(
     families: &[(Afi, Safi)],
 ) -> PeerConfig {
     PeerConfig {
+        description: None,
         addr: addr.parse().expect("neighbor address"),
         local_addr: Some(local.parse::<IpAddr>().expect("local address")),
         password: None,

@@ -175,7 +175,12 @@ pub fn render(st: &Status) -> String {
                 .map_or("-".to_string(), |s| s.to_string()),
             n.prefixes_sent,
             n.updates_sent,
-            n.last_error.as_deref().unwrap_or("")
+            match (&n.description, &n.last_error) {
+                (Some(d), Some(e)) => format!("{d}: {e}"),
+                (Some(d), None) => d.clone(),
+                (None, Some(e)) => e.clone(),
+                (None, None) => String::new(),
+            }
         );
     }
     if st.neighbors.iter().any(|n| n.bfd.is_some()) {
@@ -252,6 +257,7 @@ mod tests {
             }],
             neighbors: vec![NeighborStatus {
                 address: "10.0.0.254:179".into(),
+                description: Some("core-1, rack 4".into()),
                 state: "Established".into(),
                 established_secs: Some(40),
                 prefixes_sent: 1,
@@ -291,7 +297,9 @@ mod tests {
             "  -> 10.1.0.2:80              down        -(1  )          0         0 connect: Connection refused"
         );
         assert!(
-            text.contains("10.0.0.254:179               Established        40         1        3"),
+            text.contains(
+                "10.0.0.254:179               Established        40         1        3  core-1, rack 4"
+            ),
             "{text}"
         );
         assert!(

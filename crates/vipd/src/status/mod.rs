@@ -137,6 +137,9 @@ pub struct RealServerStatus {
 pub struct NeighborStatus {
     /// `10.0.0.254:179`.
     pub address: String,
+    /// The configured description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// FSM state.
     pub state: String,
     /// Seconds since Established.
@@ -333,6 +336,7 @@ pub fn build(
             let p = rx.borrow();
             NeighborStatus {
                 address: addr.to_string(),
+                description: p.description.clone(),
                 state: format!("{:?}", p.state),
                 established_secs: p
                     .established_at
