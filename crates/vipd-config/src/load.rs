@@ -139,10 +139,15 @@ pub fn load_str(src: &str, file: &str) -> Result<Loaded, ConfigError> {
         Ok(c) => c,
         Err(e) => {
             tree = DeTable::parse_recoverable(src).0;
-            return Err(refuse(structural_errors(src, tree, e)));
+            let mut diags = structural_errors(src, tree, e);
+            diags.sort_by_key(|d| d.location.as_ref().map_or((0, 0), |l| (l.line, l.col)));
+            return Err(refuse(diags));
         }
     };
     let mut diags = validate(&config);
+    if config.global.role == crate::model::Role::Backend {
+        diags.extend(backend_sysctl(src));
+    }
     if !diags.iter().any(Diagnostic::is_error) {
         diags.extend(crate::secrets::resolve(&mut config));
     }
@@ -170,30 +175,144 @@ pub fn load_str(src: &str, file: &str) -> Result<Loaded, ConfigError> {
     })
 }
 
+/// `[global.sysctl]` on a backend: the IPVS sysctls are a director's, and a backend never
+/// writes them. Its keys all have defaults, so only the text tells whether it was written.
+fn backend_sysctl(src: &str) -> Option<Diagnostic> {
+    let tree = DeTable::parse_recoverable(src).0;
+    let written = match tree.get_ref().get("global").map(|g| g.get_ref()) {
+        Some(DeValue::Table(g)) => g.contains_key("sysctl"),
+        _ => false,
+    };
+    written.then(|| {
+        Diagnostic::error(
+            Path::root().key("global").key("sysctl"),
+            "a backend does not program IPVS: [global.sysctl] would not be applied",
+        )
+        .hint("remove [global.sysctl] from the backend's configuration")
+    })
+}
+
 /// Collects every structural error: records `first`, removes the offending entry from the
 /// tree and deserializes again, until the tree deserializes or nothing more can be removed.
+/// When a required key had to be removed, its whole `[[check]]` / `[[service]]` / ... goes,
+/// so that the rest still deserializes; then the validation rules run on what is left, so one
+/// run reports the errors of every section (an unknown check kind does not hide the services'
+/// errors).
 fn structural_errors(
     src: &str,
     mut tree: toml::Spanned<DeTable<'_>>,
     first: toml::de::Error,
 ) -> Vec<Diagnostic> {
+    let original = tree.clone();
     let mut out = Vec::new();
     let mut removed_keys: Vec<String> = Vec::new();
+    let mut dropped: Vec<(String, Range<usize>)> = Vec::new();
     let mut err = first;
-    loop {
-        // A required key we removed ourselves after a type error is not a new finding.
+    for _ in 0..MAX_STRUCTURAL * 2 {
+        // A required key we removed ourselves after a type error is not a new finding: the
+        // element holding it goes instead.
         if missing_field(err.message()).is_some_and(|k| removed_keys.iter().any(|r| r == k)) {
-            break;
-        }
-        out.push(from_toml_error(src, &err));
-        match err.span().and_then(|sp| remove_at(tree.get_mut(), &sp)) {
-            Some(key) if out.len() < MAX_STRUCTURAL => removed_keys.push(key),
-            _ => break,
+            match err.span().and_then(|sp| drop_element(tree.get_mut(), &sp)) {
+                Some(d) => dropped.push(d),
+                None => break,
+            }
+        } else {
+            out.push(from_toml_error(src, &err));
+            match err.span().and_then(|sp| remove_at(tree.get_mut(), &sp)) {
+                Some(key) if out.len() < MAX_STRUCTURAL => removed_keys.push(key),
+                _ => break,
+            }
         }
         match Config::deserialize(toml::de::Deserializer::from(tree.clone())) {
-            Ok(_) => break,
+            Ok(cfg) => {
+                out.extend(validate_pruned(src, &original, &cfg, &dropped));
+                break;
+            }
             Err(e) => err = e,
         }
+    }
+    out
+}
+
+/// Removes the element of a top-level array of tables (`[[check]]`, `[[service]]`, ...)
+/// whose span holds `span`; returns the array's key and the element's span.
+fn drop_element(t: &mut DeTable<'_>, span: &Range<usize>) -> Option<(String, Range<usize>)> {
+    let inside = |s: &Range<usize>| s.start <= span.start && span.end <= s.end;
+    for (k, v) in t.iter_mut() {
+        if let DeValue::Array(a) = v.get_mut() {
+            if let Some(i) = a
+                .iter()
+                .position(|e| e.get_ref().is_table() && inside(&e.span()))
+            {
+                let el = a.get(i).map(|e| e.span())?;
+                *a = a
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, e)| e.clone())
+                    .collect();
+                return Some((k.get_ref().to_string(), el));
+            }
+        }
+    }
+    None
+}
+
+/// The validation rules on a configuration that lost elements to structural errors: paths are
+/// mapped back to the original indices, and findings that only follow from the removal (a
+/// reference to a removed check, a director left without services) are left out, as are
+/// warnings (the file is refused anyway).
+fn validate_pruned(
+    src: &str,
+    original: &toml::Spanned<DeTable<'_>>,
+    cfg: &Config,
+    dropped: &[(String, Range<usize>)],
+) -> Vec<Diagnostic> {
+    // Original index of each element of each array that lost some.
+    let mut kept: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    let mut gone_checks: Vec<String> = Vec::new();
+    for (key, _) in dropped {
+        if kept.contains_key(key.as_str()) {
+            continue;
+        }
+        let Some(DeValue::Array(a)) = original.get_ref().get(key.as_str()).map(|v| v.get_ref())
+        else {
+            continue;
+        };
+        let mut idx = Vec::new();
+        for (i, e) in a.iter().enumerate() {
+            if dropped.iter().any(|(k, sp)| k == key && *sp == e.span()) {
+                if key == "check" {
+                    if let DeValue::Table(t) = e.get_ref() {
+                        if let Some(DeValue::String(n)) = t.get("name").map(|v| v.get_ref()) {
+                            gone_checks.push(n.to_string());
+                        }
+                    }
+                }
+            } else {
+                idx.push(i);
+            }
+        }
+        kept.insert(key.as_str(), idx);
+    }
+    let lost_service = kept.contains_key("service");
+    let mut out = Vec::new();
+    for mut d in validate(cfg) {
+        if !d.is_error()
+            || (lost_service && d.path.0.is_empty())
+            || gone_checks
+                .iter()
+                .any(|n| d.message == format!("unknown check {n:?}"))
+        {
+            continue;
+        }
+        if let [Seg::Key(k), Seg::Index(i), ..] = d.path.0.as_mut_slice() {
+            if let Some(orig) = kept.get(k.as_str()).and_then(|v| v.get(*i)) {
+                *i = *orig;
+            }
+        }
+        d.location = locate(src, original.get_ref(), &d.path);
+        out.push(d);
     }
     out
 }

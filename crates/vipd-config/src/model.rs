@@ -71,8 +71,8 @@ pub struct Global {
     pub drain_file: PathBuf,
     /// Control socket for `vipd status`, `vipd reload`, ... (mode 0600, root only).
     pub control_socket: PathBuf,
-    /// Listen address of `/metrics` and `/healthcheck`. Absent: no HTTP listener.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Listen address of `/metrics` and `/healthcheck`, or `"off"` for no HTTP listener.
+    #[serde(with = "listen_or_off")]
     pub listen: Option<SocketAddr>,
     /// Period of the full IPVS resync that repairs drift made behind vipd's back.
     pub resync_interval: Duration,
@@ -81,11 +81,44 @@ pub struct Global {
     pub state_dir: PathBuf,
     /// Log format.
     pub log_format: LogFormat,
-    /// IPVS sysctls applied at start in vipd's network namespace.
+    /// IPVS sysctls applied at start in vipd's network namespace (director; refused on a
+    /// backend, which does not program IPVS).
     pub sysctl: Sysctl,
     /// IPVS connection timeouts (`ipvsadm --set`). Absent: the kernel's are left alone.
+    /// Director only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipvs_timeouts: Option<IpvsTimeouts>,
+}
+
+/// `global.listen`: an address, or `"off"` (TOML has no null to say "none").
+mod listen_or_off {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    pub(super) fn serialize<S: Serializer>(
+        v: &Option<SocketAddr>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(a) => s.collect_str(a),
+            None => s.serialize_str("off"),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text == "off" {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|_| {
+            D::Error::custom(format!(
+                "invalid listen address {text:?} (write e.g. \"127.0.0.1:9180\", \"[::1]:9180\" or \"off\")"
+            ))
+        })
+    }
 }
 
 /// `[global.ipvs_timeouts]`: how long IPVS keeps idle connection entries.
@@ -366,7 +399,7 @@ pub struct Neighbor {
     /// Next hop for IPv6 routes on this session (needed on an IPv4 session carrying IPv6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv6_next_hop: Option<Ipv6Addr>,
-    /// Free text shown in status and logs.
+    /// Free text shown in `vipd status` and in the neighbor's log lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// BFD with this router; unset keys come from `[bgp.bfd]`.
@@ -483,7 +516,8 @@ pub struct CheckDef {
     /// Source address of probes. Unset: chosen by the kernel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_address: Option<IpAddr>,
-    /// Port to probe. Unset: the real server's port (required for `agent`).
+    /// Port to probe. Unset: the real server's port (required for `agent`, and for the
+    /// network checks a backend runs itself, on 127.0.0.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     /// Flap damping: hold a flapping server down.
@@ -716,9 +750,10 @@ pub struct Service {
     /// IPVS scheduler. `mh` (Maglev) is what keeps directors consistent.
     #[serde(default)]
     pub scheduler: Scheduler,
-    /// mh: hash the source port too (the design's `sh-port`).
-    #[serde(default = "default_true")]
-    pub mh_port: bool,
+    /// mh: hash the source port too (the design's `sh-port`). Default: on with `mh`; refused
+    /// with other schedulers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mh_port: Option<bool>,
     /// mh: pick another destination (deterministically: the same on every director) when
     /// the chosen one has weight 0. Default: on with `mh`. Off, the kernel drops new
     /// connections hashed to a drained or inhibited server (its slots stay in the table).
@@ -776,6 +811,11 @@ impl Service {
         r.port.unwrap_or(self.port)
     }
 
+    /// Whether the mh port flag is on (explicit, or by default with `mh`).
+    pub fn mh_port(&self) -> bool {
+        self.mh_port.unwrap_or(self.scheduler == Scheduler::Mh)
+    }
+
     /// Whether the mh fallback flag is on (explicit, or by default with `mh`).
     pub fn mh_fallback(&self) -> bool {
         self.mh_fallback.unwrap_or(self.scheduler == Scheduler::Mh)
@@ -816,7 +856,7 @@ pub struct Announce {
     /// MED while serving. Unset: no MED.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub med: Option<u32>,
-    /// MED while draining. Unset: as `med`.
+    /// MED while draining (with `graceful_shutdown`). Unset: as `med`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drained_med: Option<u32>,
     /// LOCAL_PREF (iBGP sessions only).
@@ -824,8 +864,10 @@ pub struct Announce {
     pub local_pref: Option<u32>,
     /// On drain, first re-announce with GRACEFUL_SHUTDOWN (65535:0, RFC 8326).
     pub graceful_shutdown: bool,
-    /// Time between the graceful-shutdown re-announce and the withdrawal.
-    pub drain_delay: Duration,
+    /// Time between the graceful-shutdown re-announce and the withdrawal. Unset: 30s. Needs
+    /// `graceful_shutdown` (without it a drain withdraws at once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_delay: Option<Duration>,
 }
 
 impl Default for Announce {
@@ -838,8 +880,16 @@ impl Default for Announce {
             drained_med: None,
             local_pref: None,
             graceful_shutdown: true,
-            drain_delay: Duration::from_secs(30),
+            drain_delay: None,
         }
+    }
+}
+
+impl Announce {
+    /// Time between the graceful-shutdown re-announce and the withdrawal.
+    pub fn drain_delay(&self) -> std::time::Duration {
+        self.drain_delay
+            .map_or(std::time::Duration::from_secs(30), |d| d.get())
     }
 }
 
@@ -925,7 +975,8 @@ pub struct AgentListener {
     /// File holding the state to report (`UP`, `MAINT`, `75%`, ...).
     #[serde(default = "default_agent_state_file")]
     pub state_file: PathBuf,
-    /// Local checks (names of `[[check]]`) that must pass for the agent to report up.
+    /// Local checks (names of `[[check]]`) that must pass for the agent to report up. They
+    /// probe 127.0.0.1 on their `port`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<String>,
     /// Directors allowed to connect (their source addresses); others are closed without an

@@ -8,7 +8,8 @@
 //!   route.
 //! - A VIP with several services (ports) is announced only while every announced service of
 //!   it counts: a director that cannot serve one port leaves the VIP to directors that can
-//!   (ECMP spreads flows regardless of port). Its attributes are the first service's.
+//!   (ECMP spreads flows regardless of port). Its services announce it alike (the config
+//!   refuses a VIP whose services' `[service.announce]` differ).
 //! - Drain (the drain file exists): each announced VIP is re-announced with GRACEFUL_SHUTDOWN
 //!   (65535:0, RFC 8326) and `drained_med`, then withdrawn `drain_delay` later, at the
 //!   instant computed here (the caller wakes the director then); without
@@ -264,7 +265,7 @@ impl Announcer {
                 None => VipState::Announced,
                 Some(since) => {
                     // A drain delay too long for the clock never ends (no overflow panic).
-                    let end = since.checked_add(a.drain_delay.get());
+                    let end = since.checked_add(a.drain_delay());
                     if a.graceful_shutdown && end.is_none_or(|end| now < end) {
                         attrs.communities.push(GRACEFUL_SHUTDOWN);
                         attrs.med = a.drained_med.or(a.med);

@@ -8,7 +8,7 @@ use crate::{IpvsIntent, Output};
 /// Scheduler and flags as `ipvsadm` prints them.
 pub(crate) fn scheduler(s: &vipd_config::Service) -> String {
     let mut out = s.scheduler.as_str().to_string();
-    if s.mh_port && s.scheduler == vipd_config::Scheduler::Mh {
+    if s.mh_port() && s.scheduler == vipd_config::Scheduler::Mh {
         out.push_str(" mh-port");
     }
     if s.mh_fallback() {

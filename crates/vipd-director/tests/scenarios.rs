@@ -218,7 +218,7 @@ fn run_scenario(name: &str) {
             // director must not rely on the loader to keep its clock arithmetic safe.
             "drain_delay=max" => {
                 for svc in &mut cfg.services {
-                    svc.announce.drain_delay = vipd_config::Duration(Duration::MAX);
+                    svc.announce.drain_delay = Some(vipd_config::Duration(Duration::MAX));
                 }
             }
             other => panic!("config override {other}"),

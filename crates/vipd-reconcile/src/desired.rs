@@ -39,7 +39,7 @@ pub fn service(s: &SvcConfig) -> Service {
     if s.mh_fallback() {
         flags |= IP_VS_SVC_F_SCHED1;
     }
-    if s.mh_port && s.scheduler == vipd_config::Scheduler::Mh {
+    if s.mh_port() && s.scheduler == vipd_config::Scheduler::Mh {
         flags |= IP_VS_SVC_F_SCHED2;
     }
     let v6 = s.vip.is_ipv6();

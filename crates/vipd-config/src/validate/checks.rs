@@ -273,6 +273,26 @@ fn http(c: &CheckDef, p: &Path, s: &mut Sink) {
                 )
                 .hint("header names are tokens (letters, digits, -); values have no line breaks"),
             );
+        } else if ["connection", "content-length", "transfer-encoding"]
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h))
+        {
+            // The probe sends `Connection: close` and no body; these would contradict it.
+            s.push(
+                Diagnostic::error(
+                    p.key("headers").key(name),
+                    format!("header {name:?} is set by the probe itself"),
+                )
+                .hint("the probe sends `Connection: close` and no body; remove this header"),
+            );
+        } else if name.eq_ignore_ascii_case("host") && c.host.is_some() {
+            s.push(
+                Diagnostic::error(
+                    p.key("headers").key(name),
+                    "the Host header is given twice: `host` and `headers`",
+                )
+                .hint("keep `host = ...` (it also sets the default SNI) and remove the header"),
+            );
         }
     }
     for key in ["host", "sni"] {

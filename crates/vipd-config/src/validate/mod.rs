@@ -10,6 +10,9 @@ mod checks;
 mod services;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_usage;
+mod usage;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -43,6 +46,7 @@ pub(crate) fn validate(cfg: &Config) -> Vec<Diagnostic> {
     if let Some(b) = &cfg.backend {
         backend::backend(b, &defined, &mut s);
     }
+    usage::usage(cfg, &mut s);
     s.diags
 }
 

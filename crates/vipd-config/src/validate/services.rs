@@ -96,7 +96,7 @@ fn service(cfg: &Config, svc: &Service, p: &Path, defined: &BTreeSet<&str>, s: &
             .hint("set mh_fallback = true (the design's sh-fallback), or on_failure = \"remove\""),
         );
     }
-    if svc.mh_fallback == Some(true) && svc.scheduler != crate::types::Scheduler::Mh {
+    if svc.mh_fallback.is_some() && svc.scheduler != crate::types::Scheduler::Mh {
         s.push(
             Diagnostic::error(p.key("mh_fallback"), "mh_fallback needs scheduler = \"mh\"")
                 .hint("remove mh_fallback or use the mh scheduler"),

@@ -3,7 +3,7 @@
 
 use crate::{ConfigError, Diagnostic, Severity, load_str};
 
-const BASE: &str = r#"
+pub(super) const BASE: &str = r#"
 [global]
 router_id = "192.0.2.1"
 
@@ -34,7 +34,7 @@ address = "192.0.2.11"
 weight = 2
 "#;
 
-fn refused(src: &str) -> ConfigError {
+pub(super) fn refused(src: &str) -> ConfigError {
     match load_str(src, "t.toml") {
         Ok(l) => panic!("config accepted, warnings: {:?}\n{src}", l.warnings),
         Err(e) => e,
@@ -42,7 +42,7 @@ fn refused(src: &str) -> ConfigError {
 }
 
 /// Asserts an error containing `needle` located at the line (and column) of `at` in `src`.
-fn error_at(src: &str, needle: &str, at: &str) -> Diagnostic {
+pub(super) fn error_at(src: &str, needle: &str, at: &str) -> Diagnostic {
     let e = refused(src);
     let d = e
         .diagnostics
@@ -64,12 +64,12 @@ fn error_at(src: &str, needle: &str, at: &str) -> Diagnostic {
     d
 }
 
-fn with(find: &str, replace: &str) -> String {
+pub(super) fn with(find: &str, replace: &str) -> String {
     assert!(BASE.contains(find), "{find:?} not in BASE");
     BASE.replacen(find, replace, 1)
 }
 
-fn warnings(src: &str) -> Vec<Diagnostic> {
+pub(super) fn warnings(src: &str) -> Vec<Diagnostic> {
     match load_str(src, "t.toml") {
         Ok(l) => l.warnings,
         Err(e) => panic!("refused:\n{e}"),
@@ -82,7 +82,7 @@ fn base_is_valid_and_defaults_apply() {
     assert!(l.warnings.is_empty(), "{:?}", l.warnings);
     let s = &l.config.services[0];
     assert_eq!(s.scheduler, crate::Scheduler::Mh);
-    assert!(s.mh_port && s.mh_fallback() && s.alpha);
+    assert!(s.mh_port() && s.mh_fallback() && s.alpha);
     assert_eq!(s.forwarding, crate::Forwarding::Tunnel);
     assert_eq!(s.quorum, 1);
     assert_eq!(
@@ -597,6 +597,22 @@ fn check_http_rules() {
         "invalid header",
         "headers",
     );
+    error_at(
+        &with(
+            p,
+            &format!("{p}\nheaders = {{ connection = \"keep-alive\" }}"),
+        ),
+        "set by the probe itself",
+        "headers",
+    );
+    error_at(
+        &with(
+            p,
+            &format!("{p}\nhost = \"a.example\"\nheaders = {{ Host = \"b.example\" }}"),
+        ),
+        "Host header is given twice",
+        "headers",
+    );
 }
 
 #[test]
@@ -826,8 +842,16 @@ fn backend_rules() {
 #[test]
 fn warnings_do_not_refuse() {
     let w = warnings(&with("checks = [\"http\"]\n", ""));
-    assert_eq!(w.len(), 2, "{w:?}");
-    assert!(w.iter().all(|d| d.message.contains("has no health check")));
+    assert_eq!(w.len(), 3, "{w:?}");
+    assert!(
+        w[0].message.contains("check \"http\" is used nowhere"),
+        "{w:?}"
+    );
+    assert!(
+        w[1..]
+            .iter()
+            .all(|d| d.message.contains("has no health check"))
+    );
     let w = warnings(&with("port = 80\n", "port = 80\nscheduler = \"wrr\"\n"));
     assert!(
         w.iter()

@@ -67,10 +67,22 @@ impl HttpProbe {
             },
         };
         let method = if p.head { "HEAD" } else { "GET" };
-        let mut req = format!(
-            "{method} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: vipd-health\r\nAccept: */*\r\nConnection: close\r\n",
-            p.path
-        );
+        let mut req = format!("{method} {} HTTP/1.1\r\n", p.path);
+        // A configured header replaces the built-in one of the same name (matched without
+        // case, as HTTP names are): two User-Agent lines would be a malformed request to a
+        // strict server. `Connection: close` is not replaceable (the config refuses it): the
+        // probe reads the answer until the server closes.
+        let configured = |name: &str| p.headers.keys().any(|k| k.eq_ignore_ascii_case(name));
+        for (name, value) in [
+            ("Host", host.as_str()),
+            ("User-Agent", "vipd-health"),
+            ("Accept", "*/*"),
+        ] {
+            if !configured(name) {
+                req.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
+        req.push_str("Connection: close\r\n");
         for (k, v) in p.headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -283,5 +295,31 @@ mod tests {
             "GET /healthz HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: vipd-health\r\nAccept: */*\r\nConnection: close\r\nX-Check: vipd\r\n\r\n"
         );
         assert_eq!(p.expect_words, "200, 204");
+    }
+
+    /// The shipped example sets its own User-Agent: it must be the only one sent.
+    #[test]
+    fn a_configured_header_replaces_the_built_in_one() {
+        let headers = BTreeMap::from([
+            ("user-agent".to_string(), "lb-check/1".to_string()),
+            ("Host".to_string(), "app.example".to_string()),
+        ]);
+        let p = HttpProbe::new(HttpParams {
+            addr: "10.0.0.5:80".parse().expect("addr"),
+            tls: false,
+            head: true,
+            path: "/",
+            expect_status: vec![200],
+            host: None,
+            body_regex: None,
+            headers: &headers,
+            tls_verify: true,
+            sni: None,
+        })
+        .expect("probe");
+        assert_eq!(
+            String::from_utf8_lossy(&p.request),
+            "HEAD / HTTP/1.1\r\nAccept: */*\r\nConnection: close\r\nHost: app.example\r\nuser-agent: lb-check/1\r\n\r\n"
+        );
     }
 }

@@ -1,0 +1,207 @@
+//! One test per rule of `usage.rs` (keys that would be accepted and have no effect), and the
+//! whole-file reporting when a structural error removes part of the file.
+
+use super::tests::{BASE, error_at, refused, warnings, with};
+use crate::{Severity, load_str};
+
+const BACKEND: &str = r#"
+[global]
+role = "backend"
+
+[backend]
+allowed_directors = ["192.0.2.1"]
+
+[[check]]
+name = "local"
+kind = "http"
+path = "/healthcheck"
+port = 8080
+
+[[backend.tunnel]]
+name = "tunl0"
+mode = "ipip"
+vips = ["198.51.100.1"]
+
+[backend.agent]
+checks = ["local"]
+"#;
+
+#[test]
+fn the_backend_base_is_valid() {
+    let l = load_str(BACKEND, "b.toml").expect("valid");
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+}
+
+#[test]
+fn a_backend_refuses_bgp() {
+    let src = format!("{BACKEND}\n[bgp]\nlocal_as = 65000\n");
+    error_at(&src, "a backend does not speak BGP", "[bgp]");
+}
+
+#[test]
+fn a_backend_refuses_ipvs_settings() {
+    let src = BACKEND.replacen(
+        "role = \"backend\"",
+        "role = \"backend\"\n[global.ipvs_timeouts]\ntcp = \"15m\"\ntcp_fin = \"2m\"\nudp = \"5m\"",
+        1,
+    );
+    error_at(
+        &src,
+        "a backend does not program IPVS",
+        "[global.ipvs_timeouts]",
+    );
+    // Even with the default values: written, it would be believed applied.
+    let src = BACKEND.replacen(
+        "role = \"backend\"",
+        "role = \"backend\"\n[global.sysctl]\nsloppy_tcp = 1",
+        1,
+    );
+    error_at(
+        &src,
+        "[global.sysctl] would not be applied",
+        "[global.sysctl]",
+    );
+}
+
+#[test]
+fn a_check_used_nowhere_is_warned() {
+    let src = format!("{BASE}\n[[check]]\nname = \"spare\"\nkind = \"tcp\"\n");
+    let w = warnings(&src);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].message.contains("check \"spare\" is used nowhere"),
+        "{w:?}"
+    );
+    assert_eq!(w[0].severity, Severity::Warning);
+    let at = src.rfind("\"spare\"").expect("in source");
+    let line = src[..at].lines().count();
+    assert_eq!(w[0].location.as_ref().expect("located").line, line);
+    // A check used by a real server only is used.
+    let src = format!(
+        "{}\nchecks = [\"spare\"]\n[[check]]\nname = \"spare\"\nkind = \"tcp\"\n",
+        BASE.trim_end()
+    );
+    assert!(warnings(&src).is_empty());
+}
+
+#[test]
+fn a_backend_local_check_needs_a_port() {
+    let src = BACKEND.replacen("port = 8080\n", "", 1);
+    error_at(&src, "needs a port", "[[check]]");
+}
+
+#[test]
+fn mh_flags_need_the_mh_scheduler() {
+    let src = with(
+        "checks = [\"http\"]",
+        "checks = [\"http\"]\nscheduler = \"sh\"\nmh_port = true",
+    );
+    error_at(&src, "mh_port needs scheduler = \"mh\"", "mh_port");
+    let src = with(
+        "checks = [\"http\"]",
+        "checks = [\"http\"]\nscheduler = \"sh\"\nmh_fallback = false",
+    );
+    error_at(&src, "mh_fallback needs scheduler = \"mh\"", "mh_fallback");
+    // Unset with sh: accepted, and the flags are off.
+    let src = with(
+        "checks = [\"http\"]",
+        "checks = [\"http\"]\nscheduler = \"sh\"",
+    );
+    let l = load_str(&src, "t.toml").expect("valid");
+    let s = &l.config.services[0];
+    assert!(!s.mh_port() && !s.mh_fallback());
+}
+
+#[test]
+fn drain_keys_need_graceful_shutdown() {
+    for key in ["drained_med = 200", "drain_delay = \"10s\""] {
+        let src = with(
+            "checks = [\"http\"]",
+            &format!("checks = [\"http\"]\n[service.announce]\ngraceful_shutdown = false\n{key}"),
+        );
+        let name = key.split(' ').next().expect("key");
+        error_at(
+            &src,
+            &format!("{name} has no effect with graceful_shutdown = false"),
+            name,
+        );
+    }
+    let src = with(
+        "checks = [\"http\"]",
+        "checks = [\"http\"]\n[service.announce]\ndrained_med = 200\ndrain_delay = \"10s\"",
+    );
+    let l = load_str(&src, "t.toml").expect("valid with graceful_shutdown");
+    assert_eq!(
+        l.config.services[0].announce.drain_delay(),
+        std::time::Duration::from_secs(10)
+    );
+}
+
+#[test]
+fn services_of_one_vip_announce_it_alike() {
+    let second = "\n[[service]]\nname = \"web-tls\"\nvip = \"198.51.100.1\"\nport = 443\nchecks = [\"http\"]\n[service.announce]\nmed = 50\n[[service.real_server]]\naddress = \"192.0.2.10\"\n";
+    let src = format!("{BASE}{second}");
+    let d = error_at(
+        &src,
+        "service \"web-tls\" announces VIP 198.51.100.1 differently from service \"web\"",
+        "[service.announce]",
+    );
+    assert!(d.hint.expect("hint").contains("same [service.announce]"));
+    // The same announce on both: accepted.
+    let both = BASE.replacen(
+        "checks = [\"http\"]\n",
+        "checks = [\"http\"]\n[service.announce]\nmed = 50\n",
+        1,
+    );
+    load_str(&format!("{both}{second}"), "t.toml").expect("same announce: valid");
+}
+
+#[test]
+fn listen_can_be_turned_off() {
+    let l = load_str(&with("[global]", "[global]\nlisten = \"off\""), "t.toml").expect("valid");
+    assert_eq!(l.config.global.listen, None);
+    let l = load_str(
+        &with("[global]", "[global]\nlisten = \"[::1]:9100\""),
+        "t.toml",
+    )
+    .expect("valid");
+    assert_eq!(l.config.global.listen, "[::1]:9100".parse().ok());
+    let l = load_str(BASE, "t.toml").expect("valid");
+    assert_eq!(l.config.global.listen, "127.0.0.1:9180".parse().ok());
+    let src = with("[global]", "[global]\nlisten = \"nowhere\"");
+    let d = error_at(&src, "invalid listen address", "\"nowhere\"");
+    assert!(d.hint.expect("hint").contains("\"off\""));
+}
+
+/// An unknown check kind used to stop the loader before the services' rules ran: 1 error
+/// reported where the file had 3.
+#[test]
+fn a_structural_error_does_not_hide_the_other_sections_errors() {
+    let src = BASE
+        .replacen("kind = \"http\"", "kind = \"htp\"", 1)
+        .replacen("port = 80", "port = 0", 1)
+        .replacen("address = \"192.0.2.11\"", "address = \"192.0.2.10\"", 1);
+    let e = refused(&src);
+    assert_eq!(e.error_count(), 3, "{e}");
+    error_at(&src, "unknown variant `htp`", "\"htp\"");
+    error_at(&src, "port 0 is not a service port", "port = 0");
+    error_at(
+        &src,
+        "real server 192.0.2.10:0 is listed twice",
+        "\"192.0.2.10\"",
+    );
+    // The service's reference to the removed check is not a finding of its own.
+    assert!(!e.to_string().contains("unknown check"), "{e}");
+}
+
+/// A removed `[[service]]` does not shift the location of the next one's errors.
+#[test]
+fn errors_after_a_removed_service_point_at_the_right_service() {
+    let src = format!(
+        "{}\n[[service]]\nname = \"b\"\nvip = \"198.51.100.2\"\nport = 80\nchecks = [\"http\"]\nscheduler = \"sh\"\nmh_port = true\n[[service.real_server]]\naddress = \"192.0.2.10\"\n",
+        BASE.replacen("vip = \"198.51.100.1\"", "vip = \"not-an-ip\"", 1)
+    );
+    let e = refused(&src);
+    assert_eq!(e.error_count(), 2, "{e}");
+    error_at(&src, "mh_port needs scheduler", "mh_port");
+}

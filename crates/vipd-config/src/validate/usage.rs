@@ -1,0 +1,150 @@
+//! Rules against keys that would be accepted and then have no effect: a setting the running
+//! daemon ignores is worse than an error, because the operator believes it is in force.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Sink;
+use crate::diag::{Diagnostic, Path};
+use crate::model::{CheckKind, Config, Role};
+
+/// Runs the rules that need the whole configuration.
+pub(super) fn usage(cfg: &Config, s: &mut Sink) {
+    backend_role(cfg, s);
+    unreferenced_checks(cfg, s);
+    agent_check_ports(cfg, s);
+    shared_vip_announce(cfg, s);
+    for (i, svc) in cfg.services.iter().enumerate() {
+        let p = Path::root().key("service").idx(i);
+        if svc.mh_port.is_some() && svc.scheduler != crate::types::Scheduler::Mh {
+            s.push(
+                Diagnostic::error(p.key("mh_port"), "mh_port needs scheduler = \"mh\"")
+                    .hint("remove mh_port, or use the mh scheduler"),
+            );
+        }
+        let a = &svc.announce;
+        if !a.graceful_shutdown {
+            for (key, set) in [
+                ("drained_med", a.drained_med.is_some()),
+                ("drain_delay", a.drain_delay.is_some()),
+            ] {
+                if set {
+                    s.push(
+                        Diagnostic::error(
+                            p.key("announce").key(key),
+                            format!("{key} has no effect with graceful_shutdown = false"),
+                        )
+                        .hint("without graceful shutdown a drain withdraws the route at once: remove this key, or set graceful_shutdown = true"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `[bgp]` and the IPVS settings are director things: a backend never starts them.
+fn backend_role(cfg: &Config, s: &mut Sink) {
+    if cfg.global.role != Role::Backend {
+        return;
+    }
+    if cfg.bgp.is_some() {
+        s.push(
+            Diagnostic::error(Path::root().key("bgp"), "a backend does not speak BGP")
+                .hint("remove [bgp]: the directors announce the VIPs; a backend receives tunnelled traffic"),
+        );
+    }
+    if cfg.global.ipvs_timeouts.is_some() {
+        s.push(
+            Diagnostic::error(
+                Path::root().key("global").key("ipvs_timeouts"),
+                "a backend does not program IPVS",
+            )
+            .hint("remove [global.ipvs_timeouts] from the backend's configuration"),
+        );
+    }
+}
+
+/// A `[[check]]` nothing refers to would never run.
+fn unreferenced_checks(cfg: &Config, s: &mut Sink) {
+    let mut used: BTreeSet<&str> = BTreeSet::new();
+    for svc in &cfg.services {
+        used.extend(svc.checks.iter().map(String::as_str));
+        for rs in &svc.real_servers {
+            used.extend(rs.checks.iter().flatten().map(String::as_str));
+        }
+    }
+    if let Some(a) = cfg.backend.as_ref().and_then(|b| b.agent.as_ref()) {
+        used.extend(a.checks.iter().map(String::as_str));
+    }
+    for (i, c) in cfg.checks.iter().enumerate() {
+        if let Some(n) = &c.name {
+            if !used.contains(n.as_str()) {
+                let hint = if cfg.global.role == Role::Backend {
+                    "list it in [backend.agent] checks, or remove it"
+                } else {
+                    "list it in a service's or real server's checks, or remove it"
+                };
+                s.push(
+                    Diagnostic::warning(
+                        Path::root().key("check").idx(i).key("name"),
+                        format!("check {n:?} is used nowhere: it never runs"),
+                    )
+                    .hint(hint),
+                );
+            }
+        }
+    }
+}
+
+/// A backend's local checks probe 127.0.0.1: there is no real server whose port they could
+/// default to, so a network check must name its port.
+fn agent_check_ports(cfg: &Config, s: &mut Sink) {
+    let Some(a) = cfg.backend.as_ref().and_then(|b| b.agent.as_ref()) else {
+        return;
+    };
+    for (i, c) in cfg.checks.iter().enumerate() {
+        let listed = c.name.as_ref().is_some_and(|n| a.checks.contains(n));
+        let network = matches!(
+            c.kind,
+            CheckKind::Http | CheckKind::Https | CheckKind::Tcp | CheckKind::Agent
+        );
+        if listed && network && c.port.is_none() {
+            s.push(
+                Diagnostic::error(
+                    Path::root().key("check").idx(i),
+                    format!(
+                        "check {:?} runs on this backend (127.0.0.1) and needs a port",
+                        c.name.as_deref().unwrap_or_default()
+                    ),
+                )
+                .hint("add port = ... (the port this node's L7 server listens on)"),
+            );
+        }
+    }
+}
+
+/// Services sharing a VIP share its one route: their `[service.announce]` must agree, or
+/// which one the route follows would be an accident of file order.
+fn shared_vip_announce(cfg: &Config, s: &mut Sink) {
+    let mut first: BTreeMap<std::net::IpAddr, usize> = BTreeMap::new();
+    for (i, svc) in cfg.services.iter().enumerate() {
+        match first.get(&svc.vip) {
+            None => {
+                first.insert(svc.vip, i);
+            }
+            Some(&j) if cfg.services[j].announce != svc.announce => {
+                let other = &cfg.services[j].name;
+                s.push(
+                    Diagnostic::error(
+                        Path::root().key("service").idx(i).key("announce"),
+                        format!(
+                            "service {:?} announces VIP {} differently from service {other:?}",
+                            svc.name, svc.vip
+                        ),
+                    )
+                    .hint("one VIP is one route: give every service of this VIP the same [service.announce]"),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+}
