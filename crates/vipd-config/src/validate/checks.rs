@@ -116,10 +116,13 @@ pub(super) fn check_def(c: &CheckDef, p: &Path, s: &mut Sink) {
                             Diagnostic::error(p.key("user"), format!("no user {u:?} on this host"))
                                 .hint("create it (useradd --system), or remove `user` to run as root without capabilities"),
                         ),
-                        Err(e) => s.push(Diagnostic::error(
-                            p.key("user"),
-                            format!("cannot look user {u:?} up: {e}"),
-                        )),
+                        Err(e) => s.push(
+                            Diagnostic::error(
+                                p.key("user"),
+                                format!("cannot look user {u:?} up: {e}"),
+                            )
+                            .hint("check the name; vipd looks users up with getpwnam at load"),
+                        ),
                     }
                 }
             }

@@ -2,7 +2,8 @@
 //!
 //! Every rule pushes a [`Diagnostic`] naming the offending value by path and keeps going, so
 //! one run reports every problem in the file. Rules are grouped by section; each has a unit
-//! test in `tests.rs` that fails when the rule is removed.
+//! test in `tests*.rs` (`tests.rs`, `tests_usage.rs`, `tests_rules.rs`), or in the crate's
+//! `tests/` when it needs files, that fails when the rule is removed.
 
 mod backend;
 mod bgp;
@@ -10,6 +11,8 @@ mod checks;
 mod services;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rules;
 #[cfg(test)]
 mod tests_usage;
 mod usage;
