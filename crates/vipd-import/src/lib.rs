@@ -22,5 +22,7 @@
 mod ast;
 pub mod exabgp;
 pub mod keepalived;
+mod translate;
 
 pub use ast::{BraceProblem, Origin, Stmt};
+pub use translate::{Exabgp, Import, ImportError, Omission, import};

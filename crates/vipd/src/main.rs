@@ -109,6 +109,14 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
     },
+    /// Translate another tool's configuration into a commented vipd configuration.
+    ///
+    /// Everything with a vipd equivalent is translated; everything else is listed on stderr
+    /// with its file:line and marked NOT TRANSLATED in the output. The output is checked like
+    /// `vipd check-config` before it is written. Exit status: 0 all translated, 3 translated
+    /// with omissions (read them), 1 failed (nothing written).
+    #[command(subcommand)]
+    Import(cmd::import::From),
     /// Write the man pages (vipd.1, vipd-SUBCOMMAND.1) and shell completions (bash, zsh,
     /// fish) into DIR; used by `make deb`.
     #[command(hide = true)]
@@ -178,6 +186,7 @@ fn main() -> ExitCode {
             &socket.unwrap_or_else(|| vipd_config::control_socket_of(&config.path)),
         )),
         Command::GenerateAssets { dir } => Ok(generate_assets(&dir)),
+        Command::Import(from) => Ok(cmd::import::run(from)),
         Command::Status {
             config,
             socket,

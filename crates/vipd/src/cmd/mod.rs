@@ -2,4 +2,5 @@
 
 pub mod check_config;
 pub mod drain;
+pub mod import;
 pub mod run;
