@@ -243,6 +243,8 @@ fn body(s: &Stmt, out: &mut Out) -> Option<Service> {
     let mut host: Option<String> = None;
     let (mut port_flag, mut fallback_flag) = (false, false);
     let mut flag_at: Option<&Stmt> = None;
+    let mut scheduler_seen = false;
+    let mut protocol_seen = false;
     let mut persistence: (Option<u64>, Option<u8>) = (None, None);
     // Real servers last: they inherit what the virtual server sets, wherever it is written.
     let (rs, rest): (Vec<&Stmt>, Vec<&Stmt>) = s
@@ -255,23 +257,48 @@ fn body(s: &Stmt, out: &mut Out) -> Option<Service> {
         }
         let arg = k.arg(0).unwrap_or_default();
         match k.keyword.as_str() {
-            "lvs_sched" | "lb_algo" => svc.scheduler = arg.to_string(),
-            "lvs_method" | "lb_kind" => lvs_method(k, &mut svc, out),
-            "protocol" => match arg {
-                "TCP" => svc.udp = false,
-                "UDP" => svc.udp = true,
-                _ => {
-                    out.omit(&k.origin, written(k), "vipd programs TCP and UDP services");
-                    return None;
-                }
-            },
-            "sh-port" | "mh-port" | "flag-2" => {
-                port_flag = true;
-                flag_at = flag_at.or(Some(k));
+            "lvs_sched" | "lb_algo" => {
+                svc.scheduler = arg.to_string();
+                scheduler_seen = true;
             }
-            "sh-fallback" | "mh-fallback" | "flag-1" => {
-                fallback_flag = true;
-                flag_at = flag_at.or(Some(k));
+            "lvs_method" | "lb_kind" => lvs_method(k, &mut svc, out),
+            "protocol" => {
+                protocol_seen = true;
+                match arg {
+                    "TCP" => svc.udp = false,
+                    "UDP" => svc.udp = true,
+                    _ => {
+                        out.omit(&k.origin, written(k), "vipd programs TCP and UDP services");
+                        return None;
+                    }
+                }
+            }
+            // keepalived 2.2 (check_parser.c lbflags_handler) applies sh-* only when the
+            // scheduler named so far is sh, mh-* only when it is mh; flag-N always.
+            "flag-2" | "flag-1" | "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" => {
+                let kw = k.keyword.as_str();
+                let applies = kw.starts_with("flag-")
+                    || (scheduler_seen && kw.starts_with(svc.scheduler.as_str()));
+                if !applies {
+                    out.omit(
+                        &k.origin,
+                        written(k),
+                        format!(
+                            "keepalived ignores it here ({}): written as keepalived programs the service, without this flag",
+                            if scheduler_seen {
+                                format!("it applies to the {} scheduler only", &kw[..2])
+                            } else {
+                                "it comes before lvs_sched".to_string()
+                            }
+                        ),
+                    );
+                } else if kw.ends_with("port") || kw == "flag-2" {
+                    port_flag = true;
+                    flag_at = flag_at.or(Some(k));
+                } else {
+                    fallback_flag = true;
+                    flag_at = flag_at.or(Some(k));
+                }
             }
             "persistence_timeout" => persistence.0 = arg.parse().ok().or(Some(360)),
             "persistence_granularity" => persistence.1 = granularity(arg),
@@ -293,6 +320,15 @@ fn body(s: &Stmt, out: &mut Out) -> Option<Service> {
             ),
             _ => out.omit(&k.origin, written(k), "no vipd equivalent"),
         }
+    }
+    if !protocol_seen {
+        // check_data.c: "no protocol set - defaulting to UDP" (the kernel's 0 means UDP).
+        svc.udp = true;
+        out.differences.push(format!(
+            "{}: {}: no protocol line: keepalived 2.2 programs a UDP service; translated as protocol = \"udp\" (add protocol TCP to the keepalived file if TCP was meant)",
+            s.origin,
+            written(s)
+        ));
     }
     if let (Some(t), m) = persistence {
         svc.persistence = Some((t, m));
