@@ -9,8 +9,9 @@ CARGO ?= cargo
 
 # Debian packages, in one place. user-mode-linux: the guest kernel with IPVS/ipip;
 # kmod: modprobe in the guest; ipvsadm/iproute2: independent witnesses in kernel tests.
-# bird2, gobgpd, frr: real BGP peers of the speaker's tests.
-APT_PACKAGES := user-mode-linux kmod iproute2 ipvsadm procps iputils-ping python3 python3-yaml util-linux coreutils strace bird2 gobgpd frr nftables
+# bird2, gobgpd, frr: real BGP peers of the speaker's tests. keepalived: `vipd import` is
+# checked against the IPVS table keepalived itself programs.
+APT_PACKAGES := user-mode-linux kmod iproute2 ipvsadm procps iputils-ping python3 python3-yaml util-linux coreutils strace bird2 gobgpd frr nftables keepalived
 # Only for `make bench`: the contenders vipd is measured against.
 BENCH_APT_PACKAGES := keepalived exabgp haproxy
 
@@ -40,7 +41,7 @@ deps:
 	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else echo "deps: all Debian packages present"; fi
 	@# Debian starts bird as a service where systemd runs; tests run their own instances.
-	@systemctl disable --now bird gobgpd frr >/dev/null 2>&1 || true
+	@systemctl disable --now bird gobgpd frr keepalived >/dev/null 2>&1 || true
 	@$(CARGO) fmt --version >/dev/null && $(CARGO) clippy --version >/dev/null
 
 build:
