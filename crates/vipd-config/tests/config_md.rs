@@ -209,6 +209,13 @@ fn render() -> String {
          once with file:line:col. The commented examples in `deploy/examples/` show the keys \
          in context. A test fails when this file differs from the model; regenerate it with \
          `VIPD_BLESS=1 cargo test -p vipd-config --test config_md`.\n\n\
+         A key that would have no effect is refused too, never accepted and ignored: IPVS \
+         settings or `[bgp]` on a backend, `mh_port`/`mh_fallback` with another scheduler, \
+         `drained_med`/`drain_delay` without `graceful_shutdown`, services of one VIP whose \
+         `[service.announce]` differ; a `[[check]]` nothing uses is a warning. Keys read only \
+         at start (`global.control_socket`, `listen`, `state_dir`, `resync_interval`, \
+         `log_format`, `bgp.listen`, `backend.agent.listen`) are named by `vipd reload` as \
+         taking effect at the next restart.\n\n\
          Durations are strings like `\"500ms\"`, `\"2s\"`, `\"5m\"`; percentages like `\"10%\"`.\n",
     );
     for s in sections() {
