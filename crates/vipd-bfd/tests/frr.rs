@@ -27,9 +27,18 @@ fn vtysh(rtr: &Netns, dir: &Path, cmd: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// The block of `show bfd peers` for `addr`.
-fn frr_peer(rtr: &Netns, dir: &Path, addr: &str) -> String {
-    let out = vtysh(rtr, dir, "show bfd peers");
+/// The block of `show bfd peers` for `addr`. Async: the BFD task shares the test's
+/// one-thread runtime, and a blocking vtysh there held its 100 ms packets back long enough for
+/// FRR to declare the sessions down (seen in full test runs).
+async fn frr_peer(rtr: &Netns, dir: &Path, addr: &str) -> String {
+    let o = tokio::process::Command::new("ip")
+        .args(["netns", "exec", rtr.name(), "vtysh", "--vty_socket"])
+        .arg(dir)
+        .args(["-c", "show bfd peers"])
+        .output()
+        .await
+        .expect("vtysh");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
     out.split("\n\t\n")
         .chain(out.split("\n\n"))
         .find(|b| b.contains(&format!("peer {addr} ")))
@@ -177,14 +186,14 @@ fn single_hop_and_multihop_sessions_with_frr_bfdd() {
             assert_eq!(st.detection_time, Duration::from_millis(300), "{a}: {st:?}");
         }
         for a in ["10.0.0.1", "2001:db8::1"] {
-            let b = frr_peer(&rtr, &dir, a);
+            let b = frr_peer(&rtr, &dir, a).await;
             assert!(b.contains("Status: up"), "{a} at FRR:\n{b}");
             assert!(
                 b.contains("Receive interval: 100ms") && b.contains("Transmission interval: 100ms"),
                 "{a} at FRR:\n{b}"
             );
         }
-        let b = frr_peer(&rtr, &dir, "10.1.0.1");
+        let b = frr_peer(&rtr, &dir, "10.1.0.1").await;
         assert!(
             b.contains("Status: up") && b.contains("multihop"),
             "multihop at FRR:\n{b}"
@@ -206,7 +215,7 @@ fn single_hop_and_multihop_sessions_with_frr_bfdd() {
             .await;
             downs = rx.borrow().downs;
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let s = rx.borrow().clone();
+            let s = *rx.borrow();
             if s.state == State::Up && s.downs == downs {
                 break;
             }
