@@ -41,16 +41,27 @@ pub(super) fn refused(src: &str) -> ConfigError {
     }
 }
 
-/// Asserts an error containing `needle` located at the line (and column) of `at` in `src`.
+/// Asserts an error containing `needle` located at the line of the last `at` in `src`.
 pub(super) fn error_at(src: &str, needle: &str, at: &str) -> Diagnostic {
     let e = refused(src);
-    let d = e
-        .diagnostics
+    finding_at(&e.diagnostics, Severity::Error, src, needle, at)
+}
+
+/// The finding of `severity` containing `needle` among `found`: it has a hint and points at
+/// the line of the last `at` in `src`.
+pub(super) fn finding_at(
+    found: &[Diagnostic],
+    severity: Severity,
+    src: &str,
+    needle: &str,
+    at: &str,
+) -> Diagnostic {
+    let d = found
         .iter()
         .find(|d| d.message.contains(needle))
-        .unwrap_or_else(|| panic!("no diagnostic containing {needle:?} in:\n{e}"))
+        .unwrap_or_else(|| panic!("no diagnostic containing {needle:?} in {found:?}"))
         .clone();
-    assert_eq!(d.severity, Severity::Error, "{d:?}");
+    assert_eq!(d.severity, severity, "{d:?}");
     assert!(
         d.hint.as_deref().is_some_and(|h| !h.is_empty()),
         "no hint: {d:?}"
@@ -60,7 +71,7 @@ pub(super) fn error_at(src: &str, needle: &str, at: &str) -> Diagnostic {
         .unwrap_or_else(|| panic!("{at:?} not in source"));
     let (line, _) = crate::diag::line_col(src, off);
     let loc = d.location.clone().expect("located");
-    assert_eq!(loc.line, line, "wrong line for {needle:?}: {d:?}\n{e}");
+    assert_eq!(loc.line, line, "wrong line for {needle:?}: {d:?}");
     d
 }
 

@@ -1,7 +1,7 @@
 //! The rules `tests.rs` left without a test: one test per rule, each asserting the rule's own
 //! message (so that it fails when the rule is removed), where it points and its hint.
 
-use super::tests::{error_at, refused, warnings, with};
+use super::tests::{error_at, finding_at, refused, warnings, with};
 use crate::{Diagnostic, Severity, load_str};
 
 /// The check's last key in `BASE`, after which check keys are added.
@@ -26,27 +26,7 @@ fn without_bgp() -> String {
 /// Asserts a warning (and no error) containing `needle`, with a hint, located at the line of
 /// the last `at` in `src`.
 fn warning_at(src: &str, needle: &str, at: &str) -> Diagnostic {
-    let w = warnings(src);
-    let d = w
-        .iter()
-        .find(|d| d.message.contains(needle))
-        .unwrap_or_else(|| panic!("no warning containing {needle:?} in {w:?}"))
-        .clone();
-    assert_eq!(d.severity, Severity::Warning, "{d:?}");
-    assert!(
-        d.hint.as_deref().is_some_and(|h| !h.is_empty()),
-        "no hint: {d:?}"
-    );
-    let off = src
-        .rfind(at)
-        .unwrap_or_else(|| panic!("{at:?} not in source"));
-    let (line, _) = crate::diag::line_col(src, off);
-    assert_eq!(
-        d.location.as_ref().expect("located").line,
-        line,
-        "wrong line for {needle:?}: {d:?}"
-    );
-    d
+    finding_at(&warnings(src), Severity::Warning, src, needle, at)
 }
 
 // ---- [global] ----
