@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::wire::update::{AsSegment, MpReach, MpUnreach};
+use crate::wire::update::{
+    AsSegment, EXTENDED_COMMUNITIES, F_OPTIONAL, F_TRANSITIVE, MpReach, MpUnreach, RawAttr,
+};
 use crate::wire::{Afi, Attrs, Origin, Prefix, Safi, Update};
 
 /// Attributes of one announced route, as the daemon chooses them. ORIGIN is always IGP and
@@ -20,6 +22,11 @@ pub struct RouteAttrs {
     pub communities: Vec<u32>,
     /// Large communities.
     pub large_communities: Vec<(u32, u32, u32)>,
+    /// Extended communities (RFC 4360), as their 8 octets.
+    pub extended_communities: Vec<[u8; 8]>,
+    /// Extra copies of the local AS on eBGP sessions (AS-path prepending). Not applied on
+    /// iBGP, where the path is empty and the peer would drop a path holding its own AS.
+    pub prepend: u8,
 }
 
 /// The routes to announce to every peer.
@@ -136,7 +143,10 @@ fn base_attrs(r: &RouteAttrs, ctx: &PeerCtx) -> Attrs {
     Attrs {
         origin: Some(Origin::Igp),
         as_path: if ctx.ebgp {
-            vec![AsSegment::Sequence(vec![ctx.local_as])]
+            vec![AsSegment::Sequence(vec![
+                ctx.local_as;
+                1 + usize::from(r.prepend)
+            ])]
         } else {
             vec![]
         },
@@ -148,6 +158,15 @@ fn base_attrs(r: &RouteAttrs, ctx: &PeerCtx) -> Attrs {
         },
         communities: r.communities.clone(),
         large_communities: r.large_communities.clone(),
+        unknown: if r.extended_communities.is_empty() {
+            Vec::new()
+        } else {
+            vec![RawAttr {
+                flags: F_OPTIONAL | F_TRANSITIVE,
+                code: EXTENDED_COMMUNITIES,
+                value: r.extended_communities.concat(),
+            }]
+        },
         ..Attrs::default()
     }
 }
@@ -237,6 +256,47 @@ mod tests {
         let i = &updates(&BTreeMap::new(), &want, &ctx(false))[0];
         assert!(i.attrs.as_path.is_empty());
         assert_eq!(i.attrs.local_pref, Some(100));
+    }
+
+    /// Prepends on eBGP only; extended communities go out as attribute 16, and the encoded
+    /// UPDATE decodes back to them (a peer sees what was configured).
+    #[test]
+    fn prepends_and_extended_communities() {
+        let mut want = BTreeMap::new();
+        let rt = [0x00, 0x02, 0xFD, 0xE8, 0, 0, 0, 100];
+        want.insert(
+            host("198.51.100.1"),
+            RouteAttrs {
+                prepend: 2,
+                extended_communities: vec![rt],
+                ..RouteAttrs::default()
+            },
+        );
+        let e = &updates(&BTreeMap::new(), &want, &ctx(true))[0];
+        assert_eq!(
+            e.attrs.as_path,
+            vec![AsSegment::Sequence(vec![4_200_000_001; 3])]
+        );
+        let i = &updates(&BTreeMap::new(), &want, &ctx(false))[0];
+        assert!(i.attrs.as_path.is_empty(), "no prepend on iBGP");
+        let s = Session {
+            four_octet_as: true,
+            ..Session::default()
+        };
+        let bytes = Message::Update(Box::new(e.clone()))
+            .encode(&s)
+            .expect("encode");
+        let crate::wire::Decoded::Message(Message::Update(back)) =
+            Message::decode(&bytes, &s).expect("decode")
+        else {
+            panic!("not a well-formed UPDATE");
+        };
+        let ext: Vec<_> = back.attrs.unknown.iter().filter(|u| u.code == 16).collect();
+        assert_eq!(ext.len(), 1);
+        assert_eq!(
+            (ext[0].flags & 0xC0, ext[0].value.as_slice()),
+            (0xC0, &rt[..])
+        );
     }
 
     #[test]

@@ -95,6 +95,7 @@ protocol bgp vipd {
         local_pref: None,
         communities: vec![(65000 << 16) | 80],
         large_communities: vec![(4_200_000_001, 1, 443)],
+        ..RouteAttrs::default()
     };
     let (log_v4, log_v6, withdrawn, down) = dir_ns.run(|| async {
         let speaker = Speaker::start(vec![peer(None)]);
@@ -574,6 +575,7 @@ fn ibgp_over_ipv6_transport_with_bird() {
             local_pref: Some(300),
             communities: vec![(65000 << 16) | 80],
             large_communities: vec![],
+            ..RouteAttrs::default()
         };
         s.announce(host("198.51.100.1"), attrs.clone());
         s.announce(host("2001:db8::c633:6401"), attrs);

@@ -128,6 +128,7 @@ fn ebgp_with_frr_bgpd() {
             local_pref: None,
             communities: vec![(65000 << 16) | 80],
             large_communities: vec![(4_200_000_001, 1, 443)],
+            ..RouteAttrs::default()
         };
         s.announce(
             Prefix::host("198.51.100.1".parse().expect("ip")),
@@ -272,6 +273,7 @@ fn ibgp_over_ipv6_transport_with_frr() {
             local_pref: Some(300),
             communities: vec![],
             large_communities: vec![],
+            ..RouteAttrs::default()
         };
         s.announce(
             Prefix::host("198.51.100.1".parse().expect("ip")),

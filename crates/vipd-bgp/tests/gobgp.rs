@@ -84,6 +84,7 @@ fn ibgp_over_ipv6_transport_with_gobgp() {
             local_pref: Some(200),
             communities: vec![(65000 << 16) | 80],
             large_communities: vec![(65000, 1, 2)],
+            ..RouteAttrs::default()
         };
         s.announce(
             Prefix::host("198.51.100.1".parse().expect("ip")),

@@ -18,6 +18,7 @@
 //! ```
 
 mod diag;
+mod http_status;
 mod load;
 mod model;
 mod secrets;
@@ -25,9 +26,10 @@ mod types;
 mod validate;
 
 pub use diag::{Diagnostic, Location, Path, Report, Seg, Severity};
+pub use http_status::StatusRange;
 pub use load::{ConfigError, Loaded, load_file, load_str};
 pub use model::*;
-pub use types::{Community, Duration, LargeCommunity, Percent, Scheduler, Secret};
+pub use types::{Community, Duration, ExtCommunity, LargeCommunity, Percent, Scheduler, Secret};
 
 /// `global.control_socket` of the file at `path`, read leniently: the rest of the file may
 /// be invalid (this is how `vipd reload` reaches a daemon to which it brings a broken file,

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Community, Duration, LargeCommunity, Percent, Scheduler, Secret};
+use crate::http_status::StatusRange;
+use crate::types::{Community, Duration, ExtCommunity, LargeCommunity, Percent, Scheduler, Secret};
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -530,15 +531,20 @@ pub struct CheckDef {
     /// http/https: GET or HEAD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<HttpMethod>,
-    /// http/https: statuses counted as up. Unset: `[200]`.
+    /// http/https: statuses counted as up: numbers and ranges, `[200, "300-302"]`. Unset:
+    /// any 2xx (`["200-299"]`, keepalived's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expect_status: Option<Vec<u16>>,
+    pub expect_status: Option<Vec<StatusRange>>,
     /// http/https: Host header. The probe still connects to the real server's address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     /// http/https: regex the body must match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_regex: Option<String>,
+    /// http/https: the check passes when `body_regex` does NOT match (keepalived's
+    /// `regex_no_match`: e.g. an error page's text).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub body_regex_no_match: bool,
     /// http/https: extra request headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<BTreeMap<String, String>>,
@@ -608,11 +614,13 @@ pub enum CheckSpec {
         /// Path.
         path: String,
         /// Accepted statuses.
-        expect_status: Vec<u16>,
+        expect_status: Vec<StatusRange>,
         /// Host header.
         host: Option<String>,
         /// Body regex.
         body_regex: Option<String>,
+        /// Pass when the body regex does not match.
+        body_regex_no_match: bool,
         /// Extra headers.
         headers: BTreeMap<String, String>,
         /// Verify certificates.
@@ -649,9 +657,13 @@ impl CheckDef {
                 tls: self.kind == CheckKind::Https,
                 method: self.method.unwrap_or_default(),
                 path: self.path.clone().unwrap_or_else(|| "/".to_string()),
-                expect_status: self.expect_status.clone().unwrap_or_else(|| vec![200]),
+                expect_status: self
+                    .expect_status
+                    .clone()
+                    .unwrap_or_else(|| vec![StatusRange::ANY_2XX]),
                 host: self.host.clone(),
                 body_regex: self.body_regex.clone(),
+                body_regex_no_match: self.body_regex_no_match,
                 headers: self.headers.clone().unwrap_or_default(),
                 tls_verify: self.tls_verify.unwrap_or(true),
                 sni: self.sni.clone().or_else(|| self.host.clone()),
@@ -868,6 +880,52 @@ pub struct Announce {
     /// `graceful_shutdown` (without it a drain withdraws at once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drain_delay: Option<Duration>,
+    /// Extended communities (route target / route origin), e.g. `"rt:65000:100"`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extended_communities: Vec<ExtCommunity>,
+    /// Prepend the local AS this many extra times (0..=10) on eBGP sessions: routers prefer
+    /// the directors with the shorter path. Refused with iBGP neighbors (they would drop a
+    /// path holding their own AS).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub prepend: u8,
+    /// A drain file of this VIP alone, besides `global.drain_file`: while it exists the VIP
+    /// drains (GRACEFUL_SHUTDOWN, then withdrawal) and the node's other VIPs stay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_file: Option<PathBuf>,
+    /// Attributes while draining; unset keys are the serving ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drained: Option<StateAttrs>,
+    /// Keep announcing when the quorum is lost, with these attributes (ExaBGP's down metric:
+    /// a worse MED leaves the traffic to directors that serve). Unset: withdraw on quorum loss.
+    /// Use it only where other directors announce the VIP with a better MED.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down: Option<StateAttrs>,
+}
+
+fn is_zero(v: &u8) -> bool {
+    *v == 0
+}
+
+/// `[service.announce.drained]`: the route's attributes while draining; `[service.announce.down]`
+/// takes the same keys for the down state. Unset keys keep the serving value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateAttrs {
+    /// MED in this state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub med: Option<u32>,
+    /// Standard communities in this state (replacing the serving ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub communities: Option<Vec<Community>>,
+    /// Large communities in this state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub large_communities: Option<Vec<LargeCommunity>>,
+    /// Extended communities in this state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extended_communities: Option<Vec<ExtCommunity>>,
+    /// Extra prepends of the local AS in this state (eBGP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prepend: Option<u8>,
 }
 
 impl Default for Announce {
@@ -881,6 +939,11 @@ impl Default for Announce {
             local_pref: None,
             graceful_shutdown: true,
             drain_delay: None,
+            extended_communities: Vec::new(),
+            prepend: 0,
+            drain_file: None,
+            drained: None,
+            down: None,
         }
     }
 }

@@ -187,6 +187,10 @@ string_serde!(
     LargeCommunity,
     "a large community such as \"4200000001:1:2\""
 );
+string_serde!(
+    ExtCommunity,
+    "an extended community such as \"rt:65000:100\" or \"soo:192.0.2.1:7\""
+);
 
 /// A BGP standard community (RFC 1997), written `"ASN:VALUE"` or by its well-known name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -265,9 +269,98 @@ impl fmt::Display for LargeCommunity {
     }
 }
 
+/// A BGP extended community (RFC 4360) of the route target or route origin kind, written
+/// `"rt:ADMIN:VALUE"` or `"soo:ADMIN:VALUE"` (also ExaBGP's `target:` and `origin:`), where
+/// ADMIN is a 2-octet AS (VALUE up to 4294967295), an IPv4 address or a 4-octet AS (VALUE up
+/// to 65535). Held as its 8 wire octets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ExtCommunity(pub [u8; 8]);
+
+impl FromStr for ExtCommunity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "invalid extended community {s:?} (write \"rt:ASN:VALUE\", \"rt:IPV4:VALUE\" or \"soo:...\"; \
+                 VALUE up to 65535 with an IPv4 address or an AS above 65535)"
+            )
+        };
+        let mut it = s.trim().splitn(3, ':');
+        let sub = match it.next().map(str::to_ascii_lowercase).as_deref() {
+            Some("rt" | "target") => 0x02,
+            Some("soo" | "origin") => 0x03,
+            _ => return Err(bad()),
+        };
+        let (Some(admin), Some(value)) = (it.next(), it.next()) else {
+            return Err(bad());
+        };
+        let value: u32 = value.parse().map_err(|_| bad())?;
+        let mut b = [0u8; 8];
+        b[1] = sub;
+        if let Ok(ip) = admin.parse::<std::net::Ipv4Addr>() {
+            let v = u16::try_from(value).map_err(|_| bad())?;
+            b[0] = 0x01;
+            b[2..6].copy_from_slice(&ip.octets());
+            b[6..8].copy_from_slice(&v.to_be_bytes());
+        } else {
+            let asn: u32 = admin.parse().map_err(|_| bad())?;
+            if let Ok(a) = u16::try_from(asn) {
+                b[2..4].copy_from_slice(&a.to_be_bytes());
+                b[4..8].copy_from_slice(&value.to_be_bytes());
+            } else {
+                let v = u16::try_from(value).map_err(|_| bad())?;
+                b[0] = 0x02;
+                b[2..6].copy_from_slice(&asn.to_be_bytes());
+                b[6..8].copy_from_slice(&v.to_be_bytes());
+            }
+        }
+        Ok(ExtCommunity(b))
+    }
+}
+
+impl fmt::Display for ExtCommunity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = &self.0;
+        let kind = if b[1] == 0x03 { "soo" } else { "rt" };
+        let u16_at = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+        let u32_at = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        match b[0] {
+            0x01 => write!(
+                f,
+                "{kind}:{}:{}",
+                std::net::Ipv4Addr::new(b[2], b[3], b[4], b[5]),
+                u16_at(6)
+            ),
+            0x02 => write!(f, "{kind}:{}:{}", u32_at(2), u16_at(6)),
+            _ => write!(f, "{kind}:{}:{}", u16_at(2), u32_at(4)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extended_communities_encode_as_rfc_4360() {
+        let rt: ExtCommunity = "rt:65000:100".parse().unwrap();
+        assert_eq!(rt.0, [0x00, 0x02, 0xFD, 0xE8, 0, 0, 0, 100]);
+        let ip: ExtCommunity = "soo:192.0.2.1:7".parse().unwrap();
+        assert_eq!(ip.0, [0x01, 0x03, 192, 0, 2, 1, 0, 7]);
+        let four: ExtCommunity = "target:4200000001:9".parse().unwrap();
+        assert_eq!(four.0, [0x02, 0x02, 0xFA, 0x56, 0xEA, 0x01, 0, 9]);
+        for s in ["rt:65000:100", "soo:192.0.2.1:7", "rt:4200000001:9"] {
+            assert_eq!(s.parse::<ExtCommunity>().unwrap().to_string(), s);
+        }
+        for bad in [
+            "rt:65000",
+            "xx:1:2",
+            "rt:192.0.2.1:70000",
+            "rt:4200000001:70000",
+        ] {
+            assert!(bad.parse::<ExtCommunity>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations_parse_and_print() {

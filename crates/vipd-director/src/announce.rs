@@ -10,10 +10,14 @@
 //!   it counts: a director that cannot serve one port leaves the VIP to directors that can
 //!   (ECMP spreads flows regardless of port). Its services announce it alike (the config
 //!   refuses a VIP whose services' `[service.announce]` differ).
-//! - Drain (the drain file exists): each announced VIP is re-announced with GRACEFUL_SHUTDOWN
-//!   (65535:0, RFC 8326) and `drained_med`, then withdrawn `drain_delay` later, at the
+//! - Drain (the node's drain file, or the VIP's own `announce.drain_file`, exists): each
+//!   announced VIP is re-announced with GRACEFUL_SHUTDOWN (65535:0, RFC 8326), `drained_med`
+//!   and the `[announce.drained]` attributes, then withdrawn `drain_delay` later, at the
 //!   instant computed here (the caller wakes the director then); without
 //!   `graceful_shutdown` it is withdrawn at once. IPVS is left as it is: existing flows end.
+//! - Down metric (`[announce.down]`, ExaBGP's default): a service that loses its quorum keeps
+//!   its VIP announced with the down attributes (a worse MED) instead of withdrawing it. Only
+//!   the quorum: a VIP IPVS does not hold, or before the first health pass, is withdrawn.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -67,6 +71,8 @@ pub enum Withdrawn {
     },
     /// The drain file exists (and the drain delay is over).
     Drained,
+    /// The VIP's own drain file (`announce.drain_file`) exists (and the delay is over).
+    VipDrained,
 }
 
 impl fmt::Display for Withdrawn {
@@ -93,6 +99,7 @@ impl fmt::Display for Withdrawn {
                 "service {service}: no quorum (healthy weight {healthy_weight}, needs {needed})"
             ),
             Withdrawn::Drained => f.write_str("node drained"),
+            Withdrawn::VipDrained => f.write_str("VIP drained (announce.drain_file)"),
         }
     }
 }
@@ -104,6 +111,8 @@ pub enum VipState {
     Announced,
     /// Announced with GRACEFUL_SHUTDOWN, withdrawn at the end of the drain delay.
     Draining,
+    /// Announced with the `[announce.down]` attributes: the quorum is down.
+    Down(Withdrawn),
     /// Not announced, and why.
     Withdrawn(Withdrawn),
 }
@@ -111,7 +120,10 @@ pub enum VipState {
 impl VipState {
     /// The route is in the RIB (announced or draining).
     pub fn is_announced(&self) -> bool {
-        matches!(self, VipState::Announced | VipState::Draining)
+        matches!(
+            self,
+            VipState::Announced | VipState::Draining | VipState::Down(_)
+        )
     }
 }
 
@@ -123,6 +135,7 @@ impl fmt::Display for VipState {
                 f.write_str("draining (GRACEFUL_SHUTDOWN until the drain delay ends)")
             }
             VipState::Withdrawn(w) => write!(f, "withdrawn: {w}"),
+            VipState::Down(w) => write!(f, "announced with the down attributes: {w}"),
         }
     }
 }
@@ -144,6 +157,8 @@ pub struct ServiceFacts {
 pub struct Announcer {
     quorum_up: BTreeMap<String, bool>,
     draining_since: Option<Instant>,
+    /// Services whose own drain file exists, since when.
+    service_draining: BTreeMap<String, Instant>,
 }
 
 /// The outcome of one decision.
@@ -173,9 +188,46 @@ impl Announcer {
         }
     }
 
+    /// Records which services' own drain files exist; an event per change.
+    pub fn set_service_drains(
+        &mut self,
+        present: &std::collections::BTreeSet<String>,
+        now: Instant,
+    ) -> Vec<Event> {
+        let mut ev = Vec::new();
+        self.service_draining.retain(|name, _| {
+            let keep = present.contains(name);
+            if !keep {
+                ev.push(Event::ServiceDrain {
+                    service: name.clone(),
+                    on: false,
+                });
+            }
+            keep
+        });
+        for name in present {
+            if !self.service_draining.contains_key(name) {
+                self.service_draining.insert(name.clone(), now);
+                ev.push(Event::ServiceDrain {
+                    service: name.clone(),
+                    on: true,
+                });
+            }
+        }
+        ev
+    }
+
     /// The drain file is present.
     pub fn drained(&self) -> bool {
         self.draining_since.is_some()
+    }
+
+    /// Since when a service drains: the node's drain or its own, the earlier.
+    fn draining_since(&self, service: &str) -> Option<Instant> {
+        match (self.draining_since, self.service_draining.get(service)) {
+            (Some(a), Some(b)) => Some(a.min(*b)),
+            (a, b) => a.or(b.copied()),
+        }
     }
 
     /// Whether a service has quorum now.
@@ -207,6 +259,8 @@ impl Announcer {
     /// Forgets services no longer configured.
     pub fn retain(&mut self, cfg: &Config) {
         self.quorum_up
+            .retain(|name, _| cfg.services.iter().any(|s| &s.name == name));
+        self.service_draining
             .retain(|name, _| cfg.services.iter().any(|s| &s.name == name));
     }
 
@@ -240,17 +294,28 @@ impl Announcer {
                 }),
                 Programmed::Yes => None,
             };
+            let a = &s.announce;
+            let mut down: Option<Withdrawn> = None;
             if let Some(reason) = why_not {
-                d.routes.remove(&p);
-                if !matches!(d.states.get(&p), Some(VipState::Withdrawn(_))) {
-                    d.states.insert(p, VipState::Withdrawn(reason));
+                match (&reason, &a.down) {
+                    // The down metric: announced, worse, instead of withdrawn.
+                    (Withdrawn::NoQuorum { .. }, Some(_))
+                        if !matches!(d.states.get(&p), Some(VipState::Withdrawn(_))) =>
+                    {
+                        down = Some(reason);
+                    }
+                    _ => {
+                        d.routes.remove(&p);
+                        if !matches!(d.states.get(&p), Some(VipState::Withdrawn(_))) {
+                            d.states.insert(p, VipState::Withdrawn(reason));
+                        }
+                        continue;
+                    }
                 }
-                continue;
             }
             if matches!(d.states.get(&p), Some(VipState::Withdrawn(_))) {
                 continue; // another service of this VIP does not count
             }
-            let a = &s.announce;
             let mut attrs = RouteAttrs {
                 med: a.med,
                 local_pref: a.local_pref,
@@ -260,21 +325,43 @@ impl Announcer {
                     .iter()
                     .map(|l| (l.0, l.1, l.2))
                     .collect(),
+                extended_communities: a.extended_communities.iter().map(|e| e.0).collect(),
+                prepend: a.prepend,
             };
-            let state = match self.draining_since {
-                None => VipState::Announced,
+            let state = match self.draining_since(&s.name) {
+                None => match down {
+                    None => VipState::Announced,
+                    Some(reason) => {
+                        if let Some(st) = &a.down {
+                            apply(&mut attrs, st);
+                        }
+                        // Another service of this VIP may have set the down attributes
+                        // already: they are the same (the config makes them so).
+                        d.routes.insert(p, attrs);
+                        d.states.insert(p, VipState::Down(reason));
+                        continue;
+                    }
+                },
                 Some(since) => {
                     // A drain delay too long for the clock never ends (no overflow panic).
                     let end = since.checked_add(a.drain_delay());
                     if a.graceful_shutdown && end.is_none_or(|end| now < end) {
+                        if let Some(st) = &a.drained {
+                            apply(&mut attrs, st);
+                        }
                         attrs.communities.push(GRACEFUL_SHUTDOWN);
-                        attrs.med = a.drained_med.or(a.med);
+                        attrs.med = a.drained_med.or(attrs.med);
                         if let Some(end) = end {
                             d.wake = Some(d.wake.map_or(end, |w: Instant| w.min(end)));
                         }
                         VipState::Draining
                     } else {
-                        d.states.insert(p, VipState::Withdrawn(Withdrawn::Drained));
+                        let why = if self.draining_since.is_some() {
+                            Withdrawn::Drained
+                        } else {
+                            Withdrawn::VipDrained
+                        };
+                        d.states.insert(p, VipState::Withdrawn(why));
                         continue;
                     }
                 }
@@ -283,5 +370,24 @@ impl Announcer {
             d.states.entry(p).or_insert(state);
         }
         d
+    }
+}
+
+/// A state's attributes over the serving ones.
+fn apply(attrs: &mut RouteAttrs, st: &vipd_config::StateAttrs) {
+    if let Some(m) = st.med {
+        attrs.med = Some(m);
+    }
+    if let Some(c) = &st.communities {
+        attrs.communities = c.iter().map(|c| c.0).collect();
+    }
+    if let Some(l) = &st.large_communities {
+        attrs.large_communities = l.iter().map(|l| (l.0, l.1, l.2)).collect();
+    }
+    if let Some(e) = &st.extended_communities {
+        attrs.extended_communities = e.iter().map(|e| e.0).collect();
+    }
+    if let Some(p) = st.prepend {
+        attrs.prepend = p;
     }
 }

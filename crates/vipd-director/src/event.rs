@@ -64,6 +64,13 @@ pub enum Event {
         /// Present.
         on: bool,
     },
+    /// A service's own drain file (`announce.drain_file`) appeared or went away.
+    ServiceDrain {
+        /// The service.
+        service: String,
+        /// Present.
+        on: bool,
+    },
     /// IPVS could not be made as desired for a service; its VIP is not announced.
     IpvsFailed {
         /// Service.
@@ -92,7 +99,7 @@ impl Event {
             Event::ServerDown { .. } | Event::IpvsFailed { .. } => true,
             Event::Panic { .. } => true,
             Event::Quorum { up, .. } => !up,
-            Event::Drain { on } => *on,
+            Event::Drain { on } | Event::ServiceDrain { on, .. } => *on,
             Event::Route { state, .. } => !matches!(state, VipState::Announced),
             _ => false,
         }
@@ -150,6 +157,16 @@ impl fmt::Display for Event {
                 "drain file present: draining this node (GRACEFUL_SHUTDOWN, then withdraw)",
             ),
             Event::Drain { on: false } => f.write_str("drain file removed: announcing again"),
+            Event::ServiceDrain { service, on: true } => write!(
+                f,
+                "drain file of {service} present: draining its VIP (GRACEFUL_SHUTDOWN, then withdraw)"
+            ),
+            Event::ServiceDrain { service, on: false } => {
+                write!(
+                    f,
+                    "drain file of {service} removed: announcing its VIP again"
+                )
+            }
             Event::IpvsFailed { service, error } => {
                 write!(
                     f,

@@ -60,6 +60,8 @@ pub enum Input {
     Health(Vec<Update>),
     /// The drain file's presence, as last polled.
     Drain(bool),
+    /// The services whose own drain file (`announce.drain_file`) exists, as last polled.
+    ServiceDrains(std::collections::BTreeSet<String>),
     /// Time passed (a [`Output::Wake`] came due).
     Tick,
     /// A new, validated configuration.
@@ -244,6 +246,9 @@ impl Director {
                 }
             }
             Input::Drain(present) => ev.extend(self.announcer.set_drain(present, now)),
+            Input::ServiceDrains(present) => {
+                ev.extend(self.announcer.set_service_drains(&present, now))
+            }
             Input::Tick => {}
             Input::Reload(new) => {
                 timeouts_changed = self.reload(

@@ -100,6 +100,12 @@ impl Output {
                         for (g, l1, l2) in &a.large_communities {
                             let _ = write!(s, " {g}:{l1}:{l2}");
                         }
+                        for e in &a.extended_communities {
+                            let _ = write!(s, " {}", vipd_config::ExtCommunity(*e));
+                        }
+                        if a.prepend > 0 {
+                            let _ = write!(s, " prepend {}", a.prepend);
+                        }
                         s
                     })
                     .collect();

@@ -153,6 +153,14 @@ impl Run {
             }
             ["drain", "on"] => Input::Drain(true),
             ["drain", "off"] => Input::Drain(false),
+            // The services whose own drain file exists now (none: `drain services -`).
+            ["drain", "services", names @ ..] => Input::ServiceDrains(
+                names
+                    .iter()
+                    .filter(|n| **n != "-")
+                    .map(|n| n.to_string())
+                    .collect(),
+            ),
             ["tick"] => Input::Tick,
             ["reload", file] => Input::Reload(Box::new(load(file))),
             other => panic!("unknown script line {other:?}"),
@@ -288,6 +296,8 @@ scenarios!(
     panic_mode,
     shared_vip,
     drain_beyond_the_clock,
+    down_metric,
+    service_drain,
 );
 
 #[test]

@@ -33,10 +33,29 @@ async fn http_status_hang_drip_reset_and_body() {
     assert_outcome(
         &run(c, h.addr).await,
         Verdict::Fail,
-        "HTTP 503 (expected 200)",
+        "HTTP 503 (expected 200-299)",
     );
     let many = format!("{c}\nexpect_status = [200, 503]");
     assert_outcome(&run(&many, h.addr).await, Verdict::Pass, "HTTP 503");
+
+    // keepalived's default: any 2xx passes, a redirect fails unless listed.
+    h.set(Mode::NoContent);
+    assert_outcome(&run(c, h.addr).await, Verdict::Pass, "HTTP 204");
+    h.set(Mode::Moved);
+    assert_outcome(
+        &run(c, h.addr).await,
+        Verdict::Fail,
+        "HTTP 301 (expected 200-299)",
+    );
+    let listed = format!("{c}\nexpect_status = [\"200-204\", 301]");
+    assert_outcome(&run(&listed, h.addr).await, Verdict::Pass, "HTTP 301");
+    let exact = format!("{c}\nexpect_status = [200]");
+    h.set(Mode::NoContent);
+    assert_outcome(
+        &run(&exact, h.addr).await,
+        Verdict::Fail,
+        "HTTP 204 (expected 200)",
+    );
 
     h.set(Mode::Hang);
     assert_outcome(
@@ -58,6 +77,20 @@ async fn http_status_hang_drip_reset_and_body() {
         Verdict::Pass,
         "HTTP 200, body matches /^heal/",
     );
+    // keepalived's regex_no_match: passes while the body does NOT match.
+    let not = format!("{c}\nbody_regex = \"degraded\"\nbody_regex_no_match = true");
+    assert_outcome(
+        &run(&not, h.addr).await,
+        Verdict::Pass,
+        "HTTP 200, body does not match /degraded/",
+    );
+    h.set(Mode::Degraded);
+    assert_outcome(
+        &run(&not, h.addr).await,
+        Verdict::Fail,
+        "HTTP 200, body matches /degraded/ (must not)",
+    );
+    h.set(Mode::Ok);
     h.set(Mode::Degraded);
     assert_outcome(
         &run(&re, h.addr).await,
@@ -110,7 +143,7 @@ async fn https_self_signed_with_and_without_verification() {
     assert_outcome(
         &run(c, h.addr).await,
         Verdict::Fail,
-        "HTTP 503 (expected 200)",
+        "HTTP 503 (expected 200-299)",
     );
     let verify = "kind = \"https\"\nsni = \"localhost\"";
     assert_outcome(

@@ -262,3 +262,34 @@ pub(crate) fn restart_keys(old: &Config, new: &Config) -> Vec<&'static str> {
     .filter_map(|(k, changed)| changed.then_some(k))
     .collect()
 }
+
+/// Some service has its own drain file.
+pub(crate) fn has_service_drain(cfg: &Config) -> bool {
+    cfg.services.iter().any(|s| s.announce.drain_file.is_some())
+}
+
+/// The services whose own drain file exists. A file that cannot be checked keeps the
+/// service's last state (as the node's drain file does).
+pub(crate) fn poll_service_drains(
+    cfg: &Config,
+    last: &std::collections::BTreeSet<String>,
+) -> std::collections::BTreeSet<String> {
+    let mut now = std::collections::BTreeSet::new();
+    for s in &cfg.services {
+        let Some(f) = &s.announce.drain_file else {
+            continue;
+        };
+        let present = match f.try_exists() {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(service = %s.name, file = %f.display(), error = %e,
+                    "cannot tell whether the service's drain file exists; its drain state unchanged");
+                last.contains(&s.name)
+            }
+        };
+        if present {
+            now.insert(s.name.clone());
+        }
+    }
+    now
+}

@@ -201,11 +201,11 @@ pub fn render(
     };
     big.push_str(&services(
         "service_announced",
-        "1 while the service's VIP is announced (or draining)",
+        "1 while the service's VIP is announced (or draining, or announced with the down attributes)",
         &|s| {
             i64::from(matches!(
                 s.announce,
-                Announce::Announced | Announce::Draining
+                Announce::Announced | Announce::Draining | Announce::Down
             ))
         },
     ));

@@ -271,6 +271,10 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
 
     let mut drain_poll = tokio::time::interval(DRAIN_POLL);
     drain_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The VIPs' own drain files (`announce.drain_file`), polled like the node's.
+    let mut service_drain_poll = tokio::time::interval(DRAIN_POLL);
+    service_drain_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut service_drains = std::collections::BTreeSet::new();
     let watchdog_every = crate::notify::watchdog_interval();
     let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
     loop {
@@ -300,6 +304,10 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
                     continue;
                 }
             },
+            _ = service_drain_poll.tick(), if crate::lifecycle::has_service_drain(director.config()) => {
+                service_drains = crate::lifecycle::poll_service_drains(director.config(), &service_drains);
+                Input::ServiceDrains(service_drains.clone())
+            }
             _ = sleep_until(fx.wake) => { fx.wake = None; Input::Tick }
             r = &mut ipvs_done => {
                 let why = r.unwrap_or_else(|_| "its thread died".to_string());

@@ -21,8 +21,8 @@ use super::open::AS_TRANS;
 use super::prefix::Prefix;
 use super::reader::Reader;
 
-const F_OPTIONAL: u8 = 0x80;
-const F_TRANSITIVE: u8 = 0x40;
+pub(crate) const F_OPTIONAL: u8 = 0x80;
+pub(crate) const F_TRANSITIVE: u8 = 0x40;
 const F_EXTENDED: u8 = 0x10;
 
 const ORIGIN: u8 = 1;
@@ -37,6 +37,8 @@ const MP_REACH: u8 = 14;
 const MP_UNREACH: u8 = 15;
 const AS4_PATH: u8 = 17;
 const LARGE_COMMUNITIES: u8 = 32;
+/// EXTENDED COMMUNITIES (RFC 4360): sent from [`RawAttr`] (vipd does not interpret them).
+pub(crate) const EXTENDED_COMMUNITIES: u8 = 16;
 
 /// ORIGIN values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

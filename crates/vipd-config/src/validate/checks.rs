@@ -45,6 +45,7 @@ fn kind_keys(c: &CheckDef) -> Vec<(&'static str, bool, &'static [CheckKind])> {
         ("expect_status", c.expect_status.is_some(), HTTP),
         ("host", c.host.is_some(), HTTP),
         ("body_regex", c.body_regex.is_some(), HTTP),
+        ("body_regex_no_match", c.body_regex_no_match, HTTP),
         ("headers", c.headers.is_some(), HTTP),
         ("tls_verify", c.tls_verify.is_some(), &[Https]),
         ("sni", c.sni.is_some(), &[Https]),
@@ -238,13 +239,13 @@ fn http(c: &CheckDef, p: &Path, s: &mut Sink) {
             );
         }
         for (i, code) in st.iter().enumerate() {
-            if !(100..=599).contains(code) {
+            if !code.is_valid() {
                 s.push(
                     Diagnostic::error(
                         p.key("expect_status").idx(i),
-                        format!("{code} is not an HTTP status"),
+                        format!("{code} is not an HTTP status or range of them"),
                     )
-                    .hint("use 100..=599"),
+                    .hint("use 100..=599, a range low to high: e.g. 204 or \"200-299\""),
                 );
             }
         }
@@ -262,6 +263,15 @@ fn http(c: &CheckDef, p: &Path, s: &mut Sink) {
                     .hint("use method = \"GET\" or remove body_regex"),
             );
         }
+    }
+    if c.body_regex_no_match && c.body_regex.is_none() {
+        s.push(
+            Diagnostic::error(
+                p.key("body_regex_no_match"),
+                "body_regex_no_match needs a body_regex",
+            )
+            .hint("add body_regex = \"...\": the check passes when the body does not match it"),
+        );
     }
     for (name, value) in c.headers.iter().flatten() {
         let token = !name.is_empty()

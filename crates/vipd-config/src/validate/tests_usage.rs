@@ -205,3 +205,90 @@ fn errors_after_a_removed_service_point_at_the_right_service() {
     assert_eq!(e.error_count(), 2, "{e}");
     error_at(&src, "mh_port needs scheduler", "mh_port");
 }
+
+/// `BASE` with an eBGP neighbor and `extra` in the service's `[service.announce]`.
+fn ebgp_announce(extra: &str) -> String {
+    with("remote_as = 65000", "remote_as = 65100").replacen(
+        "checks = [\"http\"]\n",
+        &format!("checks = [\"http\"]\n[service.announce]\n{extra}\n"),
+        1,
+    )
+}
+
+#[test]
+fn route_states_are_accepted_over_ebgp() {
+    let src = ebgp_announce(
+        "med = 10\nprepend = 1\nextended_communities = [\"rt:65000:7\", \"soo:192.0.2.1:1\"]\ndrain_file = \"/etc/lb/disable-web\"\n[service.announce.down]\nmed = 1000\nprepend = 3\ncommunities = [\"65000:666\"]\n[service.announce.drained]\nmed = 500",
+    );
+    let l = load_str(&src, "t.toml").expect("valid");
+    let a = &l.config.services[0].announce;
+    assert_eq!(a.prepend, 1);
+    assert_eq!(a.down.as_ref().and_then(|d| d.med), Some(1000));
+    assert_eq!(a.extended_communities[0].to_string(), "rt:65000:7");
+}
+
+#[test]
+fn prepends_are_bounded_and_ebgp_only() {
+    error_at(
+        &ebgp_announce("prepend = 11"),
+        "prepend 11 is above 10",
+        "prepend",
+    );
+    error_at(
+        &ebgp_announce("[service.announce.down]\nprepend = 12"),
+        "prepend 12 is above 10",
+        "prepend",
+    );
+    // BASE's neighbor is iBGP.
+    let src = with(
+        "checks = [\"http\"]\n",
+        "checks = [\"http\"]\n[service.announce]\nprepend = 2\n",
+    );
+    error_at(&src, "AS-path prepend with an iBGP neighbor", "prepend");
+}
+
+#[test]
+fn the_drained_med_is_given_once() {
+    error_at(
+        &ebgp_announce("drained_med = 100\n[service.announce.drained]\nmed = 500"),
+        "the drained MED is given twice",
+        "med = 500",
+    );
+    error_at(
+        &ebgp_announce("graceful_shutdown = false\n[service.announce.drained]\nmed = 500"),
+        "drained has no effect with graceful_shutdown = false",
+        "[service.announce.drained]",
+    );
+}
+
+#[test]
+fn a_vip_drain_file_is_its_own_absolute_path() {
+    error_at(
+        &ebgp_announce("drain_file = \"disable-web\""),
+        "is not an absolute path",
+        "drain_file",
+    );
+    error_at(
+        &ebgp_announce("drain_file = \"/etc/lb/disable\""),
+        "this is the node's drain file",
+        "drain_file",
+    );
+}
+
+#[test]
+fn states_of_a_route_not_announced_are_refused() {
+    error_at(
+        &ebgp_announce("enabled = false\n[service.announce.down]\nmed = 1000"),
+        "announce.enabled = false, but the route's states are configured",
+        "enabled",
+    );
+}
+
+#[test]
+fn a_bad_extended_community_is_located() {
+    error_at(
+        &ebgp_announce("extended_communities = [\"rt:192.0.2.1:70000\"]"),
+        "invalid extended community",
+        "\"rt:192.0.2.1:70000\"",
+    );
+}

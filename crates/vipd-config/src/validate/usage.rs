@@ -22,10 +22,12 @@ pub(super) fn usage(cfg: &Config, s: &mut Sink) {
             );
         }
         let a = &svc.announce;
+        announce_states(cfg, a, &p.key("announce"), s);
         if !a.graceful_shutdown {
             for (key, set) in [
                 ("drained_med", a.drained_med.is_some()),
                 ("drain_delay", a.drain_delay.is_some()),
+                ("drained", a.drained.is_some()),
             ] {
                 if set {
                     s.push(
@@ -38,6 +40,72 @@ pub(super) fn usage(cfg: &Config, s: &mut Sink) {
                 }
             }
         }
+    }
+}
+
+/// Most AS-path prepends, and the keys of the per-state tables.
+const MAX_PREPEND: u8 = 10;
+
+fn announce_states(cfg: &Config, a: &crate::model::Announce, p: &Path, s: &mut Sink) {
+    let ibgp = cfg
+        .bgp
+        .as_ref()
+        .is_some_and(|b| b.neighbors.iter().any(|n| n.remote_as == b.local_as));
+    let prepends = [
+        (p.key("prepend"), Some(a.prepend).filter(|v| *v > 0)),
+        (
+            p.key("drained").key("prepend"),
+            a.drained.as_ref().and_then(|d| d.prepend),
+        ),
+        (
+            p.key("down").key("prepend"),
+            a.down.as_ref().and_then(|d| d.prepend),
+        ),
+    ];
+    for (at, v) in prepends {
+        let Some(v) = v else { continue };
+        if v > MAX_PREPEND {
+            s.push(
+                Diagnostic::error(at.clone(), format!("prepend {v} is above {MAX_PREPEND}"))
+                    .hint("a few prepends already make a path lose; 1 to 3 is usual"),
+            );
+        }
+        if ibgp && v > 0 {
+            s.push(
+                Diagnostic::error(at, "AS-path prepend with an iBGP neighbor")
+                    .hint("iBGP routes carry no AS path (a router drops a path with its own AS): use med or local_pref"),
+            );
+        }
+    }
+    if a.drained_med.is_some() && a.drained.as_ref().is_some_and(|d| d.med.is_some()) {
+        s.push(
+            Diagnostic::error(
+                p.key("drained").key("med"),
+                "the drained MED is given twice: drained_med and [announce.drained] med",
+            )
+            .hint("keep one of them"),
+        );
+    }
+    if let Some(f) = &a.drain_file {
+        super::absolute(f, p.key("drain_file"), s);
+        if *f == cfg.global.drain_file {
+            s.push(
+                Diagnostic::error(
+                    p.key("drain_file"),
+                    "this is the node's drain file (global.drain_file)",
+                )
+                .hint("a VIP's own drain file must be another file; the node's drains every VIP already"),
+            );
+        }
+    }
+    if !a.enabled && (a.down.is_some() || a.drained.is_some() || a.drain_file.is_some()) {
+        s.push(
+            Diagnostic::error(
+                p.key("enabled"),
+                "announce.enabled = false, but the route's states are configured",
+            )
+            .hint("remove [announce.down], [announce.drained] and drain_file, or announce the VIP"),
+        );
     }
 }
 

@@ -31,9 +31,11 @@ pub struct HttpParams<'a> {
     pub tls: bool,
     pub head: bool,
     pub path: &'a str,
-    pub expect_status: Vec<u16>,
+    pub expect_status: Vec<vipd_config::StatusRange>,
     pub host: Option<&'a str>,
     pub body_regex: Option<&'a str>,
+    /// Pass when `body_regex` does not match.
+    pub body_regex_no_match: bool,
     pub headers: &'a BTreeMap<String, String>,
     pub tls_verify: bool,
     pub sni: Option<&'a str>,
@@ -43,9 +45,11 @@ pub struct HttpParams<'a> {
 #[derive(Debug)]
 pub struct HttpProbe {
     request: Vec<u8>,
-    expect: Vec<u16>,
+    expect: Vec<vipd_config::StatusRange>,
     expect_words: String,
     body_regex: Option<Regex>,
+    /// Pass when `body_regex` does not match.
+    no_match: bool,
     head: bool,
     tls: Option<(
         Arc<rustls::ClientConfig>,
@@ -104,7 +108,7 @@ impl HttpProbe {
         let expect_words = p
             .expect_status
             .iter()
-            .map(u16::to_string)
+            .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ");
         Ok(HttpProbe {
@@ -112,6 +116,7 @@ impl HttpProbe {
             expect: p.expect_status,
             expect_words,
             body_regex,
+            no_match: p.body_regex_no_match,
             head: p.head,
             tls,
         })
@@ -197,7 +202,7 @@ impl HttpProbe {
             }
         };
         let status = status_code(&buf).map_err(|e| e.to_string())?;
-        if !self.expect.contains(&status) {
+        if !self.expect.iter().any(|r| r.contains(status)) {
             return Ok(Outcome::fail(
                 format!("HTTP {status} (expected {})", self.expect_words),
                 Duration::ZERO,
@@ -246,6 +251,19 @@ impl HttpProbe {
             body
         };
         let text = String::from_utf8_lossy(&body);
+        if self.no_match {
+            return Ok(if re.is_match(&text) {
+                Outcome::fail(
+                    format!("HTTP {status}, body matches /{}/ (must not)", re.as_str()),
+                    Duration::ZERO,
+                )
+            } else {
+                Outcome::pass(
+                    format!("HTTP {status}, body does not match /{}/", re.as_str()),
+                    Duration::ZERO,
+                )
+            });
+        }
         if re.is_match(&text) {
             Ok(Outcome::pass(
                 format!("HTTP {status}, body matches /{}/", re.as_str()),
@@ -282,9 +300,10 @@ mod tests {
             tls: false,
             head: false,
             path: "/healthz",
-            expect_status: vec![200, 204],
+            expect_status: vec!["200".parse().expect("200"), "204".parse().expect("204")],
             host: Some("www.example.com"),
             body_regex: None,
+            body_regex_no_match: false,
             headers: &headers,
             tls_verify: true,
             sni: None,
@@ -309,9 +328,10 @@ mod tests {
             tls: false,
             head: true,
             path: "/",
-            expect_status: vec![200],
+            expect_status: vec!["200".parse().expect("200")],
             host: None,
             body_regex: None,
+            body_regex_no_match: false,
             headers: &headers,
             tls_verify: true,
             sni: None,

@@ -30,6 +30,10 @@ pub enum Mode {
     Degraded = 5,
     /// 200, chunked body "all systems healthy".
     Chunked = 6,
+    /// 204, no body.
+    NoContent = 7,
+    /// 301 to /elsewhere.
+    Moved = 8,
 }
 
 /// A switchable HTTP server; counts requests.
@@ -133,6 +137,8 @@ impl Http {
             }
             4 => return, // dropped with SO_LINGER 0 below
             5 => b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ndegraded",
+            7 => b"HTTP/1.1 204 No Content\r\n\r\n",
+            8 => b"HTTP/1.1 301 Moved Permanently\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n",
             _ => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nall \r\n7\r\nsystems\r\n8\r\n healthy\r\n0\r\n\r\n",
         };
         let _ = s.write_all(reply).await;

@@ -83,6 +83,7 @@ fn announce_word(a: Announce) -> &'static str {
     match a {
         Announce::Announced => "announced",
         Announce::Draining => "draining",
+        Announce::Down => "down (announced, worse)",
         Announce::Withdrawn => "withdrawn",
         Announce::NotAnnounced => "not announced",
     }

@@ -26,6 +26,8 @@ pub enum Announce {
     Announced,
     /// In the RIB with GRACEFUL_SHUTDOWN until the drain delay ends.
     Draining,
+    /// In the RIB with the `[announce.down]` attributes: the quorum is down.
+    Down,
     /// Not in the RIB.
     #[default]
     Withdrawn,
@@ -275,6 +277,10 @@ pub fn build(
                 VipState::Draining => (
                     Announce::Draining,
                     "drain file: GRACEFUL_SHUTDOWN until the drain delay ends".to_string(),
+                ),
+                VipState::Down(w) => (
+                    Announce::Down,
+                    format!("announced with the down attributes: {w}"),
                 ),
                 VipState::Withdrawn(vipd_director::Withdrawn::Disabled) => (
                     Announce::NotAnnounced,
