@@ -239,6 +239,7 @@ fn healthcheck_argparse_details() {
     assert_eq!(h.large_community.as_deref(), Some("65000:1:2"));
     assert_eq!(h.extended_community.as_deref(), Some("target:1:2"));
     assert_eq!(h.as_path.as_deref(), Some("65000 65001"));
+    assert_eq!(h.state_as_paths[0].as_deref(), Some("65002"));
     assert_eq!(h.disabled_metric, Some(500));
     assert_eq!(h.med, None);
     let other: Vec<(&str, Option<&str>)> = h
@@ -249,7 +250,6 @@ fn healthcheck_argparse_details() {
     assert_eq!(
         other,
         [
-            ("--up-as-path", Some("65002")),
             ("--silent", None),
             ("--debug", None),
             ("--syslog-facility", None),

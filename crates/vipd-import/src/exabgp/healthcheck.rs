@@ -61,9 +61,13 @@ pub struct Healthcheck {
     pub large_community: Option<String>,
     /// `--extended-community C`, as written.
     pub extended_community: Option<String>,
-    /// `--as-path P`, as written (used in every state unless `--up-as-path` & co, which
-    /// are in `other`, override it).
+    /// `--as-path P`, as written (used in every state unless `--up-as-path` & co override
+    /// it).
     pub as_path: Option<String>,
+    /// `--up-as-path P`, `--down-as-path P`, `--disabled-as-path P`, as written.
+    pub state_as_paths: [Option<String>; 3],
+    /// `--disabled-community C`: the communities of the down and disabled announcements.
+    pub disabled_community: Option<String>,
     /// `--local-preference P` (default -1, meaning none: a negative value is `None`).
     pub local_preference: Option<u32>,
     /// `--name`/`-n NAME`: the name of the healthchecker (used in its logs).
@@ -135,6 +139,8 @@ enum Field {
     LargeCommunity,
     ExtendedCommunity,
     AsPath,
+    StateAsPath(usize),
+    DisabledCommunity,
     LocalPreference,
     Name,
     Other,
@@ -191,11 +197,11 @@ const OPTIONS: &[Spec] = &[
     (&["--community"], &[], Value, Community),
     (&["--extended-community"], &[], Value, ExtendedCommunity),
     (&["--large-community"], &[], Value, LargeCommunity),
-    (&["--disabled-community"], &[], Value, Other),
+    (&["--disabled-community"], &[], Value, DisabledCommunity),
     (&["--as-path"], &[], Value, AsPath),
-    (&["--up-as-path"], &[], Value, Other),
-    (&["--down-as-path"], &[], Value, Other),
-    (&["--disabled-as-path"], &[], Value, Other),
+    (&["--up-as-path"], &[], Value, StateAsPath(0)),
+    (&["--down-as-path"], &[], Value, StateAsPath(1)),
+    (&["--disabled-as-path"], &[], Value, StateAsPath(2)),
     (&["--withdraw-on-down"], &[], Flag, WithdrawOnDown),
     (&["--path-id"], &[], Value, Other),
     (&["--neighbor"], &[], Value, Other),
@@ -398,6 +404,8 @@ fn apply(hc: &mut Healthcheck, spec: &Spec, value: Option<String>) -> Result<(),
         LargeCommunity => hc.large_community = Some(v),
         ExtendedCommunity => hc.extended_community = Some(v),
         AsPath => hc.as_path = Some(v),
+        StateAsPath(i) => hc.state_as_paths[i] = Some(v),
+        DisabledCommunity => hc.disabled_community = Some(v),
         Name => hc.name = Some(v),
         WithdrawOnDown | Other => hc.other.push((option.to_owned(), Some(v))),
     }

@@ -126,6 +126,7 @@ pub(crate) fn checker(
         path: None,
         expect_status: None,
         body_regex: None,
+        body_regex_no_match: false,
         host: host
             .filter(|_| matches!(kind, Kind::Http | Kind::Https))
             .map(str::to_string),
@@ -229,14 +230,14 @@ pub(crate) fn checker(
 fn url(u: &Stmt, base: &Check, out: &mut Out) -> Option<Check> {
     let mut c = base.clone();
     c.origin = Some(u.origin.clone());
-    let mut codes: Vec<u16> = Vec::new();
+    let mut codes: Vec<(u16, u16)> = Vec::new();
     for k in u.children() {
         match k.keyword.as_str() {
             "path" => c.path = k.arg(0).map(str::to_string),
             "status_code" => {
                 for a in &k.args {
                     match status_range(a) {
-                        Some(r) => codes.extend(r),
+                        Some(r) => codes.push(r),
                         None => out.omit(&k.origin, written(k), "not a status or a range"),
                     }
                 }
@@ -247,6 +248,7 @@ fn url(u: &Stmt, base: &Check, out: &mut Out) -> Option<Check> {
                 "vipd does not hash the body; body_regex can match its content",
             ),
             "regex" => c.body_regex = k.arg(0).map(str::to_string),
+            "regex_no_match" => c.body_regex_no_match = true,
             _ => out.omit(&k.origin, written(k), "no vipd equivalent"),
         }
     }
@@ -254,19 +256,20 @@ fn url(u: &Stmt, base: &Check, out: &mut Out) -> Option<Check> {
         out.omit(&u.origin, "url", "no path");
         return None;
     }
+    if c.body_regex_no_match && c.body_regex.is_none() {
+        out.omit(&u.origin, "regex_no_match", "no regex to invert");
+        c.body_regex_no_match = false;
+    }
+    // No status_code: keepalived's default is any 2xx (check_http.c
+    // HTTP_DEFAULT_STATUS_CODE_MIN/MAX), and so is vipd's.
     codes.sort_unstable();
     codes.dedup();
-    // keepalived's default is any 2xx (check_http.c HTTP_DEFAULT_STATUS_CODE_MIN/MAX).
-    c.expect_status = Some(if codes.is_empty() {
-        (200..=299).collect()
-    } else {
-        codes
-    });
+    c.expect_status = (!codes.is_empty()).then_some(codes);
     Some(c)
 }
 
 /// `200` or `200-299`.
-fn status_range(a: &str) -> Option<std::ops::RangeInclusive<u16>> {
+fn status_range(a: &str) -> Option<(u16, u16)> {
     let (lo, hi) = match a.split_once('-') {
         Some((l, h)) => (l.parse().ok()?, h.parse().ok()?),
         None => {
@@ -274,7 +277,7 @@ fn status_range(a: &str) -> Option<std::ops::RangeInclusive<u16>> {
             (v, v)
         }
     };
-    ((100..=599).contains(&lo) && (lo..=599).contains(&hi)).then_some(lo..=hi)
+    ((100..=599).contains(&lo) && (lo..=599).contains(&hi)).then_some((lo, hi))
 }
 
 /// `misc_path "/usr/local/bin/check arg"`: keepalived runs it with `/bin/sh -c`; vipd runs a

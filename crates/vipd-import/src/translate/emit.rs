@@ -241,11 +241,10 @@ fn check(d: &mut Doc, c: &Check, name: &str) {
         d.kv("path", Value::Str(p.clone()), None);
     }
     if let Some(e) = &c.expect_status {
-        let note = (e.len() == 100).then_some("keepalived's default: any 2xx");
         d.kv(
             "expect_status",
-            Value::Ints(e.iter().map(|&x| u64::from(x)).collect()),
-            note,
+            Value::Statuses(e.clone()),
+            Some("status_code"),
         );
     }
     if let Some(h) = &c.host {
@@ -253,6 +252,13 @@ fn check(d: &mut Doc, c: &Check, name: &str) {
     }
     if let Some(r) = &c.body_regex {
         d.kv("body_regex", Value::Str(r.clone()), Some("regex"));
+    }
+    if c.body_regex_no_match {
+        d.kv(
+            "body_regex_no_match",
+            Value::Bool(true),
+            Some("regex_no_match"),
+        );
     }
     if c.kind == Kind::Https {
         d.kv(
@@ -418,5 +424,50 @@ fn announce(d: &mut Doc, s: &Service, out: &Out) {
             Value::Strs(a.large_communities.clone()),
             None,
         );
+    }
+    if !a.extended_communities.is_empty() {
+        d.kv(
+            "extended_communities",
+            Value::Strs(a.extended_communities.clone()),
+            None,
+        );
+    }
+    if let Some(p) = a.prepend {
+        d.kv("prepend", Value::Int(u64::from(p)), Some("--as-path"));
+    }
+    for (name, st, note) in [
+        (
+            "service.announce.down",
+            &a.down,
+            "healthcheck down metric (no --withdraw-on-down)",
+        ),
+        (
+            "service.announce.drained",
+            &a.drained,
+            "healthcheck disabled state",
+        ),
+    ] {
+        let Some(st) = st else { continue };
+        if a.enabled == Some(false) {
+            // vipd refuses route states on a VIP it does not announce.
+            d.comment(&format!("{note}: not written, the VIP is not announced"));
+            continue;
+        }
+        d.blank();
+        d.comment(note);
+        d.table(name);
+        if let Some(m) = st.med {
+            d.kv("med", Value::Int(u64::from(m)), None);
+        }
+        if let Some(c) = &st.communities {
+            d.kv(
+                "communities",
+                Value::Strs(c.clone()),
+                Some("--disabled-community"),
+            );
+        }
+        if let Some(p) = st.prepend {
+            d.kv("prepend", Value::Int(u64::from(p)), None);
+        }
     }
 }

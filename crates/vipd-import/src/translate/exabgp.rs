@@ -197,7 +197,7 @@ fn neighbor(
 
 /// Applies the healthchecks' options to the services of their VIPs.
 pub(crate) fn apply(hcs: &[Hc], out: &mut Out) {
-    let mut announced: BTreeMap<IpAddr, u32> = BTreeMap::new();
+    let mut announced: BTreeMap<IpAddr, usize> = BTreeMap::new();
     let mut any_ips = false;
     let mut drain: Option<String> = None;
     for hc in hcs {
@@ -211,9 +211,10 @@ pub(crate) fn apply(hcs: &[Hc], out: &mut Out) {
         any_ips |= !ips.is_empty();
         let up = o.up_metric.unwrap_or(100);
         let step = o.increase.unwrap_or(1);
+        // ExaBGP raises every state's metric by --increase for each further --ip.
+        let nth = |base: u32, i: usize| base.saturating_add(step.saturating_mul(i as u32));
         for (i, ip) in ips.iter().enumerate() {
-            let med = up.saturating_add(step.saturating_mul(i as u32));
-            announced.insert(*ip, med);
+            announced.insert(*ip, i);
             if !out.services.iter().any(|s| s.vip == *ip) {
                 out.omit(
                     at,
@@ -225,15 +226,33 @@ pub(crate) fn apply(hcs: &[Hc], out: &mut Out) {
         let targets: Vec<usize> = (0..out.services.len())
             .filter(|&i| ips.is_empty() || ips.contains(&out.services[i].vip))
             .collect();
+        let paths = as_paths(o, out.bgp.as_ref(), at, &mut out.omissions);
+        let ext = ext_communities(o.extended_community.as_deref(), at, &mut out.omissions);
         for i in targets {
             let vip = out.services[i].vip;
+            let n = announced.get(&vip).copied().unwrap_or(0);
             let a = &mut out.services[i].announce;
-            a.med = Some(announced.get(&vip).copied().unwrap_or(up));
+            a.med = Some(nth(up, n));
             a.local_pref = o.local_preference;
             a.communities = words(o.community.as_deref());
             a.large_communities = words(o.large_community.as_deref());
+            a.extended_communities = ext.clone();
+            a.prepend = paths[0];
+            let disabled = o.disabled_community.as_deref().map(|c| words(Some(c)));
             if !o.withdraw_on_down {
-                a.drained_med = Some(o.disabled_metric.unwrap_or(500));
+                a.drained_med = Some(nth(o.disabled_metric.unwrap_or(500), n));
+                a.down = Some(super::model::StateOut {
+                    med: Some(nth(o.down_metric.unwrap_or(1000), n)),
+                    communities: disabled.clone(),
+                    prepend: paths[1],
+                });
+            }
+            if disabled.is_some() || paths[2].is_some() {
+                a.drained = Some(super::model::StateOut {
+                    med: None,
+                    communities: disabled,
+                    prepend: paths[2],
+                });
             }
         }
         if let Some(d) = &o.disable {
@@ -253,22 +272,13 @@ pub(crate) fn apply(hcs: &[Hc], out: &mut Out) {
                 "{at}: drain: ExaBGP withdrew at once; vipd first re-announces with GRACEFUL_SHUTDOWN (65535:0) for drain_delay (30s), then withdraws"
             ));
         } else {
-            out.omit(
-                at,
-                format!("down metric {} (no --withdraw-on-down)", o.down_metric.unwrap_or(1000)),
-                "vipd withdraws the VIP when its quorum is down instead of announcing it with a worse MED",
-            );
+            out.differences.push(format!(
+                "{at}: no --withdraw-on-down: the down metric is [service.announce.down] (quorum lost: announced with MED {}); vipd still withdraws a VIP IPVS does not hold, and before the first health pass",
+                o.down_metric.unwrap_or(1000)
+            ));
             out.differences.push(format!(
                 "{at}: drain: ExaBGP kept announcing with the disabled metric; vipd announces with drained_med and GRACEFUL_SHUTDOWN for drain_delay (30s), then withdraws"
             ));
-        }
-        for (what, v) in [
-            ("--extended-community", o.extended_community.clone()),
-            ("--as-path", o.as_path.clone()),
-        ] {
-            if let Some(v) = v {
-                out.omit(at, format!("{what} {v}"), "not supported by vipd yet");
-            }
         }
         if let Some(nh) = o.next_hop.as_deref().filter(|n| *n != "self") {
             out.omit(
@@ -335,4 +345,77 @@ pub(crate) fn apply(hcs: &[Hc], out: &mut Out) {
 fn words(s: Option<&str>) -> Vec<String> {
     s.map(|s| s.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default()
+}
+
+/// `--as-path` and the per-state ones (up, down, disabled) as vipd prepends: only a path made
+/// of the local AS alone translates (ExaBGP sends a given path as is, so `65001 65001` from AS
+/// 65001 is one prepend), and only over eBGP (vipd refuses prepends with iBGP neighbors).
+fn as_paths(
+    o: &Healthcheck,
+    bgp: Option<&super::model::Bgp>,
+    at: &crate::Origin,
+    omissions: &mut Vec<super::model::Omission>,
+) -> [Option<u8>; 3] {
+    let mut r = [None; 3];
+    for (i, p) in o.state_as_paths.iter().enumerate() {
+        let Some(path) = p.as_ref().or(o.as_path.as_ref()) else {
+            continue;
+        };
+        let option = match (i, p.is_some()) {
+            (0, true) => "--up-as-path",
+            (1, true) => "--down-as-path",
+            (2, true) => "--disabled-as-path",
+            _ => "--as-path",
+        };
+        let asns: Vec<u32> = path
+            .split_whitespace()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        let ebgp = bgp.is_some_and(|b| {
+            !b.neighbors.is_empty() && b.neighbors.iter().all(|n| n.remote_as != b.local_as)
+        });
+        let own = bgp.map(|b| b.local_as);
+        let n = path.split_whitespace().count();
+        let ok = n > 0
+            && asns.len() == n
+            && own.is_some_and(|own| asns.iter().all(|a| *a == own))
+            && ebgp
+            && n <= 11;
+        if ok {
+            r[i] = u8::try_from(n - 1).ok().filter(|p| *p > 0);
+        } else if !omissions
+            .iter()
+            .any(|x| x.origin == *at && x.what == format!("{option} {path}"))
+        {
+            omissions.push(super::model::Omission {
+                origin: at.clone(),
+                what: format!("{option} {path}"),
+                why:
+                    "vipd prepends its own AS on eBGP sessions only; other paths are not translated"
+                        .into(),
+            });
+        }
+    }
+    r
+}
+
+/// `--extended-community`: the route target / origin ones vipd sends; the rest reported.
+fn ext_communities(
+    v: Option<&str>,
+    at: &crate::Origin,
+    omissions: &mut Vec<super::model::Omission>,
+) -> Vec<String> {
+    let mut keep = Vec::new();
+    for w in words(v) {
+        if w.parse::<vipd_config::ExtCommunity>().is_ok() {
+            keep.push(w);
+        } else {
+            omissions.push(super::model::Omission {
+                origin: at.clone(),
+                what: format!("--extended-community {w}"),
+                why: "vipd sends route target and route origin extended communities only".into(),
+            });
+        }
+    }
+    keep
 }

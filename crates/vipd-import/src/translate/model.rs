@@ -56,8 +56,10 @@ pub(crate) struct Check {
     pub port: Option<u16>,
     pub source_address: Option<IpAddr>,
     pub path: Option<String>,
-    pub expect_status: Option<Vec<u16>>,
+    /// Inclusive ranges; None: vipd's default, any 2xx (keepalived's too).
+    pub expect_status: Option<Vec<(u16, u16)>>,
     pub body_regex: Option<String>,
+    pub body_regex_no_match: bool,
     pub host: Option<String>,
     pub tls_verify: Option<bool>,
     pub command: Option<String>,
@@ -89,6 +91,20 @@ pub(crate) struct Announce {
     pub local_pref: Option<u32>,
     pub communities: Vec<String>,
     pub large_communities: Vec<String>,
+    pub extended_communities: Vec<String>,
+    pub prepend: Option<u8>,
+    /// `[service.announce.down]`: ExaBGP's down metric.
+    pub down: Option<StateOut>,
+    /// `[service.announce.drained]` (its MED goes to `drained_med`).
+    pub drained: Option<StateOut>,
+}
+
+/// The attributes of one route state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct StateOut {
+    pub med: Option<u32>,
+    pub communities: Option<Vec<String>>,
+    pub prepend: Option<u8>,
 }
 
 /// `[[service]]`.

@@ -15,8 +15,8 @@ pub enum Value {
     Bool(bool),
     /// An array of strings.
     Strs(Vec<String>),
-    /// An array of integers.
-    Ints(Vec<u64>),
+    /// HTTP statuses: `200` or `"200-299"` each.
+    Statuses(Vec<(u16, u16)>),
 }
 
 /// TOML basic string with the escapes TOML requires.
@@ -50,19 +50,17 @@ impl Value {
                 "[{}]",
                 v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ")
             ),
-            Value::Ints(v) => {
-                let items: Vec<String> = v.iter().map(u64::to_string).collect();
-                // Long lists (keepalived's default 200-299) wrap at ten per line.
-                if items.len() <= 10 {
-                    format!("[{}]", items.join(", "))
-                } else {
-                    let lines: Vec<String> = items
-                        .chunks(10)
-                        .map(|c| format!("    {},", c.join(", ")))
-                        .collect();
-                    format!("[\n{}\n]", lines.join("\n"))
-                }
-            }
+            Value::Statuses(v) => format!(
+                "[{}]",
+                v.iter()
+                    .map(|(lo, hi)| if lo == hi {
+                        lo.to_string()
+                    } else {
+                        format!("\"{lo}-{hi}\"")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 }
@@ -137,10 +135,14 @@ mod tests {
         d.kv("port", Value::Int(80), Some("virtual_server"));
         d.kv("alpha", Value::Bool(false), None);
         d.kv("checks", Value::Strs(vec!["x".into(), "y".into()]), None);
-        d.kv("expect_status", Value::Ints((200..212).collect()), None);
+        d.kv(
+            "expect_status",
+            Value::Statuses(vec![(200, 204), (301, 301)]),
+            None,
+        );
         assert_eq!(
             d.finish(),
-            "# from keepalived.conf:3\n#\n# second\n[[service]]\nname = \"a \\\"b\\\"\\\\\"\nport = 80  # virtual_server\nalpha = false\nchecks = [\"x\", \"y\"]\nexpect_status = [\n    200, 201, 202, 203, 204, 205, 206, 207, 208, 209,\n    210, 211,\n]\n"
+            "# from keepalived.conf:3\n#\n# second\n[[service]]\nname = \"a \\\"b\\\"\\\\\"\nport = 80  # virtual_server\nalpha = false\nchecks = [\"x\", \"y\"]\nexpect_status = [\"200-204\", 301]\n"
         );
         assert_eq!(duration(5000), "5s");
         assert_eq!(duration(1500), "1500ms");
