@@ -805,6 +805,9 @@ pub struct Service {
     /// How the VIP is announced.
     #[serde(default)]
     pub announce: Announce,
+    /// Programs run on this service's transitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Hooks>,
     /// Real servers (`[[service.real_server]]`).
     #[serde(default, rename = "real_server")]
     pub real_servers: Vec<RealServer>,
@@ -837,6 +840,39 @@ impl Service {
     pub fn total_weight(&self) -> u64 {
         self.real_servers.iter().map(|r| u64::from(r.weight)).sum()
     }
+}
+
+/// `[service.hooks]`: programs run on the service's transitions (keepalived's `notify_up`,
+/// `notify_down`, `quorum_up`, `quorum_down`). Each is `["/absolute/program", "arg", ...]`,
+/// run without a shell, as root, with PATH and `VIPD_EVENT`, `VIPD_SERVICE`, `VIPD_VIP`,
+/// `VIPD_PORT`, `VIPD_PROTOCOL`, `VIPD_REASON` and, per event, `VIPD_RS_ADDRESS`,
+/// `VIPD_RS_PORT`, `VIPD_RS_WEIGHT` or `VIPD_HEALTHY_WEIGHT`, `VIPD_QUORUM` as its whole
+/// environment. They never delay a decision: the routes and IPVS change first, hooks run
+/// after, one at a time per service (quorum) or real server, in order; one still running
+/// after `timeout` is killed with its process group. A program someone other than root can
+/// change is refused when it runs, as for exec checks.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    /// A real server comes into service (not on a weight change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_server_up: Option<Vec<String>>,
+    /// A real server goes out of service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_server_down: Option<Vec<String>>,
+    /// The service reaches its quorum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_up: Option<Vec<String>>,
+    /// The service loses its quorum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_down: Option<Vec<String>>,
+    /// How long a hook may run before it is killed.
+    #[serde(default = "default_hook_timeout")]
+    pub timeout: Duration,
+}
+
+fn default_hook_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// `[service.persistence]`.

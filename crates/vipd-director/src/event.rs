@@ -14,8 +14,8 @@ use crate::announce::VipState;
 pub enum Event {
     /// A real server is in service (weight 0 when drained by its agent).
     ServerUp {
-        /// `service/addr:port`.
-        server: String,
+        /// The service and the server (`service/addr:port` when shown).
+        server: vipd_health::jobs::ServerRef,
         /// Its weight before, when it was already up (a weight change).
         was: Option<u32>,
         /// Effective weight.
@@ -25,8 +25,8 @@ pub enum Event {
     },
     /// A real server is out of service.
     ServerDown {
-        /// `service/addr:port`.
-        server: String,
+        /// The service and the server.
+        server: vipd_health::jobs::ServerRef,
         /// The deciding check's reason.
         reason: String,
     },

@@ -230,7 +230,7 @@ impl HealthView {
             if !first_unknown && prev.map(|p| p.effective) != Some(*e) {
                 events.push(match e {
                     Effective::Up(w) => Event::ServerUp {
-                        server: r.to_string(),
+                        server: r.clone(),
                         was: prev.and_then(|p| match p.effective {
                             Effective::Up(w) => Some(w),
                             Effective::Down => None,
@@ -239,7 +239,7 @@ impl HealthView {
                         reason: v.reason.clone(),
                     },
                     Effective::Down => Event::ServerDown {
-                        server: r.to_string(),
+                        server: r.clone(),
                         reason: v.reason.clone(),
                     },
                 });

@@ -121,6 +121,8 @@ pub struct Effects {
     /// (a listener that could not bind, sysctls, VIP addresses). A later output of the same
     /// part replaces it.
     pub failed: std::collections::BTreeMap<Part, Output>,
+    /// Where hooks go (`[service.hooks]`), after the outputs they follow.
+    pub hooks: crate::hooks::Hooks,
 }
 
 /// The parts of the node an output sets up, for [`Effects::failed`].
@@ -138,12 +140,17 @@ impl Effects {
     /// Executes `outs` in order. `cfg`: the configuration the outputs come from.
     pub async fn execute(&mut self, outs: Vec<Output>, cfg: &Config) -> Vec<SetupError> {
         let mut errors = Vec::new();
+        // Hooks go after every output of the decision: the routes and IPVS first.
+        let mut hook_events = Vec::new();
         for o in outs {
             let part = crate::lifecycle::part_of(&o);
             let before = errors.len();
             let kept = part.map(|_| o.clone());
             match o {
-                Output::Event(e) => self.log(&e),
+                Output::Event(e) => {
+                    self.log(&e);
+                    hook_events.push(e);
+                }
                 Output::Sysctls(s) => {
                     if let Err(e) = apply_sysctls(&s) {
                         error!(error = %e, "IPVS sysctls failed");
@@ -213,6 +220,9 @@ impl Effects {
                     self.failed.remove(&part);
                 }
             }
+        }
+        for e in &hook_events {
+            self.hooks.dispatch(e, cfg);
         }
         errors
     }

@@ -11,6 +11,7 @@ mod bgp;
 mod cmd;
 mod director;
 mod error;
+mod hooks;
 mod http;
 mod ipvs_task;
 mod lifecycle;

@@ -22,7 +22,10 @@
 //!                                          │   Ipvs   ──> IPVS task             │ resync every
 //!                                          │   Vips   ──> rtnetlink (lo)        │ resync_interval
 //!                                          │   Checks ──> health engine         │ publishes IpvsView
-//!                                          │ publishes Snapshot (watch)         v (watch)
+//!                                          │   Event  ──> hooks task (try_send; │ (watch)
+//!                                          │              per-object order,     │
+//!                                          │              timeouts)             │
+//!                                          │ publishes Snapshot (watch)         v
 //!                                          v
 //!        control socket task (`vipd status`) ── reads the watches ──┐
 //!        HTTP task (/metrics, /healthcheck) ── reads the watches ───┴─ no netlink, nothing sent to
@@ -215,6 +218,9 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
 
     let net = vipd_net::Net::connect().map_err(RunError::Net)?;
     let (neighbors_tx, neighbors_rx) = watch::channel(Arc::new(Vec::new()));
+    let mut edges = Edges::new()?;
+    let (hooks, hooks_task) = crate::hooks::Hooks::new(edges.shutdown.subscribe());
+    edges.spawn("hooks", hooks_task);
     let mut fx = Effects {
         ipvs: intent_tx,
         net,
@@ -234,6 +240,7 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
         routes: Default::default(),
         eor: false,
         failed: Default::default(),
+        hooks,
     };
     let mut director = Director::new(cfg);
     let outs = director.handle(
@@ -258,7 +265,6 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
         meta: meta_rx,
     };
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(8);
-    let mut edges = Edges::new()?;
     serve_edges(
         &mut edges,
         &running,

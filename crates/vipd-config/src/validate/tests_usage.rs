@@ -292,3 +292,29 @@ fn a_bad_extended_community_is_located() {
         "\"rt:192.0.2.1:70000\"",
     );
 }
+
+#[test]
+fn hooks_name_absolute_programs_and_a_sane_timeout() {
+    let hooks = |body: &str| {
+        with(
+            "checks = [\"http\"]\n",
+            &format!("checks = [\"http\"]\n[service.hooks]\n{body}\n"),
+        )
+    };
+    load_str(
+        &hooks("quorum_down = [\"/usr/local/bin/page\", \"lb down\"]\ntimeout = \"5s\""),
+        "t.toml",
+    )
+    .expect("valid");
+    error_at(&hooks("quorum_up = []"), "quorum_up is empty", "quorum_up");
+    error_at(
+        &hooks("real_server_down = [\"notify.sh\"]"),
+        "\"notify.sh\" is not an absolute path",
+        "real_server_down",
+    );
+    error_at(
+        &hooks("quorum_up = [\"/bin/true\"]\ntimeout = \"2h\""),
+        "hook timeout must be 100ms to 1h",
+        "timeout",
+    );
+}

@@ -21,6 +21,9 @@ pub(super) fn usage(cfg: &Config, s: &mut Sink) {
                     .hint("remove mh_port, or use the mh scheduler"),
             );
         }
+        if let Some(h) = &svc.hooks {
+            hooks(h, &p.key("hooks"), s);
+        }
         let a = &svc.announce;
         announce_states(cfg, a, &p.key("announce"), s);
         if !a.graceful_shutdown {
@@ -40,6 +43,37 @@ pub(super) fn usage(cfg: &Config, s: &mut Sink) {
                 }
             }
         }
+    }
+}
+
+/// Each hook names an absolute program; the timeout is something a hook can finish in.
+fn hooks(h: &crate::model::Hooks, p: &Path, s: &mut Sink) {
+    for (key, argv) in [
+        ("real_server_up", &h.real_server_up),
+        ("real_server_down", &h.real_server_down),
+        ("quorum_up", &h.quorum_up),
+        ("quorum_down", &h.quorum_down),
+    ] {
+        let Some(argv) = argv else { continue };
+        match argv.first() {
+            None => s.push(
+                Diagnostic::error(p.key(key), format!("{key} is empty"))
+                    .hint("[\"/usr/local/bin/program\", \"argument\", ...], or remove the key"),
+            ),
+            Some(prog) if !prog.starts_with('/') => s.push(
+                Diagnostic::error(p.key(key), format!("{prog:?} is not an absolute path")).hint(
+                    "hooks run without a shell or PATH lookup: name the program by its full path",
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    let t = h.timeout.get();
+    if t < std::time::Duration::from_millis(100) || t > std::time::Duration::from_secs(3600) {
+        s.push(
+            Diagnostic::error(p.key("timeout"), "hook timeout must be 100ms to 1h")
+                .hint("the default is 10s"),
+        );
     }
 }
 

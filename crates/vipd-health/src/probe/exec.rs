@@ -26,7 +26,7 @@ const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 /// on its path, not owned by root or writable by group or others (keepalived's
 /// `enable_script_security`). vipd runs checks as root; a check writable by another user
 /// would run that user's code as root.
-fn script_security(command: &Path) -> Result<(), String> {
+pub fn script_security(command: &Path) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt as _;
     let mut p = Some(command);
     while let Some(path) = p {

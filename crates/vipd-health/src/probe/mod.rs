@@ -22,6 +22,7 @@ use vipd_config::{CheckDef, CheckSpec, HttpMethod};
 
 use crate::outcome::Outcome;
 
+pub use exec::script_security as exec_security;
 pub use http::HttpProbe;
 
 /// What a probe does.
