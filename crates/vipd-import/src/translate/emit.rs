@@ -366,6 +366,7 @@ fn service(d: &mut Doc, s: &Service, checks: &[(Check, String)], out: &Out) {
         }
     }
     announce(d, s, out);
+    hooks(d, s);
     for (r, list) in s.real_servers.iter().zip(&lists) {
         d.blank();
         for n in &r.notes {
@@ -468,6 +469,25 @@ fn announce(d: &mut Doc, s: &Service, out: &Out) {
         }
         if let Some(p) = st.prepend {
             d.kv("prepend", Value::Int(u64::from(p)), None);
+        }
+    }
+}
+
+fn hooks(d: &mut Doc, s: &Service) {
+    let h = &s.hooks;
+    if h == &Default::default() {
+        return;
+    }
+    d.blank();
+    d.table("service.hooks");
+    for (key, v, from) in [
+        ("real_server_up", &h.real_server_up, "notify_up"),
+        ("real_server_down", &h.real_server_down, "notify_down"),
+        ("quorum_up", &h.quorum_up, "quorum_up"),
+        ("quorum_down", &h.quorum_down, "quorum_down"),
+    ] {
+        if let Some(argv) = v {
+            d.kv(key, Value::Strs(argv.clone()), Some(from));
         }
     }
 }

@@ -238,6 +238,7 @@ fn body(s: &Stmt, out: &mut Out) -> Option<Service> {
         notes: Vec::new(),
         tunnel_type: None,
         omitted: 0..0,
+        hooks: Default::default(),
     };
     let mut timing = Timing::default();
     let mut host: Option<String> = None;
@@ -308,11 +309,15 @@ fn body(s: &Stmt, out: &mut Out) -> Option<Service> {
             "omega" => out.withdraw_on_stop = true,
             "inhibit_on_failure" => svc.inhibit = arg != "false",
             "virtualhost" => host = Some(arg.to_string()),
-            "quorum_up" | "quorum_down" => out.omit(
-                &k.origin,
-                written(k),
-                "vipd runs no notify script: it announces the VIP itself while the quorum is up (if the script does more than signal ExaBGP, run that elsewhere)",
-            ),
+            "quorum_up" | "quorum_down" => {
+                if let Some(argv) = argv(k, out) {
+                    if k.keyword == "quorum_up" {
+                        svc.hooks.quorum_up = Some(argv);
+                    } else {
+                        svc.hooks.quorum_down = Some(argv);
+                    }
+                }
+            }
             "sorry_server" | "sorry_server_inhibit" | "sorry_server_lvs_method" => out.omit(
                 &k.origin,
                 written(k),
@@ -426,6 +431,7 @@ fn real_server(
         checks: Vec::new(),
         notes: Vec::new(),
         inhibit: None,
+        notify: [None, None],
     };
     let mut timing = Timing::default();
     let mut host = host.map(str::to_string);
@@ -444,11 +450,11 @@ fn real_server(
             },
             "inhibit_on_failure" => r.inhibit = Some(k.arg(0) != Some("false")),
             "virtualhost" => host = k.arg(0).map(str::to_string),
-            "notify_up" | "notify_down" => out.omit(
-                &k.origin,
-                written(k),
-                "vipd runs no notify script; its state changes are in the log and vipd status",
-            ),
+            "notify_up" | "notify_down" => {
+                if let Some(a) = argv(k, out) {
+                    r.notify[usize::from(k.keyword == "notify_down")] = Some((a, k.origin.clone()));
+                }
+            }
             "lvs_method"
                 if k.arg(0).map(str::to_ascii_lowercase).as_deref()
                     == Some(match svc.forwarding {
@@ -494,6 +500,32 @@ fn finish(svc: &mut Service, out: &mut Out) {
             "vipd inhibits or removes for a whole service: the virtual server's setting is used",
         );
     }
+    // notify_up / notify_down: vipd's hooks are per service (the environment names the real
+    // server), so every real server must name the same program.
+    for i in 0..2 {
+        let all: Vec<Option<&(Vec<String>, crate::Origin)>> = svc
+            .real_servers
+            .iter()
+            .map(|r| r.notify[i].as_ref())
+            .collect();
+        let first = all.iter().flatten().next().map(|(a, _)| a.clone());
+        let Some(first) = first else { continue };
+        if all.iter().all(|x| x.is_some_and(|(a, _)| *a == first)) {
+            if i == 0 {
+                svc.hooks.real_server_up = Some(first);
+            } else {
+                svc.hooks.real_server_down = Some(first);
+            }
+        } else {
+            for (a, at) in all.iter().flatten() {
+                out.omit(
+                    at,
+                    format!("{} {}", ["notify_up", "notify_down"][i], a.join(" ")),
+                    "vipd runs one real_server_up/down hook per service (VIPD_RS_ADDRESS says which server): the real servers here differ",
+                );
+            }
+        }
+    }
     // keepalived adds real servers in file order and the kernel puts each new destination
     // at the head of the list; vipd keeps them in ascending (address, port) order.
     if matches!(svc.scheduler.as_str(), "mh" | "sh" | "dh") && svc.real_servers.len() > 1 {
@@ -507,6 +539,31 @@ fn finish(svc: &mut Service, out: &mut Out) {
                 "{}: service {}: keepalived's kernel destination order (reverse file order) differs from vipd's (ascending address): while both run, ECMP moves send flows to other real servers (docs/MIGRATING.md, step 3)",
                 svc.origin, svc.name
             ));
+        }
+    }
+}
+
+/// A notify script's command line as argv: keepalived splits it into words itself (no
+/// shell); vipd needs the program's absolute path.
+fn argv(k: &Stmt, out: &mut Out) -> Option<Vec<String>> {
+    let line = k.args.join(" ");
+    match crate::exabgp::shell_split(&line) {
+        Ok(words) if words.first().is_some_and(|w| w.starts_with('/')) => Some(words),
+        Ok(_) => {
+            out.omit(
+                &k.origin,
+                written(k),
+                "vipd runs hooks by their absolute path, without a shell: write the full path",
+            );
+            None
+        }
+        Err(e) => {
+            out.omit(
+                &k.origin,
+                written(k),
+                format!("needs a shell ({e}): wrap it in a script and name the script"),
+            );
+            None
         }
     }
 }

@@ -79,6 +79,17 @@ pub(crate) struct RealServer {
     pub notes: Vec<String>,
     /// keepalived's per-real-server `inhibit_on_failure`, when written.
     pub inhibit: Option<bool>,
+    /// `notify_up` / `notify_down` as argv, with where they were.
+    pub notify: [Option<(Vec<String>, Origin)>; 2],
+}
+
+/// `[service.hooks]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct HooksOut {
+    pub real_server_up: Option<Vec<String>>,
+    pub real_server_down: Option<Vec<String>>,
+    pub quorum_up: Option<Vec<String>>,
+    pub quorum_down: Option<Vec<String>>,
 }
 
 /// `[service.announce]`.
@@ -127,6 +138,7 @@ pub(crate) struct Service {
     pub inhibit: bool,
     pub real_servers: Vec<RealServer>,
     pub announce: Announce,
+    pub hooks: HooksOut,
     pub origin: Origin,
     pub notes: Vec<String>,
     /// The omissions found inside its block (indices into [`Out::omissions`]).
@@ -177,17 +189,21 @@ pub(crate) struct Out {
 }
 
 impl Out {
+    /// Records an omission once (a group's members share their virtual server's lines).
     pub(crate) fn omit(
         &mut self,
         origin: &Origin,
         what: impl Into<String>,
         why: impl Into<String>,
     ) {
-        self.omissions.push(Omission {
+        let o = Omission {
             origin: origin.clone(),
             what: what.into(),
             why: why.into(),
-        });
+        };
+        if !self.omissions.contains(&o) {
+            self.omissions.push(o);
+        }
     }
 }
 
