@@ -808,6 +808,11 @@ pub struct Service {
     /// Programs run on this service's transitions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<Hooks>,
+    /// Put in IPVS (weight 1) while no real server has weight (all down or drained), taken
+    /// out when one returns (keepalived's `sorry_server`). Useful where the VIP stays
+    /// announced without quorum: `announce.enabled = false`, `[announce.down]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sorry_server: Option<SorryServer>,
     /// Real servers (`[[service.real_server]]`).
     #[serde(default, rename = "real_server")]
     pub real_servers: Vec<RealServer>,
@@ -873,6 +878,17 @@ pub struct Hooks {
 
 fn default_hook_timeout() -> Duration {
     Duration::from_secs(10)
+}
+
+/// `sorry_server = { address = "...", port = ... }`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SorryServer {
+    /// Address (forwarded to as the real servers are).
+    pub address: IpAddr,
+    /// Port. Unset: the service's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
 }
 
 /// `[service.persistence]`.

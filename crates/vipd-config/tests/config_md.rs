@@ -87,6 +87,8 @@ fn sections() -> Vec<Section> {
                 first.split('`').nth(1).map(str::to_string)
             } else if name == "Damping" {
                 Some("damping (in a check)".to_string())
+            } else if name == "SorryServer" {
+                Some("sorry_server (in a service)".to_string())
             } else {
                 None
             };

@@ -80,7 +80,13 @@ pub fn desired(s: &SvcConfig, health: impl Fn(IpAddr, u16) -> Health) -> Desired
         CfgTunnel::Gue => (TunnelType::Gue, s.tunnel_port.unwrap_or(0)),
         CfgTunnel::Gre => (TunnelType::Gre, 0),
     };
-    let dests = s
+    let dest = |addr, port, weight| {
+        let mut d = Dest::new(addr, port, forward, weight);
+        d.tun_type = tun_type;
+        d.tun_port = tun_port;
+        d
+    };
+    let mut dests: Vec<Dest> = s
         .real_servers
         .iter()
         .filter_map(|r| {
@@ -90,12 +96,15 @@ pub fn desired(s: &SvcConfig, health: impl Fn(IpAddr, u16) -> Health) -> Desired
                 (Health::Down, OnFailure::Inhibit) => 0,
                 (Health::Down, OnFailure::Remove) => return None,
             };
-            let mut d = Dest::new(r.address, port, forward, weight);
-            d.tun_type = tun_type;
-            d.tun_port = tun_port;
-            Some(d)
+            Some(dest(r.address, port, weight))
         })
         .collect();
+    // keepalived's sorry server: in while no real server takes traffic.
+    if let Some(sorry) = &s.sorry_server {
+        if dests.iter().all(|d| d.weight == 0) {
+            dests.push(dest(sorry.address, sorry.port.unwrap_or(s.port), 1));
+        }
+    }
     DesiredService {
         service: service(s),
         dests,

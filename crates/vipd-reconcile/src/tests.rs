@@ -346,6 +346,40 @@ mod from_config {
         assert_eq!(d.dests[0].addr.to_string(), "192.0.2.10");
     }
 
+    /// keepalived's sorry server: in IPVS (weight 1) while no real server has weight, out
+    /// as soon as one has.
+    #[test]
+    fn the_sorry_server_is_in_only_while_no_real_server_has_weight() {
+        let c = cfg("sorry_server = { address = \"192.0.2.99\", port = 443 }");
+        let sorry = |d: &crate::DesiredService| {
+            d.dests
+                .iter()
+                .find(|x| x.addr.to_string() == "192.0.2.99")
+                .map(|x| (x.port, x.weight, x.forward))
+        };
+        assert_eq!(
+            sorry(&desired(&c, |_, _| Health::Down)),
+            Some((443, 1, Forward::Tunnel))
+        );
+        assert_eq!(
+            sorry(&desired(&c, |_, _| Health::Up(0))),
+            Some((443, 1, Forward::Tunnel)),
+            "all drained"
+        );
+        let one_up = |a: std::net::IpAddr, _| {
+            if a.to_string() == "192.0.2.10" {
+                Health::Up(4)
+            } else {
+                Health::Down
+            }
+        };
+        assert_eq!(sorry(&desired(&c, one_up)), None);
+        let removed = cfg("on_failure = \"remove\"\nsorry_server = { address = \"192.0.2.99\" }");
+        let d = desired(&removed, |_, _| Health::Down);
+        assert_eq!(d.dests.len(), 1);
+        assert_eq!(sorry(&d), Some((443, 1, Forward::Tunnel)));
+    }
+
     #[test]
     fn effective_weight_comes_from_health() {
         // Health decides the weight: agents report 50% of the configured 4 and 8.

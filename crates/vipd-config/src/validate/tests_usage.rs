@@ -318,3 +318,29 @@ fn hooks_name_absolute_programs_and_a_sane_timeout() {
         "timeout",
     );
 }
+
+#[test]
+fn a_sorry_server_follows_the_real_servers_rules() {
+    let sorry = |v: &str| {
+        with(
+            "checks = [\"http\"]\n",
+            &format!("checks = [\"http\"]\nsorry_server = {v}\n"),
+        )
+    };
+    load_str(&sorry("{ address = \"192.0.2.99\" }"), "t.toml").expect("valid");
+    error_at(
+        &sorry("{ address = \"192.0.2.10\" }"),
+        "sorry server 192.0.2.10:80 is a real server",
+        "sorry_server",
+    );
+    error_at(
+        &sorry("{ address = \"192.0.2.99\", port = 8080 }"),
+        "sorry server port 8080 cannot be used",
+        "sorry_server",
+    );
+    error_at(
+        &sorry("{ address = \"0.0.0.0\" }"),
+        "cannot be a sorry server",
+        "sorry_server",
+    );
+}

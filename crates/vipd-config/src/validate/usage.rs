@@ -24,6 +24,9 @@ pub(super) fn usage(cfg: &Config, s: &mut Sink) {
         if let Some(h) = &svc.hooks {
             hooks(h, &p.key("hooks"), s);
         }
+        if let Some(sorry) = &svc.sorry_server {
+            sorry_server(svc, sorry, &p.key("sorry_server"), s);
+        }
         let a = &svc.announce;
         announce_states(cfg, a, &p.key("announce"), s);
         if !a.graceful_shutdown {
@@ -43,6 +46,51 @@ pub(super) fn usage(cfg: &Config, s: &mut Sink) {
                 }
             }
         }
+    }
+}
+
+/// The sorry server is forwarded to as the real servers are: the same rules, and not one of
+/// them.
+fn sorry_server(
+    svc: &crate::model::Service,
+    sorry: &crate::model::SorryServer,
+    p: &Path,
+    s: &mut Sink,
+) {
+    use crate::model::Forwarding;
+    let port = sorry.port.unwrap_or(svc.port);
+    let problem = if !super::unicast(sorry.address) {
+        Some((
+            format!("{} cannot be a sorry server", sorry.address),
+            "use a unicast address",
+        ))
+    } else if sorry.address.is_ipv4() != svc.vip.is_ipv4() && svc.forwarding != Forwarding::Tunnel {
+        Some((
+            format!(
+                "sorry server {} and VIP {} are of different families",
+                sorry.address, svc.vip
+            ),
+            "only tunnel forwarding carries one family over the other",
+        ))
+    } else if port == 0 || (port != svc.port && svc.forwarding != Forwarding::Nat) {
+        Some((
+            format!("sorry server port {port} cannot be used"),
+            "without NAT the port is the service's (IPVS cannot change it): remove port",
+        ))
+    } else if svc
+        .real_servers
+        .iter()
+        .any(|r| r.address == sorry.address && svc.port_of(r) == port)
+    {
+        Some((
+            format!("sorry server {}:{port} is a real server", sorry.address),
+            "a sorry server stands in for the real servers: use another one",
+        ))
+    } else {
+        None
+    };
+    if let Some((msg, hint)) = problem {
+        s.push(Diagnostic::error(p.clone(), msg).hint(hint));
     }
 }
 

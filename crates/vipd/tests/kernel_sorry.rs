@@ -1,0 +1,111 @@
+//! keepalived's sorry server in the real kernel (UML guest): in IPVS while no real server has
+//! weight, out as soon as one returns; `ipvsadm -Ln` is the witness.
+
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::Vipd;
+use vipd_testkit::{Feature, Netns, require};
+
+const CONFIG: &str = r#"
+[global]
+router_id = "10.8.0.1"
+state_dir = "DIR/state"
+drain_file = "DIR/disable"
+control_socket = "DIR/vipd.sock"
+listen = "off"
+
+[[check]]
+name = "rs1"
+kind = "file"
+file = "DIR/rs1"
+interval = "200ms"
+timeout = "100ms"
+rise = 1
+fall = 1
+jitter = "0%"
+[[check]]
+name = "rs2"
+kind = "file"
+file = "DIR/rs2"
+interval = "200ms"
+timeout = "100ms"
+rise = 1
+fall = 1
+jitter = "0%"
+
+[[service]]
+name = "web"
+vip = "198.51.100.1"
+port = 80
+on_failure = "remove"
+sorry_server = { address = "10.9.0.99" }
+[service.announce]
+enabled = false
+[[service.real_server]]
+address = "10.9.0.10"
+checks = ["rs1"]
+[[service.real_server]]
+address = "10.9.0.11"
+checks = ["rs2"]
+"#;
+
+/// The destinations of the service, as `ipvsadm -Ln` lists them (address:port weight).
+fn dests(ns: &Netns) -> Vec<String> {
+    // (The only service: `-t` would fail before vipd created it.)
+    ns.exec(&["ipvsadm", "-Ln"])
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&"->") && f[1] != "RemoteAddress:Port")
+                .then(|| format!("{} {}", f[1], f[3]))
+        })
+        .collect()
+}
+
+#[test]
+fn the_sorry_server_stands_in_while_no_real_server_is_up() {
+    if !require(
+        "the_sorry_server_stands_in_while_no_real_server_is_up",
+        &[Feature::Ipvs],
+    ) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vipd-kt-sorry-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let ns = Netns::new("ksorry");
+    ns.ip(&["link", "add", "rs", "type", "dummy"]);
+    ns.ip(&["link", "set", "rs", "up"]);
+    ns.ip(&["addr", "add", "10.9.0.1/24", "dev", "rs"]);
+    std::fs::write(dir.join("rs1"), "UP\n").expect("rs1");
+    std::fs::write(dir.join("rs2"), "UP\n").expect("rs2");
+    let cfg = dir.join("vipd.toml");
+    std::fs::write(&cfg, CONFIG.replace("DIR", &dir.display().to_string())).expect("cfg");
+    let vipd = Vipd::spawn(&ns, &cfg, &dir, 1, false);
+    let until = |what: &str, want: &[&str]| {
+        let start = Instant::now();
+        loop {
+            let d = dests(&ns);
+            if d == want {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{what}: {d:?}, want {want:?}\n{}",
+                vipd.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    until("both up", &["10.9.0.10:80 1", "10.9.0.11:80 1"]);
+    std::fs::write(dir.join("rs1"), "DOWN\n").expect("down");
+    until("one down", &["10.9.0.11:80 1"]);
+    std::fs::write(dir.join("rs2"), "DOWN\n").expect("down");
+    until("all down: the sorry server", &["10.9.0.99:80 1"]);
+    std::fs::write(dir.join("rs1"), "UP\n").expect("up");
+    until("one back: the sorry server out", &["10.9.0.10:80 1"]);
+    vipd.stop(&cfg);
+    let _ = std::fs::remove_dir_all(&dir);
+}
