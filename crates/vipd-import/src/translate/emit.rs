@@ -349,6 +349,18 @@ fn service(d: &mut Doc, s: &Service, checks: &[(Check, String)], out: &Out) {
     if shared {
         d.kv("checks", Value::Strs(lists[0].clone()), None);
     }
+    if let Some((a, p)) = s.sorry {
+        let port = if p == s.port {
+            String::new()
+        } else {
+            format!(", port = {p}")
+        };
+        d.raw(
+            "sorry_server",
+            &format!("{{ address = \"{a}\"{port} }}"),
+            "sorry_server",
+        );
+    }
     if let Some((t, m)) = s.persistence {
         d.blank();
         d.table("service.persistence");

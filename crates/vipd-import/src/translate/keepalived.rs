@@ -239,6 +239,7 @@ fn body(s: &Stmt, out: &mut Out) -> Option<Service> {
         tunnel_type: None,
         omitted: 0..0,
         hooks: Default::default(),
+        sorry: None,
     };
     let mut timing = Timing::default();
     let mut host: Option<String> = None;
@@ -318,10 +319,22 @@ fn body(s: &Stmt, out: &mut Out) -> Option<Service> {
                     }
                 }
             }
-            "sorry_server" | "sorry_server_inhibit" | "sorry_server_lvs_method" => out.omit(
+            "sorry_server" => match (
+                k.arg(0).and_then(|a| a.parse().ok()),
+                k.arg(1).and_then(|p| p.parse().ok()),
+            ) {
+                (Some(a), Some(p)) => svc.sorry = Some((a, p)),
+                _ => out.omit(&k.origin, written(k), "expected ADDRESS PORT"),
+            },
+            "sorry_server_inhibit" => out.omit(
                 &k.origin,
                 written(k),
-                "vipd has no sorry server yet: with the quorum down it withdraws the VIP",
+                "vipd takes the sorry server out of IPVS when a real server returns (no weight-0 entry)",
+            ),
+            "sorry_server_lvs_method" => out.omit(
+                &k.origin,
+                written(k),
+                "vipd forwards to the sorry server as to the real servers (the service's forwarding)",
             ),
             _ => out.omit(&k.origin, written(k), "no vipd equivalent"),
         }
@@ -477,6 +490,12 @@ fn real_server(
 fn finish(svc: &mut Service, out: &mut Out) {
     let port = svc.port;
     let nat = svc.forwarding == "nat";
+    if let Some((a, p)) = svc.sorry {
+        if p != port && !nat {
+            // As for real servers: IPVS uses the service port without NAT.
+            svc.sorry = Some((a, port));
+        }
+    }
     let inhibit = svc.inhibit;
     let mut mixed = false;
     for r in &mut svc.real_servers {

@@ -139,6 +139,8 @@ pub(crate) struct Service {
     pub real_servers: Vec<RealServer>,
     pub announce: Announce,
     pub hooks: HooksOut,
+    /// keepalived's `sorry_server`: address and port.
+    pub sorry: Option<(IpAddr, u16)>,
     pub origin: Origin,
     pub notes: Vec<String>,
     /// The omissions found inside its block (indices into [`Out::omissions`]).

@@ -107,6 +107,11 @@ impl Doc {
         self.text.push('\n');
     }
 
+    /// `key = text` where `text` is already TOML (an inline table), with a comment.
+    pub fn raw(&mut self, key: &str, text: &str, note: &str) {
+        let _ = writeln!(self.text, "{key} = {text}  # {note}");
+    }
+
     /// The finished text.
     pub fn finish(self) -> String {
         self.text
