@@ -563,6 +563,10 @@ pub struct CheckDef {
     /// exec: its arguments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Vec<String>>,
+    /// exec: the exit code sets the weight (keepalived's `misc_dynamic`): 0 up (the weight
+    /// stays as last set), 1 down, 2 to 255 up with weight code - 2.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dynamic_weight: bool,
     /// exec: run the program as this user (its uid and primary group, no supplementary
     /// groups); the user must exist when the configuration is loaded. Unset: root, without
     /// capabilities.
@@ -640,6 +644,8 @@ pub enum CheckSpec {
         args: Vec<String>,
         /// User to run it as.
         user: Option<String>,
+        /// The exit code sets the weight.
+        dynamic_weight: bool,
     },
     /// A status file.
     File {
@@ -674,6 +680,7 @@ impl CheckDef {
                 command: self.command.clone().unwrap_or_default(),
                 args: self.args.clone().unwrap_or_default(),
                 user: self.user.clone(),
+                dynamic_weight: self.dynamic_weight,
             },
             CheckKind::File => CheckSpec::File {
                 file: self.file.clone().unwrap_or_default(),

@@ -44,6 +44,7 @@ fn main() {
             state: vipd_health::fsm::State::Down,
             drain: false,
             weight_pct: None,
+            weight_abs: None,
             reason: "connect: timeout".into(),
             latency: Duration::ZERO,
         })
@@ -65,6 +66,7 @@ fn main() {
         state: vipd_health::fsm::State::Up,
         drain: false,
         weight_pct: None,
+        weight_abs: None,
         reason: "up".into(),
         latency: Duration::ZERO,
     };

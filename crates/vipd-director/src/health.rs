@@ -26,6 +26,7 @@ struct Check {
     state: State,
     drain: bool,
     weight_pct: Option<u32>,
+    weight_abs: Option<u32>,
     reason: Arc<str>,
 }
 
@@ -116,6 +117,7 @@ impl HealthView {
                 state: u.state,
                 drain: u.drain,
                 weight_pct: u.weight_pct,
+                weight_abs: u.weight_abs,
                 reason: Arc::from(u.reason),
             },
         );
@@ -131,12 +133,14 @@ impl HealthView {
                     state: c.state,
                     drain: c.drain,
                     weight_pct: c.weight_pct,
+                    weight_abs: c.weight_abs,
                     reason: &c.reason,
                 },
                 None => CheckView {
                     state: State::Unknown,
                     drain: false,
                     weight_pct: None,
+                    weight_abs: None,
                     reason: "",
                 },
             })
@@ -181,6 +185,7 @@ impl HealthView {
             state: State::Up,
             drain: false,
             weight_pct: 100,
+            weight_abs: None,
             reason: "kernel weight kept until the first check result".to_string(),
         };
         let input: Vec<(u32, &ServerView)> = s

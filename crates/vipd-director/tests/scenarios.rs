@@ -144,6 +144,7 @@ impl Run {
                         state,
                         drain,
                         weight_pct,
+                        weight_abs: None,
                         reason: reason.clone(),
                         latency: Duration::ZERO,
                     })

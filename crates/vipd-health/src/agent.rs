@@ -165,6 +165,7 @@ impl Reply {
         Outcome {
             verdict,
             weight_pct: self.weight_pct,
+            weight_abs: None,
             reason,
             latency,
         }

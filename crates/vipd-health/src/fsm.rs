@@ -72,6 +72,9 @@ pub enum Transition {
 /// Results kept for status pages.
 pub const HISTORY: usize = 10;
 
+/// What users see of a check: state, drain, (weight %, weight), damped.
+type View = (State, bool, (Option<u32>, Option<u32>), bool);
+
 /// One check against one target.
 #[derive(Clone, Debug)]
 pub struct Fsm {
@@ -81,6 +84,7 @@ pub struct Fsm {
     fails: u32,
     drain: bool,
     weight_pct: Option<u32>,
+    weight_abs: Option<u32>,
     changes: VecDeque<Instant>,
     held_until: Option<Instant>,
     last: Option<Outcome>,
@@ -100,6 +104,7 @@ impl Fsm {
             fails: 0,
             drain: false,
             weight_pct: None,
+            weight_abs: None,
             changes: VecDeque::new(),
             held_until: None,
             last: None,
@@ -133,6 +138,11 @@ impl Fsm {
         self.weight_pct
     }
 
+    /// The weight a dynamic exec check last set, if any.
+    pub fn weight_abs(&self) -> Option<u32> {
+        self.weight_abs
+    }
+
     /// Held down for flapping until this instant.
     pub fn damped_until(&self) -> Option<Instant> {
         self.held_until
@@ -158,6 +168,7 @@ impl Fsm {
             Some(l) if l.reason == o.reason => {
                 l.verdict = o.verdict;
                 l.weight_pct = o.weight_pct;
+                l.weight_abs = o.weight_abs;
                 l.latency = o.latency;
             }
             _ => self.last = Some(o),
@@ -215,6 +226,10 @@ impl Fsm {
         if o.weight_pct.is_some() {
             // An agent's weight stays until it sends another, as in HAProxy.
             self.weight_pct = o.weight_pct;
+        }
+        if o.weight_abs.is_some() {
+            // keepalived's misc_dynamic: exit 0 keeps the weight the last code set.
+            self.weight_abs = o.weight_abs;
         }
         let old_state = self.state;
         match o.verdict {
@@ -281,16 +296,16 @@ impl Fsm {
         }
     }
 
-    fn view(&self) -> (State, bool, Option<u32>, bool) {
+    fn view(&self) -> View {
         (
             self.state(),
             self.drain(),
-            self.weight_pct,
+            (self.weight_pct, self.weight_abs),
             self.held_until.is_some(),
         )
     }
 
-    fn transition_from(&mut self, before: (State, bool, Option<u32>, bool)) -> Option<Transition> {
+    fn transition_from(&mut self, before: View) -> Option<Transition> {
         let now = self.view();
         if now == before {
             return None;

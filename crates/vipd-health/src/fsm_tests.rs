@@ -269,3 +269,30 @@ fn a_repeated_reason_is_stored_once() {
     assert_ne!(h[h.len() - 1].1, h[h.len() - 2].1);
     assert!(f.last().is_some_and(|o| o.verdict == Verdict::Pass));
 }
+
+/// A dynamic exec check's weight is reported as a change and stays through exit 0 (keepalived:
+/// "weight unchanged"), until another code sets another.
+#[test]
+fn a_dynamic_weight_stays_until_another_code() {
+    let c = Clock(Instant::now());
+    let mut f = Fsm::new(params());
+    let weighted = |w: u32| {
+        let mut o = Outcome::pass(format!("exit {}, weight {w}", w + 2), Duration::ZERO);
+        o.weight_abs = Some(w);
+        o
+    };
+    f.on_result(c.t(0.0), weighted(5));
+    f.on_result(c.t(1.0), weighted(5));
+    assert_eq!((f.state(), f.weight_abs()), (State::Up, Some(5)));
+    assert_eq!(
+        f.on_result(c.t(2.0), Outcome::pass("exit 0", Duration::ZERO)),
+        None,
+        "exit 0: nothing changes"
+    );
+    assert_eq!(f.weight_abs(), Some(5));
+    assert!(
+        f.on_result(c.t(3.0), weighted(9)).is_some(),
+        "a new weight is a change"
+    );
+    assert_eq!(f.weight_abs(), Some(9));
+}

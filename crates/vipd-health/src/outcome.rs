@@ -27,6 +27,8 @@ pub struct Outcome {
     pub verdict: Verdict,
     /// Weight in percent of the configured weight, from an agent or file check.
     pub weight_pct: Option<u32>,
+    /// A weight replacing the configured one (an exec check with `dynamic_weight`).
+    pub weight_abs: Option<u32>,
     /// Why, in words.
     pub reason: String,
     /// How long the probe took.
@@ -39,6 +41,7 @@ impl Outcome {
         Outcome {
             verdict: Verdict::Pass,
             weight_pct: None,
+            weight_abs: None,
             reason: reason.into(),
             latency,
         }
@@ -49,6 +52,7 @@ impl Outcome {
         Outcome {
             verdict: Verdict::Fail,
             weight_pct: None,
+            weight_abs: None,
             reason: reason.into(),
             latency,
         }
@@ -59,6 +63,7 @@ impl Outcome {
         Outcome {
             verdict: Verdict::NotRun,
             weight_pct: None,
+            weight_abs: None,
             reason: reason.into(),
             latency,
         }

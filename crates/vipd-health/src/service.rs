@@ -14,6 +14,8 @@ pub struct ServerView {
     pub drain: bool,
     /// Product of the checks' weight percentages (100 when none gave one).
     pub weight_pct: u32,
+    /// A weight replacing the configured one (a dynamic exec check's last).
+    pub weight_abs: Option<u32>,
     /// The reason of the deciding check.
     pub reason: String,
 }
@@ -27,6 +29,8 @@ pub struct CheckView<'a> {
     pub drain: bool,
     /// Weight percentage, if an agent or file gave one.
     pub weight_pct: Option<u32>,
+    /// Weight, if a dynamic exec check set one.
+    pub weight_abs: Option<u32>,
     /// Last reason.
     pub reason: &'a str,
 }
@@ -37,6 +41,7 @@ pub fn combine(checks: &[CheckView<'_>]) -> ServerView {
         state: State::Up,
         drain: false,
         weight_pct: 100,
+        weight_abs: None,
         reason: if checks.is_empty() {
             "no checks".to_string()
         } else {
@@ -60,6 +65,9 @@ pub fn combine(checks: &[CheckView<'_>]) -> ServerView {
         v.drain |= c.drain;
         if let Some(p) = c.weight_pct {
             v.weight_pct = v.weight_pct.saturating_mul(p) / 100;
+        }
+        if c.weight_abs.is_some() {
+            v.weight_abs = c.weight_abs;
         }
     }
     if let Some(r) = deciding.or_else(|| checks.iter().find(|c| c.drain).map(|c| c.reason)) {
@@ -134,6 +142,7 @@ impl Service {
             if v.drain {
                 0
             } else {
+                let w = v.weight_abs.unwrap_or(w);
                 let x = u64::from(w) * u64::from(v.weight_pct) / 100;
                 // 1% of weight 1 must not drain the server: only 0% (or drain) does.
                 let x = if x == 0 && v.weight_pct > 0 && w > 0 {

@@ -8,6 +8,7 @@ fn view(state: State) -> ServerView {
         state,
         drain: false,
         weight_pct: 100,
+        weight_abs: None,
         reason: String::new(),
     }
 }
@@ -18,6 +19,7 @@ fn a_server_is_as_up_as_its_worst_check() {
         state: State::Up,
         drain: false,
         weight_pct: None,
+        weight_abs: None,
         reason: "HTTP 200",
     };
     let down = CheckView {
@@ -137,4 +139,29 @@ fn panic_mode_enters_and_leaves() {
     // No threshold: never.
     let e = s.evaluate(&[(1, &down)], true, None);
     assert!(!e.panic);
+}
+
+/// A dynamic exec check's weight replaces the configured one; an agent's percentage still
+/// applies on top; exit 0 after it keeps it (the check's last weight stands).
+#[test]
+fn a_dynamic_weight_replaces_the_configured_one() {
+    let dynamic = CheckView {
+        state: State::Up,
+        drain: false,
+        weight_pct: None,
+        weight_abs: Some(5),
+        reason: "exit 7, weight 5",
+    };
+    let agent = CheckView {
+        weight_pct: Some(50),
+        weight_abs: None,
+        reason: "agent 50%",
+        ..dynamic
+    };
+    let v = combine(&[dynamic, agent]);
+    assert_eq!((v.weight_abs, v.weight_pct), (Some(5), 50));
+    let mut s = Service::default();
+    let e = s.evaluate(&[(100, &v)], false, None);
+    assert_eq!(e.servers, [Effective::Up(2)], "5 x 50%, rounded down");
+    assert_eq!(e.healthy_weight, 2);
 }

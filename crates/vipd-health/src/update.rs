@@ -22,6 +22,8 @@ pub struct Update {
     pub drain: bool,
     /// Agent/file weight.
     pub weight_pct: Option<u32>,
+    /// Weight set by a dynamic exec check.
+    pub weight_abs: Option<u32>,
     /// Why.
     pub reason: String,
     /// Latency of the probe that caused it.

@@ -120,3 +120,42 @@ async fn programs_run_without_capabilities_environment_or_leftovers() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// keepalived's `misc_dynamic` as `dynamic_weight`: 0 up, 1 down, 2..=255 up with weight
+/// code - 2; without it, any code but 0 is down.
+#[tokio::test]
+async fn dynamic_weight_reads_the_exit_code() {
+    let dir = std::env::temp_dir().join(format!("vipd-health-dyn-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let code = dir.join("code");
+    let s = script(
+        &dir,
+        "dyn",
+        &format!("exit $(cat {})", code.display()),
+        0o755,
+    );
+    let dynamic = "dynamic_weight = true";
+    for (c, verdict, weight, reason) in [
+        ("0", Verdict::Pass, None, "exit 0"),
+        ("1", Verdict::Fail, None, "exit 1"),
+        ("7", Verdict::Pass, Some(5), "exit 7, weight 5"),
+        ("2", Verdict::Pass, Some(0), "exit 2, weight 0"),
+    ] {
+        std::fs::write(&code, c).expect("code");
+        let o = run_as(&s, dynamic).await;
+        assert_eq!(
+            (o.verdict, o.weight_abs, o.reason.as_str()),
+            (verdict, weight, reason)
+        );
+    }
+    std::fs::write(&code, "7").expect("code");
+    let o = run(&s).await;
+    assert_eq!(
+        (o.verdict, o.weight_abs),
+        (Verdict::Fail, None),
+        "without dynamic_weight"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -51,6 +51,7 @@ fn kind_keys(c: &CheckDef) -> Vec<(&'static str, bool, &'static [CheckKind])> {
         ("sni", c.sni.is_some(), &[Https]),
         ("command", c.command.is_some(), &[Exec]),
         ("args", c.args.is_some(), &[Exec]),
+        ("dynamic_weight", c.dynamic_weight, &[Exec]),
         ("user", c.user.is_some(), &[Exec]),
         ("file", c.file.is_some(), &[File]),
         ("port", c.port.is_some(), &[Http, Https, Tcp, Agent]),

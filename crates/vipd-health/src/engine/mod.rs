@@ -513,6 +513,7 @@ impl Scheduler {
                 state,
                 drain: job.fsm.drain(),
                 weight_pct: job.fsm.weight_pct(),
+                weight_abs: job.fsm.weight_abs(),
                 reason,
                 latency,
             };

@@ -52,8 +52,15 @@ pub fn script_security(command: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs the check.
-pub async fn run(p: &Probe, command: &Path, args: &[String], ids: Option<(u32, u32)>) -> Outcome {
+/// Runs the check. `dynamic` (keepalived's `misc_dynamic`): exit 1 is down, 2 to 255 up
+/// with weight code - 2, 0 up with the weight as it was.
+pub async fn run(
+    p: &Probe,
+    command: &Path,
+    args: &[String],
+    ids: Option<(u32, u32)>,
+    dynamic: bool,
+) -> Outcome {
     if let Err(why) = script_security(command) {
         return Outcome::fail(format!("exec {}: {why}", command.display()), Duration::ZERO);
     }
@@ -111,6 +118,14 @@ pub async fn run(p: &Probe, command: &Path, args: &[String], ids: Option<(u32, u
             let said = first.map(|l| format!(": {l}")).unwrap_or_default();
             if status.success() {
                 Outcome::pass(format!("exit 0{said}"), Duration::ZERO)
+            } else if let Some(code @ 2..=255) = status.code().filter(|_| dynamic) {
+                let weight = code.unsigned_abs() - 2;
+                let mut o = Outcome::pass(
+                    format!("exit {code}{said}, weight {weight}"),
+                    Duration::ZERO,
+                );
+                o.weight_abs = Some(weight);
+                o
             } else if let Some(code) = status.code() {
                 Outcome::fail(format!("exit {code}{said}"), Duration::ZERO)
             } else {

@@ -43,6 +43,8 @@ pub enum Kind {
         args: Vec<String>,
         /// The uid and gid to run it as (`user`), looked up when the probe is built.
         ids: Option<(u32, u32)>,
+        /// The exit code sets the weight.
+        dynamic: bool,
     },
     /// A status file.
     File {
@@ -105,6 +107,7 @@ impl Probe {
                 command,
                 args,
                 user,
+                dynamic_weight,
             } => {
                 let ids = match user {
                     None => None,
@@ -114,7 +117,12 @@ impl Probe {
                         Err(e) => return Err(format!("exec: cannot look user {u:?} up: {e}")),
                     },
                 };
-                Kind::Exec { command, args, ids }
+                Kind::Exec {
+                    command,
+                    args,
+                    ids,
+                    dynamic: dynamic_weight,
+                }
             }
             CheckSpec::File { file } => Kind::File { path: file },
             other => return Err(format!("check kind {other:?} has no probe")),
@@ -143,7 +151,12 @@ impl Probe {
                 Err(_) => self.timed_out(Stage::CONNECT, false),
             },
             Kind::Agent => agent::run(self).await,
-            Kind::Exec { command, args, ids } => exec::run(self, command, args, *ids).await,
+            Kind::Exec {
+                command,
+                args,
+                ids,
+                dynamic,
+            } => exec::run(self, command, args, *ids, *dynamic).await,
             Kind::File { path } => file::run(path).await,
         };
         o.latency = start.elapsed();

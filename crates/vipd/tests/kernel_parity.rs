@@ -1,5 +1,8 @@
-//! keepalived's sorry server in the real kernel (UML guest): in IPVS while no real server has
-//! weight, out as soon as one returns; `ipvsadm -Ln` is the witness.
+//! keepalived features in the real kernel (UML guest), `ipvsadm -Ln` as the witness: the
+//! sorry server (in IPVS while no real server has weight, out as soon as one returns) and
+//! `dynamic_weight` (misc_dynamic: an exec check's exit code sets the weight).
+
+use std::os::unix::fs::PermissionsExt as _;
 
 use std::time::{Duration, Instant};
 
@@ -106,6 +109,94 @@ fn the_sorry_server_stands_in_while_no_real_server_is_up() {
     until("all down: the sorry server", &["10.9.0.99:80 1"]);
     std::fs::write(dir.join("rs1"), "UP\n").expect("up");
     until("one back: the sorry server out", &["10.9.0.10:80 1"]);
+    vipd.stop(&cfg);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const DYNAMIC: &str = r#"
+[global]
+router_id = "10.8.0.1"
+state_dir = "DIR/state"
+drain_file = "DIR/disable"
+control_socket = "DIR/vipd.sock"
+listen = "off"
+
+[[check]]
+name = "dyn"
+kind = "exec"
+command = "DIR/check"
+dynamic_weight = true
+interval = "200ms"
+timeout = "150ms"
+rise = 1
+fall = 1
+jitter = "0%"
+
+[[service]]
+name = "web"
+vip = "198.51.100.1"
+port = 80
+checks = ["dyn"]
+[service.announce]
+enabled = false
+[[service.real_server]]
+address = "10.9.0.10"
+weight = 3
+"#;
+
+#[test]
+fn an_exec_checks_exit_code_sets_the_kernel_weight() {
+    if !require(
+        "an_exec_checks_exit_code_sets_the_kernel_weight",
+        &[Feature::Ipvs],
+    ) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vipd-kt-dyn-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let code = dir.join("code");
+    let check = dir.join("check");
+    std::fs::write(
+        &check,
+        format!("#!/bin/sh\nexit $(cat {})\n", code.display()),
+    )
+    .expect("check");
+    std::fs::set_permissions(&check, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(&code, "0").expect("code");
+    let ns = Netns::new("kdyn");
+    ns.ip(&["link", "add", "rs", "type", "dummy"]);
+    ns.ip(&["link", "set", "rs", "up"]);
+    ns.ip(&["addr", "add", "10.9.0.1/24", "dev", "rs"]);
+    let cfg = dir.join("vipd.toml");
+    std::fs::write(&cfg, DYNAMIC.replace("DIR", &dir.display().to_string())).expect("cfg");
+    let vipd = Vipd::spawn(&ns, &cfg, &dir, 1, false);
+    let until = |what: &str, want: &[&str]| {
+        let start = Instant::now();
+        loop {
+            let d = dests(&ns);
+            if d == want {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{what}: {d:?}, want {want:?}\n{}",
+                vipd.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    until("exit 0: the configured weight", &["10.9.0.10:80 3"]);
+    std::fs::write(&code, "7").expect("code");
+    until("exit 7: weight 5", &["10.9.0.10:80 5"]);
+    std::fs::write(&code, "0").expect("code");
+    std::thread::sleep(Duration::from_millis(800));
+    until("exit 0 again: the weight stays", &["10.9.0.10:80 5"]);
+    std::fs::write(&code, "12").expect("code");
+    until("exit 12: weight 10", &["10.9.0.10:80 10"]);
+    std::fs::write(&code, "1").expect("code");
+    until("exit 1: down (inhibit: weight 0)", &["10.9.0.10:80 0"]);
     vipd.stop(&cfg);
     let _ = std::fs::remove_dir_all(&dir);
 }
