@@ -134,6 +134,7 @@ pub(crate) fn checker(
         command: None,
         args: Vec::new(),
         user: None,
+        dynamic_weight: false,
         origin: Some(s.origin.clone()),
     };
     let mut urls: Vec<&Stmt> = Vec::new();
@@ -175,11 +176,7 @@ pub(crate) fn checker(
                     );
                 }
             }
-            "misc_dynamic" => out.omit(
-                &k.origin,
-                written(k),
-                "the exit code does not set the weight in vipd: exit 0 is up, anything else down",
-            ),
+            "misc_dynamic" if kind == Kind::Exec => c.dynamic_weight = true,
             "warmup" => out.omit(
                 &k.origin,
                 written(k),

@@ -276,6 +276,9 @@ fn check(d: &mut Doc, c: &Check, name: &str) {
     if let Some(u) = &c.user {
         d.kv("user", Value::Str(u.clone()), None);
     }
+    if c.dynamic_weight {
+        d.kv("dynamic_weight", Value::Bool(true), Some("misc_dynamic"));
+    }
 }
 
 fn service(d: &mut Doc, s: &Service, checks: &[(Check, String)], out: &Out) {

@@ -65,6 +65,8 @@ pub(crate) struct Check {
     pub command: Option<String>,
     pub args: Vec<String>,
     pub user: Option<String>,
+    /// keepalived's `misc_dynamic`.
+    pub dynamic_weight: bool,
     /// Where the checker block is (for the comment above the `[[check]]`).
     pub origin: Option<Origin>,
 }
