@@ -551,6 +551,15 @@ pub struct CheckDef {
     /// https: verify the certificate chain and name. Unset: true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_verify: Option<bool>,
+    /// https: PEM file of the CAs to verify the server with, instead of the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+    /// https: PEM file of a client certificate (chain) to present; with `tls_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// https: PEM file of the client certificate's private key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
     /// https: TLS server name. Unset: `host`, else none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sni: Option<String>,
@@ -629,6 +638,10 @@ pub enum CheckSpec {
         headers: BTreeMap<String, String>,
         /// Verify certificates.
         tls_verify: bool,
+        /// CAs to verify with instead of the system's.
+        tls_ca: Option<PathBuf>,
+        /// Client certificate and key.
+        tls_client: Option<(PathBuf, PathBuf)>,
         /// SNI.
         sni: Option<String>,
     },
@@ -672,6 +685,8 @@ impl CheckDef {
                 body_regex_no_match: self.body_regex_no_match,
                 headers: self.headers.clone().unwrap_or_default(),
                 tls_verify: self.tls_verify.unwrap_or(true),
+                tls_ca: self.tls_ca.clone(),
+                tls_client: self.tls_cert.clone().zip(self.tls_key.clone()),
                 sni: self.sni.clone().or_else(|| self.host.clone()),
             },
             CheckKind::Tcp => CheckSpec::Tcp,

@@ -134,6 +134,39 @@ async fn http_host_header_headers_head_and_refused() {
     );
 }
 
+/// SSL_GET with a custom CA and a client certificate (keepalived's `SSL { ca certificate
+/// key }`): verified against the given CA, and the server lets in only the client its CA
+/// signed.
+#[tokio::test]
+async fn https_with_a_private_ca_and_a_client_certificate() {
+    let dir = std::env::temp_dir().join(format!("vipd-health-mtls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let h = Http::start_mtls(&dir).await;
+    let d = dir.display();
+    let ok = format!(
+        "kind = \"https\"\nsni = \"localhost\"\ntls_ca = \"{d}/ca.pem\"\ntls_cert = \"{d}/client.pem\"\ntls_key = \"{d}/client.key\""
+    );
+    assert_outcome(&run(&ok, h.addr).await, Verdict::Pass, "HTTP 200");
+    // The system's CAs do not know the test CA.
+    let system = format!(
+        "kind = \"https\"\nsni = \"localhost\"\ntls_cert = \"{d}/client.pem\"\ntls_key = \"{d}/client.key\""
+    );
+    let o = run(&system, h.addr).await;
+    assert_eq!(o.verdict, Verdict::Fail, "{o:?}");
+    assert!(o.reason.contains("UnknownIssuer"), "{o:?}");
+    // No client certificate, or one of another CA: the server refuses the handshake.
+    for client in [
+        "",
+        &format!("\ntls_cert = \"{d}/other.pem\"\ntls_key = \"{d}/other.key\""),
+    ] {
+        let c = format!("kind = \"https\"\nsni = \"localhost\"\ntls_ca = \"{d}/ca.pem\"{client}");
+        let o = run(&c, h.addr).await;
+        assert_eq!(o.verdict, Verdict::Fail, "{client}: {o:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn https_self_signed_with_and_without_verification() {
     let h = Http::start_tls().await;

@@ -48,6 +48,9 @@ fn kind_keys(c: &CheckDef) -> Vec<(&'static str, bool, &'static [CheckKind])> {
         ("body_regex_no_match", c.body_regex_no_match, HTTP),
         ("headers", c.headers.is_some(), HTTP),
         ("tls_verify", c.tls_verify.is_some(), &[Https]),
+        ("tls_ca", c.tls_ca.is_some(), &[Https]),
+        ("tls_cert", c.tls_cert.is_some(), &[Https]),
+        ("tls_key", c.tls_key.is_some(), &[Https]),
         ("sni", c.sni.is_some(), &[Https]),
         ("command", c.command.is_some(), &[Exec]),
         ("args", c.args.is_some(), &[Exec]),
@@ -264,6 +267,32 @@ fn http(c: &CheckDef, p: &Path, s: &mut Sink) {
                     .hint("use method = \"GET\" or remove body_regex"),
             );
         }
+    }
+    for (key, f) in [
+        ("tls_ca", &c.tls_ca),
+        ("tls_cert", &c.tls_cert),
+        ("tls_key", &c.tls_key),
+    ] {
+        if let Some(f) = f {
+            super::absolute(f, p.key(key), s);
+        }
+    }
+    if c.tls_cert.is_some() != c.tls_key.is_some() {
+        let (key, other) = if c.tls_cert.is_some() {
+            ("tls_cert", "tls_key")
+        } else {
+            ("tls_key", "tls_cert")
+        };
+        s.push(
+            Diagnostic::error(p.key(key), format!("{key} without {other}"))
+                .hint("a client certificate needs its key: give both"),
+        );
+    }
+    if c.tls_ca.is_some() && c.tls_verify == Some(false) {
+        s.push(
+            Diagnostic::error(p.key("tls_ca"), "tls_ca with tls_verify = false")
+                .hint("tls_ca says which CAs to verify with: remove one of the two"),
+        );
     }
     if c.body_regex_no_match && c.body_regex.is_none() {
         s.push(

@@ -344,3 +344,41 @@ fn a_sorry_server_follows_the_real_servers_rules() {
         "sorry_server",
     );
 }
+
+#[test]
+fn client_certificates_come_with_their_key_and_a_ca_means_verify() {
+    let https = |extra: &str| {
+        with(
+            "kind = \"http\"\npath = \"/healthcheck\"",
+            &format!("kind = \"https\"\npath = \"/healthcheck\"\n{extra}"),
+        )
+    };
+    load_str(
+        &https("tls_ca = \"/etc/vipd/ca.pem\"\ntls_cert = \"/etc/vipd/c.pem\"\ntls_key = \"/etc/vipd/c.key\""),
+        "t.toml",
+    )
+    .expect("valid");
+    error_at(
+        &https("tls_cert = \"/etc/vipd/c.pem\""),
+        "tls_cert without tls_key",
+        "tls_cert",
+    );
+    error_at(
+        &https("tls_ca = \"/etc/vipd/ca.pem\"\ntls_verify = false"),
+        "tls_ca with tls_verify = false",
+        "tls_ca",
+    );
+    error_at(
+        &https("tls_ca = \"ca.pem\""),
+        "is not an absolute path",
+        "tls_ca",
+    );
+    error_at(
+        &with(
+            "path = \"/healthcheck\"",
+            "path = \"/healthcheck\"\ntls_ca = \"/etc/vipd/ca.pem\"",
+        ),
+        "`tls_ca` does not apply to a http check",
+        "tls_ca",
+    );
+}

@@ -38,6 +38,10 @@ pub struct HttpParams<'a> {
     pub body_regex_no_match: bool,
     pub headers: &'a BTreeMap<String, String>,
     pub tls_verify: bool,
+    /// CAs to verify with instead of the system's (PEM).
+    pub tls_ca: Option<&'a std::path::Path>,
+    /// Client certificate chain and key (PEM).
+    pub tls_client: Option<(&'a std::path::Path, &'a std::path::Path)>,
     pub sni: Option<&'a str>,
 }
 
@@ -101,7 +105,12 @@ impl HttpProbe {
                     .map_err(|e| format!("sni {s:?}: {e}"))?,
                 None => rustls::pki_types::ServerName::IpAddress(p.addr.ip().into()),
             };
-            Some((tls::config(p.tls_verify)?, name))
+            let cfg = if p.tls_ca.is_some() || p.tls_client.is_some() {
+                tls::custom(p.tls_verify, p.tls_ca, p.tls_client)?
+            } else {
+                tls::config(p.tls_verify)?
+            };
+            Some((cfg, name))
         } else {
             None
         };
@@ -306,6 +315,8 @@ mod tests {
             body_regex_no_match: false,
             headers: &headers,
             tls_verify: true,
+            tls_ca: None,
+            tls_client: None,
             sni: None,
         })
         .expect("probe");
@@ -334,6 +345,8 @@ mod tests {
             body_regex_no_match: false,
             headers: &headers,
             tls_verify: true,
+            tls_ca: None,
+            tls_client: None,
             sni: None,
         })
         .expect("probe");

@@ -87,6 +87,8 @@ impl Probe {
                 body_regex_no_match,
                 headers,
                 tls_verify,
+                tls_ca,
+                tls_client,
                 sni,
             } => Kind::Http(Box::new(HttpProbe::new(http::HttpParams {
                 addr,
@@ -99,6 +101,8 @@ impl Probe {
                 body_regex_no_match,
                 headers: &headers,
                 tls_verify,
+                tls_ca: tls_ca.as_deref(),
+                tls_client: tls_client.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
                 sni: sni.as_deref(),
             })?)),
             CheckSpec::Tcp => Kind::Tcp,

@@ -17,6 +17,65 @@ pub fn config(verify: bool) -> Result<Arc<ClientConfig>, String> {
     cell.get_or_init(|| build(verify)).clone()
 }
 
+/// A configuration of its own for a check with its CAs (`tls_ca`) or a client certificate
+/// (`tls_cert`, `tls_key`): read from their PEM files when the probe is built, so that a
+/// renewed certificate is used from the next reload on.
+pub fn custom(
+    verify: bool,
+    ca: Option<&std::path::Path>,
+    client: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<Arc<ClientConfig>, String> {
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?;
+    let builder = match (verify, ca) {
+        (true, Some(ca)) => {
+            let mut roots = RootCertStore::empty();
+            let certs = CertificateDer::pem_file_iter(ca)
+                .map_err(|e| format!("tls_ca {}: {e}", ca.display()))?;
+            for c in certs {
+                let c = c.map_err(|e| format!("tls_ca {}: {e}", ca.display()))?;
+                roots
+                    .add(c)
+                    .map_err(|e| format!("tls_ca {}: {e}", ca.display()))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("tls_ca {}: no certificate in it", ca.display()));
+            }
+            builder.with_root_certificates(roots)
+        }
+        (true, None) => {
+            let mut roots = RootCertStore::empty();
+            for c in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(c);
+            }
+            builder.with_root_certificates(roots)
+        }
+        (false, _) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(TrustAll(provider))),
+    };
+    let mut cfg = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+                .and_then(|it| it.collect())
+                .map_err(|e| format!("tls_cert {}: {e}", cert.display()))?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("tls_key {}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("tls_cert/tls_key: {e}"))?
+        }
+    };
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(cfg))
+}
+
 fn build(verify: bool) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())

@@ -76,6 +76,64 @@ impl Http {
         Self::start_with(Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))).await
     }
 
+    /// An HTTPS server whose certificate a test CA signed, that requires a client
+    /// certificate from that CA. Writes `ca.pem`, `client.pem`, `client.key` (and
+    /// `other.pem`/`other.key`, a client certificate of another CA) into `dir`.
+    pub async fn start_mtls(dir: &std::path::Path) -> Http {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca = |name: &str| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name
+                .push(rcgen::DnType::CommonName, name.to_string());
+            let k = KeyPair::generate().expect("key");
+            let c = p.self_signed(&k).expect("ca");
+            (c, Issuer::new(p, k))
+        };
+        let (ca_cert, issuer) = ca("vipd test CA");
+        let (_, other_issuer) = ca("another CA");
+        let leaf = |name: &str, by: &Issuer<'_, KeyPair>| {
+            let p = CertificateParams::new(vec![name.to_string()]).expect("params");
+            let k = KeyPair::generate().expect("key");
+            let c = p.signed_by(&k, by).expect("signed");
+            (c, k)
+        };
+        let (server, server_key) = leaf("localhost", &issuer);
+        let (client, client_key) = leaf("director", &issuer);
+        let (other, other_key) = leaf("director", &other_issuer);
+        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("ca.pem");
+        std::fs::write(dir.join("client.pem"), client.pem()).expect("client.pem");
+        std::fs::write(dir.join("client.key"), client_key.serialize_pem()).expect("key");
+        std::fs::write(dir.join("other.pem"), other.pem()).expect("other.pem");
+        std::fs::write(dir.join("other.key"), other_key.serialize_pem()).expect("key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from(
+                ca_cert.der().to_vec(),
+            ))
+            .expect("root");
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .expect("client verifier");
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![rustls::pki_types::CertificateDer::from(
+                    server.der().to_vec(),
+                )],
+                rustls::pki_types::PrivateKeyDer::try_from(server_key.serialize_der())
+                    .expect("key"),
+            )
+            .expect("server config");
+        Self::start_with(Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))).await
+    }
+
     async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Http {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let h = Http {
