@@ -135,6 +135,11 @@ pub(crate) fn checker(
         args: Vec::new(),
         user: None,
         dynamic_weight: false,
+        tls_client: if kind == Kind::Https {
+            out.ssl_client.clone()
+        } else {
+            None
+        },
         origin: Some(s.origin.clone()),
     };
     let mut urls: Vec<&Stmt> = Vec::new();

@@ -267,6 +267,14 @@ fn check(d: &mut Doc, c: &Check, name: &str) {
             Some("keepalived's SSL_GET does not verify certificates"),
         );
     }
+    if let Some((cert, key)) = &c.tls_client {
+        d.kv(
+            "tls_cert",
+            Value::Str(cert.clone()),
+            Some("SSL certificate"),
+        );
+        d.kv("tls_key", Value::Str(key.clone()), Some("SSL key"));
+    }
     if let Some(cmd) = &c.command {
         d.kv("command", Value::Str(cmd.clone()), Some("misc_path"));
         if !c.args.is_empty() {

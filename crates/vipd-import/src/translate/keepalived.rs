@@ -15,9 +15,13 @@ type Groups = BTreeMap<String, Vec<(IpAddr, u16)>>;
 /// Translates the statements of a keepalived.conf.
 pub(crate) fn translate(stmts: &[Stmt], out: &mut Out) {
     let groups = groups(stmts, out);
+    // The SSL block applies to every SSL_GET, wherever it is written.
+    for s in stmts.iter().filter(|s| s.keyword == "SSL") {
+        ssl(s, out);
+    }
     for s in stmts {
         match s.keyword.as_str() {
-            "virtual_server_group" => {}
+            "virtual_server_group" | "SSL" => {}
             "virtual_server" => virtual_server(s, &groups, out),
             "global_defs" => global_defs(s, out),
             "vrrp_instance" | "vrrp_sync_group" | "vrrp_script" | "vrrp_track_process"
@@ -93,6 +97,38 @@ fn range(s: &str) -> Option<Vec<IpAddr>> {
                     .collect()
             })
         }
+    }
+}
+
+/// `SSL { certificate F; key F; ca F; password P }`: keepalived presents the certificate but
+/// never verifies the server (no SSL_VERIFY_PEER in check_ssl.c), `ca` included.
+fn ssl(s: &Stmt, out: &mut Out) {
+    let (mut cert, mut key) = (None, None);
+    for k in s.children() {
+        match (k.keyword.as_str(), k.arg(0)) {
+            ("certificate", Some(f)) => cert = Some(f.to_string()),
+            ("key", Some(f)) => key = Some(f.to_string()),
+            ("ca", Some(_)) => out.omit(
+                &k.origin,
+                written(k),
+                "keepalived loads it but never verifies the server: the checks keep tls_verify = false (set tls_ca and remove tls_verify to verify)",
+            ),
+            ("password", _) => out.omit(
+                &k.origin,
+                "password",
+                "vipd reads unencrypted PEM keys only: decrypt the key file",
+            ),
+            _ => out.omit(&k.origin, written(k), "no vipd equivalent"),
+        }
+    }
+    match (cert, key) {
+        (Some(c), Some(k)) => out.ssl_client = Some((c, k)),
+        (None, None) => {}
+        _ => out.omit(
+            &s.origin,
+            "SSL",
+            "a client certificate needs both certificate and key",
+        ),
     }
 }
 

@@ -67,6 +67,8 @@ pub(crate) struct Check {
     pub user: Option<String>,
     /// keepalived's `misc_dynamic`.
     pub dynamic_weight: bool,
+    /// https: client certificate and key.
+    pub tls_client: Option<(String, String)>,
     /// Where the checker block is (for the comment above the `[[check]]`).
     pub origin: Option<Origin>,
 }
@@ -179,6 +181,8 @@ pub(crate) struct Bgp {
 pub(crate) struct Out {
     pub router_id: Option<Ipv4Addr>,
     pub drain_file: Option<String>,
+    /// keepalived's `SSL { certificate; key }`: the client certificate of SSL_GET checks.
+    pub ssl_client: Option<(String, String)>,
     /// `[global.ipvs_timeouts]` in seconds: tcp, tcp_fin, udp.
     pub ipvs_timeouts: Option<(u64, u64, u64)>,
     pub withdraw_on_stop: bool,
