@@ -29,7 +29,7 @@ help:
 	@echo "make test-deb     install the .deb here, check it, purge it"
 	@echo "make testbed      boot the UML guest once and show what its kernel offers"
 	@echo "make bench        run the benchmarks under testbed/bench/"
-	@echo "make fuzz         fuzz the BGP decoder and FSM, the config loader, the HTTP check parser and agent replies (FUZZ_SECONDS each, default 60)"
+	@echo "make fuzz         fuzz the BGP decoder and FSM, the config loader, the HTTP check parser, agent replies and DNS responses (FUZZ_SECONDS each, default 60)"
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -90,7 +90,7 @@ fuzz-check:
 FUZZ_SECONDS ?= 60
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	cd fuzz && for t in bgp_message bgp_fsm bfd_packet config http_response agent_reply; do \
+	cd fuzz && for t in bgp_message bgp_fsm bfd_packet config http_response agent_reply dns_response; do \
 	    RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 # The multi-tier topology: connections broken per event, asserted (0 for planned events).

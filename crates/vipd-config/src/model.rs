@@ -454,6 +454,8 @@ pub enum CheckKind {
     Exec,
     /// A local file holding UP/DOWN/MAINT/READY and/or a weight `N%`.
     File,
+    /// A DNS query over UDP: up when the answer's rcode is NOERROR (and holds `dns_answer`).
+    Dns,
 }
 
 impl CheckKind {
@@ -466,6 +468,7 @@ impl CheckKind {
             CheckKind::Agent => "agent",
             CheckKind::Exec => "exec",
             CheckKind::File => "file",
+            CheckKind::Dns => "dns",
         }
     }
 }
@@ -581,6 +584,15 @@ pub struct CheckDef {
     /// capabilities.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// dns: the name to ask for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_name: Option<String>,
+    /// dns: the record type (A, AAAA, NS, SOA, MX, TXT, CNAME). Unset: A.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_type: Option<String>,
+    /// dns: an address the answer must hold (A/AAAA). Unset: NOERROR is enough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_answer: Option<IpAddr>,
     /// file: absolute path of the status file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
@@ -665,6 +677,15 @@ pub enum CheckSpec {
         /// Path.
         file: PathBuf,
     },
+    /// A DNS query.
+    Dns {
+        /// Name asked for.
+        name: String,
+        /// Record type, by name (validated).
+        qtype: String,
+        /// An address the answer must hold.
+        answer: Option<IpAddr>,
+    },
 }
 
 impl CheckDef {
@@ -696,6 +717,11 @@ impl CheckDef {
                 args: self.args.clone().unwrap_or_default(),
                 user: self.user.clone(),
                 dynamic_weight: self.dynamic_weight,
+            },
+            CheckKind::Dns => CheckSpec::Dns {
+                name: self.dns_name.clone().unwrap_or_default(),
+                qtype: self.dns_type.clone().unwrap_or_else(|| "A".to_string()),
+                answer: self.dns_answer,
             },
             CheckKind::File => CheckSpec::File {
                 file: self.file.clone().unwrap_or_default(),

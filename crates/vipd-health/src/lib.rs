@@ -8,6 +8,7 @@
 //! reloads for unchanged checks.
 
 pub mod agent;
+pub mod dns;
 pub mod fsm;
 pub mod http_parse;
 #[cfg(feature = "jobs")]

@@ -397,3 +397,54 @@ async fn file_keywords_weights_and_garbage() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A UDP DNS responder: answers A queries with `ip` and rcode `rcode`, or stays silent.
+async fn dns_server(rcode: u8, ip: Option<[u8; 4]>) -> SocketAddr {
+    let s = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = s.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = s.recv_from(&mut buf).await {
+            let Some(ip) = ip else { continue };
+            let mut r = buf[..n].to_vec();
+            r[2] = 0x81;
+            r[3] = 0x80 | rcode;
+            r[7] = 1;
+            r.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+            r.extend_from_slice(&ip);
+            let _ = s.send_to(&r, from).await;
+        }
+    });
+    addr
+}
+
+/// keepalived's DNS_CHECK: NOERROR passes (with the expected answer, if given); NXDOMAIN,
+/// another address or silence fail.
+#[tokio::test]
+async fn dns_rcode_answer_and_silence() {
+    let c = "kind = \"dns\"\ndns_name = \"www.example.com\"\ntimeout = \"300ms\"";
+    let ok = dns_server(0, Some([192, 0, 2, 7])).await;
+    assert_outcome(&run(c, ok).await, Verdict::Pass, "dns: NOERROR, 1 answers");
+    let want = format!("{c}\ndns_answer = \"192.0.2.7\"");
+    assert_outcome(
+        &run(&want, ok).await,
+        Verdict::Pass,
+        "dns: NOERROR, 1 answers",
+    );
+    let other = format!("{c}\ndns_answer = \"192.0.2.8\"");
+    assert_outcome(
+        &run(&other, ok).await,
+        Verdict::Fail,
+        "dns: NOERROR without 192.0.2.8 (1 answers)",
+    );
+    let nx = dns_server(3, Some([0; 4])).await;
+    assert_outcome(&run(c, nx).await, Verdict::Fail, "dns: NXDOMAIN");
+    let silent = dns_server(0, None).await;
+    assert_outcome(
+        &run(c, silent).await,
+        Verdict::Fail,
+        "dns: no answer within 300ms",
+    );
+}

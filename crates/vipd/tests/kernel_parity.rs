@@ -200,3 +200,141 @@ fn an_exec_checks_exit_code_sets_the_kernel_weight() {
     vipd.stop(&cfg);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+const DNS_SERVICE: &str = r#"
+[global]
+router_id = "10.8.0.1"
+state_dir = "DIR/state"
+drain_file = "DIR/disable"
+control_socket = "DIR/vipd.sock"
+listen = "off"
+
+[[check]]
+name = "dns"
+kind = "dns"
+dns_name = "www.example.com"
+dns_answer = "192.0.2.53"
+interval = "300ms"
+timeout = "200ms"
+rise = 1
+fall = 1
+jitter = "0%"
+
+[[service]]
+name = "dns"
+vip = "198.51.100.53"
+port = 53
+protocol = "udp"
+scheduler = "rr"
+forwarding = "nat"
+checks = ["dns"]
+[service.announce]
+enabled = false
+[[service.real_server]]
+address = "10.9.0.10"
+"#;
+
+/// A DNS server in Python's standard library: A 192.0.2.53 for any question.
+const RESPONDER: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 53))
+while True:
+    q, peer = s.recvfrom(512)
+    r = bytearray(q)
+    r[2] = 0x81; r[3] = 0x80; r[7] = 1
+    r += bytes([0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 53])
+    s.sendto(bytes(r), peer)
+"#;
+
+/// One DNS query from the client to the VIP: the A answer, or "timeout".
+const CLIENT: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1.0)
+q = bytes([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3]) + b"www" + bytes([7]) + b"example" + bytes([3]) + b"com" + bytes([0, 0, 1, 0, 1])
+s.sendto(q, ("198.51.100.53", 53))
+try:
+    r, peer = s.recvfrom(512)
+    print("%s %s" % (peer[0], ".".join(str(b) for b in r[-4:])))
+except socket.timeout:
+    print("timeout")
+"#;
+
+/// A UDP service end to end: a DNS check against a real DNS server keeps it in, real queries
+/// go through IPVS (NAT) and come back; the server stops, its weight goes to 0 and queries
+/// go unanswered; it returns, and so does the weight.
+#[test]
+fn a_udp_service_with_a_dns_check_and_real_queries() {
+    if !require(
+        "a_udp_service_with_a_dns_check_and_real_queries",
+        &[Feature::Ipvs],
+    ) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vipd-kt-udp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let front = vipd_testkit::Lan::new("kudpf");
+    let back = vipd_testkit::Lan::new("kudpb");
+    let client = Netns::new("kudp-cl");
+    let director = Netns::new("kudp-lb");
+    let server = Netns::new("kudp-be");
+    front.attach(&client, "eth0", &["10.7.0.2/24"]);
+    front.attach(&director, "eth0", &["10.7.0.1/24"]);
+    back.attach(&director, "eth1", &["10.9.0.1/24"]);
+    back.attach(&server, "eth0", &["10.9.0.10/24"]);
+    client.ip(&["route", "add", "198.51.100.0/24", "via", "10.7.0.1"]);
+    server.ip(&["route", "add", "default", "via", "10.9.0.1"]);
+    director.sysctl("net.ipv4.ip_forward", "1");
+    let start_responder = || {
+        vipd_testkit::Daemon::spawn(
+            &server,
+            "python3",
+            &["-c".as_ref(), RESPONDER.as_ref()],
+            &dir.join("responder.log"),
+        )
+    };
+    let mut responder = Some(start_responder());
+    let cfg = dir.join("vipd.toml");
+    std::fs::write(&cfg, DNS_SERVICE.replace("DIR", &dir.display().to_string())).expect("cfg");
+    let vipd = Vipd::spawn(&director, &cfg, &dir, 1, false);
+    let ask = || client.exec(&["python3", "-c", CLIENT]).trim().to_string();
+    let until = |what: &str, want: &[&str]| {
+        let start = Instant::now();
+        loop {
+            let d = dests(&director);
+            if d == want {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{what}: {d:?}, want {want:?}\n{}",
+                vipd.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    until("the DNS check passes", &["10.9.0.10:53 1"]);
+    assert!(
+        director
+            .exec(&["ipvsadm", "-Ln"])
+            .contains("UDP  198.51.100.53:53 rr"),
+        "{}",
+        director.exec(&["ipvsadm", "-Ln"])
+    );
+    assert_eq!(
+        ask(),
+        "198.51.100.53 192.0.2.53",
+        "a real query through IPVS"
+    );
+    responder = responder.and(None);
+    until("the DNS server stopped: weight 0", &["10.9.0.10:53 0"]);
+    assert_eq!(ask(), "timeout");
+    responder.get_or_insert_with(start_responder);
+    until("the DNS server back: weight 1", &["10.9.0.10:53 1"]);
+    assert_eq!(ask(), "198.51.100.53 192.0.2.53");
+    drop(responder);
+    vipd.stop(&cfg);
+    let _ = std::fs::remove_dir_all(&dir);
+}

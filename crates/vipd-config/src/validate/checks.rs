@@ -57,11 +57,14 @@ fn kind_keys(c: &CheckDef) -> Vec<(&'static str, bool, &'static [CheckKind])> {
         ("dynamic_weight", c.dynamic_weight, &[Exec]),
         ("user", c.user.is_some(), &[Exec]),
         ("file", c.file.is_some(), &[File]),
-        ("port", c.port.is_some(), &[Http, Https, Tcp, Agent]),
+        ("dns_name", c.dns_name.is_some(), &[Dns]),
+        ("dns_type", c.dns_type.is_some(), &[Dns]),
+        ("dns_answer", c.dns_answer.is_some(), &[Dns]),
+        ("port", c.port.is_some(), &[Http, Https, Tcp, Agent, Dns]),
         (
             "source_address",
             c.source_address.is_some(),
-            &[Http, Https, Tcp, Agent],
+            &[Http, Https, Tcp, Agent, Dns],
         ),
         (
             "connect_timeout",
@@ -132,6 +135,7 @@ pub(super) fn check_def(c: &CheckDef, p: &Path, s: &mut Sink) {
                 }
             }
         },
+        CheckKind::Dns => dns(c, p, s),
         CheckKind::File => match &c.file {
             None => s.push(
                 Diagnostic::error(p.key("kind"), "a file check needs a file")
@@ -347,6 +351,46 @@ fn http(c: &CheckDef, p: &Path, s: &mut Sink) {
                         .hint("a host name such as \"www.example.com\""),
                 );
             }
+        }
+    }
+}
+
+/// A DNS check needs a name to ask for, a type vipd can ask, and an answer of that type.
+fn dns(c: &CheckDef, p: &Path, s: &mut Sink) {
+    const TYPES: [&str; 7] = ["A", "AAAA", "NS", "SOA", "MX", "TXT", "CNAME"];
+    match &c.dns_name {
+        None => s.push(
+            Diagnostic::error(p.key("kind"), "a dns check needs a dns_name")
+                .hint("set dns_name = \"www.example.com\", a name the server answers for"),
+        ),
+        Some(n) => {
+            let t = n.strip_suffix('.').unwrap_or(n);
+            let bad_label = !t.is_empty() && t.split('.').any(|l| l.is_empty() || l.len() > 63);
+            if (t.is_empty() && n != ".") || t.len() > 253 || bad_label {
+                s.push(
+                    Diagnostic::error(p.key("dns_name"), format!("invalid DNS name {n:?}"))
+                        .hint("labels of 1 to 63 bytes, 253 in all, e.g. \"www.example.com\""),
+                );
+            }
+        }
+    }
+    let ty = c.dns_type.as_deref().unwrap_or("A").to_ascii_uppercase();
+    if !TYPES.contains(&ty.as_str()) {
+        s.push(
+            Diagnostic::error(p.key("dns_type"), format!("unknown DNS type {ty:?}"))
+                .hint(format!("one of {}", TYPES.join(", "))),
+        );
+    }
+    if let Some(a) = c.dns_answer {
+        let fits = (ty == "A" && a.is_ipv4()) || (ty == "AAAA" && a.is_ipv6());
+        if !fits {
+            s.push(
+                Diagnostic::error(
+                    p.key("dns_answer"),
+                    format!("an answer {a} cannot come with dns_type {ty}"),
+                )
+                .hint("dns_answer is an IPv4 address with A, IPv6 with AAAA"),
+            );
         }
     }
 }

@@ -382,3 +382,30 @@ fn client_certificates_come_with_their_key_and_a_ca_means_verify() {
         "tls_ca",
     );
 }
+
+#[test]
+fn dns_checks_name_a_name_and_a_type_their_answer_fits() {
+    let dns = |extra: &str| {
+        with(
+            "kind = \"http\"\npath = \"/healthcheck\"",
+            &format!("kind = \"dns\"\n{extra}"),
+        )
+    };
+    load_str(
+        &dns("dns_name = \"www.example.com\"\ndns_type = \"aaaa\"\ndns_answer = \"2001:db8::1\""),
+        "t.toml",
+    )
+    .expect("valid");
+    error_at(&dns(""), "a dns check needs a dns_name", "kind = \"dns\"");
+    error_at(&dns("dns_name = \"a..b\""), "invalid DNS name", "dns_name");
+    error_at(
+        &dns("dns_name = \"a.b\"\ndns_type = \"PTRX\""),
+        "unknown DNS type \"PTRX\"",
+        "dns_type",
+    );
+    error_at(
+        &dns("dns_name = \"a.b\"\ndns_answer = \"2001:db8::1\""),
+        "cannot come with dns_type A",
+        "dns_answer",
+    );
+}

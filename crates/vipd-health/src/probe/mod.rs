@@ -7,6 +7,7 @@
 
 mod agent;
 mod conn;
+mod dns;
 mod exec;
 mod file;
 mod http;
@@ -50,6 +51,15 @@ pub enum Kind {
     File {
         /// Its path.
         path: std::path::PathBuf,
+    },
+    /// A DNS query.
+    Dns {
+        /// Name asked for.
+        name: String,
+        /// Record type.
+        qtype: crate::dns::QType,
+        /// An address the answer must hold.
+        answer: Option<IpAddr>,
     },
 }
 
@@ -129,6 +139,16 @@ impl Probe {
                 }
             }
             CheckSpec::File { file } => Kind::File { path: file },
+            CheckSpec::Dns {
+                name,
+                qtype,
+                answer,
+            } => Kind::Dns {
+                name,
+                qtype: crate::dns::QType::parse(&qtype)
+                    .ok_or_else(|| format!("unknown DNS type {qtype:?}"))?,
+                answer,
+            },
             other => return Err(format!("check kind {other:?} has no probe")),
         };
         Ok(Probe {
@@ -162,6 +182,11 @@ impl Probe {
                 dynamic,
             } => exec::run(self, command, args, *ids, *dynamic).await,
             Kind::File { path } => file::run(path).await,
+            Kind::Dns {
+                name,
+                qtype,
+                answer,
+            } => dns::run(self, name, *qtype, *answer).await,
         };
         o.latency = start.elapsed();
         o
