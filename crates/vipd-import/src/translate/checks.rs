@@ -99,9 +99,9 @@ pub(crate) fn checker(
         "SSL_GET" => Kind::Https,
         "TCP_CHECK" => Kind::Tcp,
         "MISC_CHECK" => Kind::Exec,
+        "DNS_CHECK" => Kind::Dns,
         other => {
             let why = match other {
-                "DNS_CHECK" => "vipd has no DNS check yet; the real server is left without it",
                 "SMTP_CHECK" => "vipd has no SMTP check; a TCP or exec check can stand in",
                 "BFD_CHECK" => "vipd has no BFD check of real servers",
                 "FILE_CHECK" => {
@@ -135,6 +135,7 @@ pub(crate) fn checker(
         args: Vec::new(),
         user: None,
         dynamic_weight: false,
+        dns: (kind == Kind::Dns).then(|| (".".to_string(), "SOA".to_string())),
         tls_client: if kind == Kind::Https {
             out.ssl_client.clone()
         } else {
@@ -182,6 +183,16 @@ pub(crate) fn checker(
                 }
             }
             "misc_dynamic" if kind == Kind::Exec => c.dynamic_weight = true,
+            "name" if kind == Kind::Dns => {
+                if let (Some(d), Some(n)) = (c.dns.as_mut(), k.arg(0)) {
+                    d.0 = n.to_string();
+                }
+            }
+            "type" if kind == Kind::Dns => {
+                if let (Some(d), Some(t)) = (c.dns.as_mut(), k.arg(0)) {
+                    d.1 = t.to_ascii_uppercase();
+                }
+            }
             "warmup" => out.omit(
                 &k.origin,
                 written(k),
@@ -196,13 +207,18 @@ pub(crate) fn checker(
         }
     }
     let t = t.under(outer);
-    let default_retry = if kind == Kind::Exec { 0 } else { 1 };
-    let default_dbr = if matches!(kind, Kind::Http | Kind::Https) {
-        3000
-    } else {
-        1000
+    // check_misc.c, check_dns.c (3 retries, delay_before_retry = delay_loop), check_api.c.
+    let default_retry = match kind {
+        Kind::Exec => 0,
+        Kind::Dns => 3,
+        _ => 1,
     };
     c.interval_ms = t.delay_loop_ms.unwrap_or(60_000).max(10);
+    let default_dbr = match kind {
+        Kind::Http | Kind::Https => 3000,
+        Kind::Dns => c.interval_ms,
+        _ => 1000,
+    };
     c.fall = t.retry.unwrap_or(default_retry).saturating_add(1);
     let timeout = match kind {
         Kind::Exec => misc_timeout.unwrap_or(c.interval_ms),

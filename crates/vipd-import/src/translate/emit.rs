@@ -284,6 +284,10 @@ fn check(d: &mut Doc, c: &Check, name: &str) {
     if let Some(u) = &c.user {
         d.kv("user", Value::Str(u.clone()), None);
     }
+    if let Some((name, ty)) = &c.dns {
+        d.kv("dns_name", Value::Str(name.clone()), Some("name"));
+        d.kv("dns_type", Value::Str(ty.clone()), Some("type"));
+    }
     if c.dynamic_weight {
         d.kv("dynamic_weight", Value::Bool(true), Some("misc_dynamic"));
     }

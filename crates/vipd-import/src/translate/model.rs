@@ -31,6 +31,7 @@ pub(crate) enum Kind {
     Https,
     Tcp,
     Exec,
+    Dns,
 }
 
 impl Kind {
@@ -40,6 +41,7 @@ impl Kind {
             Kind::Https => "https",
             Kind::Tcp => "tcp",
             Kind::Exec => "exec",
+            Kind::Dns => "dns",
         }
     }
 }
@@ -65,6 +67,8 @@ pub(crate) struct Check {
     pub command: Option<String>,
     pub args: Vec<String>,
     pub user: Option<String>,
+    /// dns: name and type.
+    pub dns: Option<(String, String)>,
     /// keepalived's `misc_dynamic`.
     pub dynamic_weight: bool,
     /// https: client certificate and key.
