@@ -225,7 +225,11 @@ fn structural_errors(
         }
         match Config::deserialize(toml::de::Deserializer::from(tree.clone())) {
             Ok(cfg) => {
-                out.extend(validate_pruned(src, &original, &cfg, &dropped));
+                let taken: Vec<Range<usize>> = out
+                    .iter()
+                    .filter_map(|d| d.location.as_ref().map(|l| l.span.clone()))
+                    .collect();
+                out.extend(validate_pruned(src, &original, &cfg, &dropped, &taken));
                 break;
             }
             Err(e) => err = e,
@@ -260,13 +264,15 @@ fn drop_element(t: &mut DeTable<'_>, span: &Range<usize>) -> Option<(String, Ran
 
 /// The validation rules on a configuration that lost elements to structural errors: paths are
 /// mapped back to the original indices, and findings that only follow from the removal (a
-/// reference to a removed check, a director left without services) are left out, as are
-/// warnings (the file is refused anyway).
+/// reference to a removed check, a director left without services, a removed key's default
+/// judged at the spot of its structural error) are left out, as are warnings (the file is
+/// refused anyway).
 fn validate_pruned(
     src: &str,
     original: &toml::Spanned<DeTable<'_>>,
     cfg: &Config,
     dropped: &[(String, Range<usize>)],
+    taken: &[Range<usize>],
 ) -> Vec<Diagnostic> {
     // Original index of each element of each array that lost some.
     let mut kept: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
@@ -312,6 +318,9 @@ fn validate_pruned(
             }
         }
         d.location = locate(src, original.get_ref(), &d.path);
+        if d.location.as_ref().is_some_and(|l| taken.contains(&l.span)) {
+            continue;
+        }
         out.push(d);
     }
     out

@@ -802,8 +802,16 @@ pub struct Service {
     pub name: String,
     /// Virtual IP (IPv4 or IPv6).
     pub vip: IpAddr,
-    /// Virtual port (1..=65535).
+    /// Virtual port (1..=65535). Not with `fwmark`.
+    #[serde(default)]
     pub port: u16,
+    /// A firewall-mark service instead of one port (port ranges, several ports): IPVS takes
+    /// the packets that carry this mark (set by a rule of the operator's, e.g. `tc ... flower
+    /// dst_ip VIP dst_port 8000-8099 action skbedit mark 7` or nftables `meta mark set 7`).
+    /// The VIP is still what is announced. Real servers keep the packets' ports (no `port`,
+    /// except with NAT), and checks name theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fwmark: Option<u32>,
     /// tcp or udp.
     #[serde(default)]
     pub protocol: Protocol,

@@ -22,6 +22,12 @@ pub enum Health {
 
 /// The IPVS identity of a configured service.
 pub fn service_key(s: &SvcConfig) -> ServiceKey {
+    if let Some(mark) = s.fwmark {
+        return ServiceKey::Fwmark {
+            v6: s.vip.is_ipv6(),
+            mark,
+        };
+    }
     let protocol = match s.protocol {
         vipd_config::Protocol::Tcp => Protocol::Tcp,
         vipd_config::Protocol::Udp => Protocol::Udp,

@@ -380,6 +380,27 @@ mod from_config {
         assert_eq!(sorry(&d), Some((443, 1, Forward::Tunnel)));
     }
 
+    /// A firewall-mark service: keyed by its mark, destinations without a port (the packet
+    /// keeps its own), as `ipvsadm -f 7 -r rs` programs it.
+    #[test]
+    fn a_firewall_mark_service_is_keyed_by_its_mark() {
+        let src = "[[check]]\nname = \"c\"\nkind = \"tcp\"\nport = 8080\n[[service]]\nname = \"w\"\nvip = \"198.51.100.1\"\nfwmark = 7\nchecks = [\"c\"]\n[service.announce]\nenabled = false\n[[service.real_server]]\naddress = \"192.0.2.10\"\n";
+        let s = vipd_config::load_str(src, "t.toml")
+            .expect("config")
+            .config
+            .services
+            .remove(0);
+        let d = desired(&s, |_, port| {
+            assert_eq!(port, 0, "health asks by the port IPVS holds");
+            Health::Up(1)
+        });
+        assert_eq!(
+            d.service.key,
+            vipd_ipvs::ServiceKey::Fwmark { v6: false, mark: 7 }
+        );
+        assert_eq!((d.dests[0].port, d.dests[0].weight), (0, 1));
+    }
+
     #[test]
     fn effective_weight_comes_from_health() {
         // Health decides the weight: agents report 50% of the configured 4 and 8.

@@ -338,3 +338,136 @@ fn a_udp_service_with_a_dns_check_and_real_queries() {
     vipd.stop(&cfg);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+const FWMARK: &str = r#"
+[global]
+router_id = "10.8.0.1"
+state_dir = "DIR/state"
+drain_file = "DIR/disable"
+control_socket = "DIR/vipd.sock"
+listen = "off"
+
+[[check]]
+name = "web"
+kind = "tcp"
+port = 8080
+interval = "300ms"
+timeout = "200ms"
+rise = 1
+fall = 1
+jitter = "0%"
+
+[[service]]
+name = "ports"
+vip = "198.51.100.1"
+fwmark = 7
+scheduler = "mh"
+forwarding = "nat"
+checks = ["web"]
+[service.announce]
+enabled = false
+[[service.real_server]]
+address = "10.9.0.10"
+[[service.real_server]]
+address = "10.9.0.11"
+"#;
+
+/// One HTTP request from the client: the status line, or the error.
+fn get(client: &Netns, port: u16) -> String {
+    let script = format!(
+        "import urllib.request\ntry:\n    print(urllib.request.urlopen('http://198.51.100.1:{port}/', timeout=2).status)\nexcept Exception as e:\n    print(type(e).__name__)\n"
+    );
+    client.exec(&["python3", "-c", &script]).trim().to_string()
+}
+
+/// A firewall-mark service with mh: the packets a tc rule marks (ports 8080-8081 of the VIP)
+/// reach the real servers through IPVS, on their own ports; an unmarked port (8082) does not.
+#[test]
+fn a_firewall_mark_service_carries_a_port_range() {
+    if !require(
+        "a_firewall_mark_service_carries_a_port_range",
+        &[Feature::Ipvs],
+    ) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vipd-kt-fwm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let front = vipd_testkit::Lan::new("kfwf");
+    let back = vipd_testkit::Lan::new("kfwb");
+    let client = Netns::new("kfw-cl");
+    let director = Netns::new("kfw-lb");
+    let servers = Netns::new("kfw-be");
+    front.attach(&client, "eth0", &["10.7.0.2/24"]);
+    front.attach(&director, "eth0", &["10.7.0.1/24"]);
+    back.attach(&director, "eth1", &["10.9.0.1/24"]);
+    back.attach(&servers, "eth0", &["10.9.0.10/24", "10.9.0.11/24"]);
+    client.ip(&["route", "add", "198.51.100.0/24", "via", "10.7.0.1"]);
+    servers.ip(&["route", "add", "default", "via", "10.9.0.1"]);
+    director.sysctl("net.ipv4.ip_forward", "1");
+    // The operator's marking rule: ports 8080-8081 of the VIP carry mark 7.
+    director.exec(&["tc", "qdisc", "add", "dev", "eth0", "ingress"]);
+    director.exec(&[
+        "tc",
+        "filter",
+        "add",
+        "dev",
+        "eth0",
+        "ingress",
+        "protocol",
+        "ip",
+        "flower",
+        "ip_proto",
+        "tcp",
+        "dst_ip",
+        "198.51.100.1",
+        "dst_port",
+        "8080-8081",
+        "action",
+        "skbedit",
+        "mark",
+        "7",
+    ]);
+    let web: Vec<vipd_testkit::Daemon> = [8080u16, 8081]
+        .iter()
+        .map(|port| {
+            vipd_testkit::Daemon::spawn(
+                &servers,
+                "python3",
+                &[
+                    "-m".as_ref(),
+                    "http.server".as_ref(),
+                    "--directory".as_ref(),
+                    dir.as_os_str(),
+                    port.to_string().as_ref(),
+                ],
+                &dir.join(format!("http-{port}.log")),
+            )
+        })
+        .collect();
+    let cfg = dir.join("vipd.toml");
+    std::fs::write(&cfg, FWMARK.replace("DIR", &dir.display().to_string())).expect("cfg");
+    let vipd = Vipd::spawn(&director, &cfg, &dir, 1, false);
+    let start = Instant::now();
+    while dests(&director) != ["10.9.0.10:0 1", "10.9.0.11:0 1"] {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{:?}\n{}",
+            dests(&director),
+            vipd.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let table = director.exec(&["ipvsadm", "-Ln"]);
+    assert!(table.contains("FWM  7 mh"), "{table}");
+    assert_eq!(get(&client, 8080), "200", "port 8080 through the mark");
+    assert_eq!(get(&client, 8081), "200", "port 8081 through the mark");
+    assert_ne!(
+        get(&client, 8082),
+        "200",
+        "an unmarked port is not the service's"
+    );
+    drop(web);
+    vipd.stop(&cfg);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -31,7 +31,7 @@ pub(super) fn services(cfg: &Config, defined: &BTreeSet<&str>, s: &mut Sink) {
                 )),
             );
         }
-        if let Some(first) = vips.insert((svc.vip, svc.port, svc.protocol), i) {
+        if let Some(first) = vips.insert((svc.vip, svc.port, svc.protocol, svc.fwmark), i) {
             let other = &cfg.services[first].name;
             s.push(
                 Diagnostic::error(
@@ -52,9 +52,25 @@ fn service(cfg: &Config, svc: &Service, p: &Path, defined: &BTreeSet<&str>, s: &
                 .hint("use a unicast address the routers can route to this node"),
         );
     }
-    if svc.port == 0 {
+    match (svc.port, svc.fwmark) {
+        (0, None) => s.push(
+            Diagnostic::error(p.key("port"), "port 0 is not a service port")
+                .hint("set port = 1..=65535, or fwmark = N for a firewall-mark service"),
+        ),
+        (_, Some(0)) => s.push(
+            Diagnostic::error(p.key("fwmark"), "fwmark 0 marks nothing")
+                .hint("use the mark your rule sets, 1 or more"),
+        ),
+        (port, Some(_)) if port != 0 => s.push(
+            Diagnostic::error(p.key("port"), "a firewall-mark service has no port")
+                .hint("remove port: the mark says which packets (any ports your rule marks)"),
+        ),
+        _ => {}
+    }
+    if svc.fwmark.is_some() && svc.protocol == crate::model::Protocol::Udp {
         s.push(
-            Diagnostic::error(p.key("port"), "port 0 is not a service port").hint("use 1..=65535"),
+            Diagnostic::error(p.key("protocol"), "a firewall-mark service has no protocol")
+                .hint("remove protocol: the mark says which packets, TCP and UDP alike"),
         );
     }
     if !crate::model::KNOWN_SCHEDULERS.contains(&svc.scheduler.as_str()) {

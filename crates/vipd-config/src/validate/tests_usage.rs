@@ -409,3 +409,49 @@ fn dns_checks_name_a_name_and_a_type_their_answer_fits() {
         "dns_answer",
     );
 }
+
+#[test]
+fn firewall_mark_services() {
+    let fw = |extra: &str| {
+        BASE.replacen("port = 80\n", &format!("{extra}\n"), 1)
+            .replacen(
+                "kind = \"http\"\npath = \"/healthcheck\"",
+                "kind = \"http\"\npath = \"/healthcheck\"\nport = 8080",
+                1,
+            )
+    };
+    let l = load_str(&fw("fwmark = 7"), "t.toml").expect("valid");
+    assert_eq!(
+        crate::Service::port_of(&l.config.services[0], &l.config.services[0].real_servers[0]),
+        0,
+        "real servers keep the packets' ports"
+    );
+    error_at(
+        &fw("fwmark = 7\nport = 80"),
+        "a firewall-mark service has no port",
+        "port = 80",
+    );
+    error_at(&fw("fwmark = 0"), "fwmark 0 marks nothing", "fwmark");
+    error_at(
+        &fw("fwmark = 7\nprotocol = \"udp\""),
+        "a firewall-mark service has no protocol",
+        "protocol",
+    );
+    error_at(&fw(""), "port 0 is not a service port", "[[service]]");
+    // The check must name its port.
+    let no_port = BASE.replacen("port = 80\n", "fwmark = 7\n", 1);
+    error_at(
+        &no_port,
+        "check \"http\" has no port to probe on 192.0.2.10",
+        "[[service.real_server]]\naddress = \"192.0.2.10\"",
+    );
+    let twice = format!(
+        "{}\n[[service]]\nname = \"b\"\nvip = \"198.51.100.2\"\nfwmark = 7\nchecks = [\"http\"]\n[[service.real_server]]\naddress = \"192.0.2.12\"\n",
+        fw("fwmark = 7")
+    );
+    error_at(
+        &twice,
+        "fwmark 7 is already service \"web\"'s",
+        "fwmark = 7\nchecks",
+    );
+}

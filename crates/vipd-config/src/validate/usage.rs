@@ -13,6 +13,7 @@ pub(super) fn usage(cfg: &Config, s: &mut Sink) {
     unreferenced_checks(cfg, s);
     agent_check_ports(cfg, s);
     shared_vip_announce(cfg, s);
+    fwmarks(cfg, s);
     for (i, svc) in cfg.services.iter().enumerate() {
         let p = Path::root().key("service").idx(i);
         if svc.mh_port.is_some() && svc.scheduler != crate::types::Scheduler::Mh {
@@ -268,6 +269,59 @@ fn agent_check_ports(cfg: &Config, s: &mut Sink) {
                 )
                 .hint("add port = ... (the port this node's L7 server listens on)"),
             );
+        }
+    }
+}
+
+/// A mark is one IPVS service per family; a check of a real server that has no port (a
+/// firewall-mark service's) must name the port it probes.
+fn fwmarks(cfg: &Config, s: &mut Sink) {
+    let mut seen: BTreeMap<(u32, bool), usize> = BTreeMap::new();
+    for (i, svc) in cfg.services.iter().enumerate() {
+        let Some(mark) = svc.fwmark else { continue };
+        let p = Path::root().key("service").idx(i);
+        if let Some(j) = seen.insert((mark, svc.vip.is_ipv6()), i) {
+            s.push(
+                Diagnostic::error(
+                    p.key("fwmark"),
+                    format!(
+                        "fwmark {mark} is already service {:?}'s",
+                        cfg.services[j].name
+                    ),
+                )
+                .hint("one mark (per address family) is one IPVS service: use another mark"),
+            );
+        }
+        for (k, rs) in svc.real_servers.iter().enumerate() {
+            if svc.port_of(rs) != 0 {
+                continue;
+            }
+            let names = rs.checks.as_ref().unwrap_or(&svc.checks);
+            for name in names {
+                let Some(c) = cfg.checks.iter().find(|c| c.name.as_ref() == Some(name)) else {
+                    continue;
+                };
+                let network = matches!(
+                    c.kind,
+                    CheckKind::Http
+                        | CheckKind::Https
+                        | CheckKind::Tcp
+                        | CheckKind::Agent
+                        | CheckKind::Dns
+                );
+                if network && c.port.is_none() {
+                    s.push(
+                        Diagnostic::error(
+                            p.key("real_server").idx(k),
+                            format!(
+                                "check {name:?} has no port to probe on {} (a firewall-mark service's real servers have none)",
+                                rs.address
+                            ),
+                        )
+                        .hint("give the check a port = ..."),
+                    );
+                }
+            }
         }
     }
 }
