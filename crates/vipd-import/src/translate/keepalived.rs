@@ -53,7 +53,7 @@ fn groups(stmts: &[Stmt], out: &mut Out) -> Groups {
                 out.omit(
                     &m.origin,
                     written(m),
-                    "vipd has no firewall-mark services yet",
+                    "a vipd firewall-mark service also names the VIP it announces, which keepalived does not know: write it by hand ([[service]] with fwmark = N and vip)",
                 );
                 continue;
             }
@@ -200,7 +200,7 @@ fn virtual_server(s: &Stmt, groups: &Groups, out: &mut Out) {
             out.omit(
                 &s.origin,
                 written(s),
-                "vipd has no firewall-mark services yet",
+                "a vipd firewall-mark service also names the VIP it announces, which keepalived does not know: write it by hand ([[service]] with fwmark = N and vip)",
             );
             return;
         }
