@@ -70,9 +70,7 @@ fn withdrawal_time(tag: &str, hooks: &str) -> (Duration, String, std::path::Path
     let director = Netns::new(&format!("kh{tag}-dir"));
     lan.attach(&rtr, "eth0", &["10.8.0.254/24"]);
     lan.attach(&director, "eth0", &["10.8.0.1/24"]);
-    director.ip(&["link", "add", "rs", "type", "dummy"]);
-    director.ip(&["link", "set", "rs", "up"]);
-    director.ip(&["addr", "add", "10.9.0.1/24", "dev", "rs"]);
+    common::route_to_real_servers(&director);
     let (_bird, ctl) = start_bird(
         &rtr,
         &dir,

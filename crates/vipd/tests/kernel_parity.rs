@@ -4,11 +4,11 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 
-use common::Vipd;
+use common::{Vipd, route_to_real_servers, scratch, until_dests};
 use vipd_testkit::{Feature, Netns, require};
 
 const CONFIG: &str = r#"
@@ -54,19 +54,6 @@ address = "10.9.0.11"
 checks = ["rs2"]
 "#;
 
-/// The destinations of the service, as `ipvsadm -Ln` lists them (address:port weight).
-fn dests(ns: &Netns) -> Vec<String> {
-    // (The only service: `-t` would fail before vipd created it.)
-    ns.exec(&["ipvsadm", "-Ln"])
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.first() == Some(&"->") && f[1] != "RemoteAddress:Port")
-                .then(|| format!("{} {}", f[1], f[3]))
-        })
-        .collect()
-}
-
 #[test]
 fn the_sorry_server_stands_in_while_no_real_server_is_up() {
     if !require(
@@ -75,33 +62,15 @@ fn the_sorry_server_stands_in_while_no_real_server_is_up() {
     ) {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("vipd-kt-sorry-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp");
+    let dir = scratch("sorry");
     let ns = Netns::new("ksorry");
-    ns.ip(&["link", "add", "rs", "type", "dummy"]);
-    ns.ip(&["link", "set", "rs", "up"]);
-    ns.ip(&["addr", "add", "10.9.0.1/24", "dev", "rs"]);
+    route_to_real_servers(&ns);
     std::fs::write(dir.join("rs1"), "UP\n").expect("rs1");
     std::fs::write(dir.join("rs2"), "UP\n").expect("rs2");
     let cfg = dir.join("vipd.toml");
     std::fs::write(&cfg, CONFIG.replace("DIR", &dir.display().to_string())).expect("cfg");
     let vipd = Vipd::spawn(&ns, &cfg, &dir, 1, false);
-    let until = |what: &str, want: &[&str]| {
-        let start = Instant::now();
-        loop {
-            let d = dests(&ns);
-            if d == want {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "{what}: {d:?}, want {want:?}\n{}",
-                vipd.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
+    let until = |what: &str, want: &[&str]| until_dests(&ns, &vipd, what, want);
     until("both up", &["10.9.0.10:80 1", "10.9.0.11:80 1"]);
     std::fs::write(dir.join("rs1"), "DOWN\n").expect("down");
     until("one down", &["10.9.0.11:80 1"]);
@@ -152,9 +121,7 @@ fn an_exec_checks_exit_code_sets_the_kernel_weight() {
     ) {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("vipd-kt-dyn-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp");
+    let dir = scratch("dyn");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let code = dir.join("code");
     let check = dir.join("check");
@@ -166,27 +133,11 @@ fn an_exec_checks_exit_code_sets_the_kernel_weight() {
     std::fs::set_permissions(&check, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     std::fs::write(&code, "0").expect("code");
     let ns = Netns::new("kdyn");
-    ns.ip(&["link", "add", "rs", "type", "dummy"]);
-    ns.ip(&["link", "set", "rs", "up"]);
-    ns.ip(&["addr", "add", "10.9.0.1/24", "dev", "rs"]);
+    route_to_real_servers(&ns);
     let cfg = dir.join("vipd.toml");
     std::fs::write(&cfg, DYNAMIC.replace("DIR", &dir.display().to_string())).expect("cfg");
     let vipd = Vipd::spawn(&ns, &cfg, &dir, 1, false);
-    let until = |what: &str, want: &[&str]| {
-        let start = Instant::now();
-        loop {
-            let d = dests(&ns);
-            if d == want {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "{what}: {d:?}, want {want:?}\n{}",
-                vipd.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
+    let until = |what: &str, want: &[&str]| until_dests(&ns, &vipd, what, want);
     until("exit 0: the configured weight", &["10.9.0.10:80 3"]);
     std::fs::write(&code, "7").expect("code");
     until("exit 7: weight 5", &["10.9.0.10:80 5"]);
@@ -272,9 +223,7 @@ fn a_udp_service_with_a_dns_check_and_real_queries() {
     ) {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("vipd-kt-udp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp");
+    let dir = scratch("udp");
     let front = vipd_testkit::Lan::new("kudpf");
     let back = vipd_testkit::Lan::new("kudpb");
     let client = Netns::new("kudp-cl");
@@ -300,21 +249,7 @@ fn a_udp_service_with_a_dns_check_and_real_queries() {
     std::fs::write(&cfg, DNS_SERVICE.replace("DIR", &dir.display().to_string())).expect("cfg");
     let vipd = Vipd::spawn(&director, &cfg, &dir, 1, false);
     let ask = || client.exec(&["python3", "-c", CLIENT]).trim().to_string();
-    let until = |what: &str, want: &[&str]| {
-        let start = Instant::now();
-        loop {
-            let d = dests(&director);
-            if d == want {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "{what}: {d:?}, want {want:?}\n{}",
-                vipd.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
+    let until = |what: &str, want: &[&str]| until_dests(&director, &vipd, what, want);
     until("the DNS check passes", &["10.9.0.10:53 1"]);
     assert!(
         director
@@ -390,9 +325,7 @@ fn a_firewall_mark_service_carries_a_port_range() {
     ) {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("vipd-kt-fwm-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp");
+    let dir = scratch("fwm");
     let front = vipd_testkit::Lan::new("kfwf");
     let back = vipd_testkit::Lan::new("kfwb");
     let client = Netns::new("kfw-cl");
@@ -448,16 +381,12 @@ fn a_firewall_mark_service_carries_a_port_range() {
     let cfg = dir.join("vipd.toml");
     std::fs::write(&cfg, FWMARK.replace("DIR", &dir.display().to_string())).expect("cfg");
     let vipd = Vipd::spawn(&director, &cfg, &dir, 1, false);
-    let start = Instant::now();
-    while dests(&director) != ["10.9.0.10:0 1", "10.9.0.11:0 1"] {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{:?}\n{}",
-            dests(&director),
-            vipd.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_dests(
+        &director,
+        &vipd,
+        "both real servers in",
+        &["10.9.0.10:0 1", "10.9.0.11:0 1"],
+    );
     let table = director.exec(&["ipvsadm", "-Ln"]);
     assert!(table.contains("FWM  7 mh"), "{table}");
     assert_eq!(get(&client, 8080), "200", "port 8080 through the mark");

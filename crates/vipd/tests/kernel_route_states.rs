@@ -126,10 +126,7 @@ fn down_metric_per_state_attributes_and_a_vip_drain_file_at_bird() {
     let director = Netns::new("kst-dir");
     lan.attach(&rtr, "eth0", &["10.8.0.254/24"]);
     lan.attach(&director, "eth0", &["10.8.0.1/24"]);
-    // The real servers need a route (IPVS refuses unroutable destinations), not to answer.
-    director.ip(&["link", "add", "rs", "type", "dummy"]);
-    director.ip(&["link", "set", "rs", "up"]);
-    director.ip(&["addr", "add", "10.9.0.1/24", "dev", "rs"]);
+    common::route_to_real_servers(&director);
     let (_bird, ctl) = start_bird(
         &rtr,
         &dir,

@@ -341,3 +341,50 @@ pub fn http_server(ns: &Netns, addr: &str, dir: &Path) -> Daemon {
         &dir.join(format!("http-{addr}.log")),
     )
 }
+
+/// A dummy device with 10.9.0.1/24 in `ns`: IPVS refuses destinations it has no route to;
+/// the real servers need a route, not to answer.
+pub fn route_to_real_servers(ns: &Netns) {
+    ns.ip(&["link", "add", "rs", "type", "dummy"]);
+    ns.ip(&["link", "set", "rs", "up"]);
+    ns.ip(&["addr", "add", "10.9.0.1/24", "dev", "rs"]);
+}
+
+/// A fresh scratch directory under the system temp dir, for one test.
+pub fn scratch(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vipd-kt-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("tmp");
+    d
+}
+
+/// The destinations of the only service in `ns`, as `ipvsadm -Ln` lists them
+/// (`address:port weight`).
+pub fn ipvs_dests(ns: &Netns) -> Vec<String> {
+    // (`-t VIP:PORT` would fail before vipd created the service.)
+    ns.exec(&["ipvsadm", "-Ln"])
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&"->") && f[1] != "RemoteAddress:Port")
+                .then(|| format!("{} {}", f[1], f[3]))
+        })
+        .collect()
+}
+
+/// Polls [`ipvs_dests`] until it is `want` (20 s at most; the failure shows vipd's log).
+pub fn until_dests(ns: &Netns, vipd: &Vipd, what: &str, want: &[&str]) {
+    let start = Instant::now();
+    loop {
+        let d = ipvs_dests(ns);
+        if d == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{what}: {d:?}, want {want:?}\n{}",
+            vipd.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
