@@ -123,6 +123,8 @@ pub struct Effects {
     pub failed: std::collections::BTreeMap<Part, Output>,
     /// Where hooks go (`[service.hooks]`), after the outputs they follow.
     pub hooks: crate::hooks::Hooks,
+    /// The event history.
+    pub events: crate::events::EventLog,
 }
 
 /// The parts of the node an output sets up, for [`Effects::failed`].
@@ -244,6 +246,7 @@ impl Effects {
         if let Event::IpvsFailed { .. } = e {
             self.counters.ipvs_service_failures.inc();
         }
+        self.events.push_event(e);
         match e {
             Event::Panic { on: true, .. } => error!("{e}"),
             e if e.is_warning() => warn!("{e}"),

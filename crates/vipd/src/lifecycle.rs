@@ -183,6 +183,14 @@ pub(crate) async fn reload(
             Err(e) => e.to_string(),
         })
     });
+    fx.events.push(
+        crate::events::Kind::Reload,
+        outcome.is_err(),
+        match &outcome {
+            Ok(r) => format!("reload: {r}"),
+            Err(e) => format!("reload refused: {e}"),
+        },
+    );
     crate::notify::ready(&match &outcome {
         Ok(_) => status_line(&director.snapshot()),
         Err(_) => "reload refused: the previous configuration runs (see the log)".to_string(),

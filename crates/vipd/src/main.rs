@@ -11,6 +11,7 @@ mod bgp;
 mod cmd;
 mod director;
 mod error;
+mod events;
 mod hooks;
 mod http;
 mod ipvs_task;
@@ -98,6 +99,9 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// The event history instead: the last transitions, oldest first.
+        #[arg(long)]
+        events: bool,
     },
     /// Ask the running daemon to re-read its configuration file (like SIGHUP) and print the
     /// outcome. An invalid file is refused with its errors (exit 1) and the running
@@ -192,8 +196,14 @@ fn main() -> ExitCode {
             config,
             socket,
             json,
-        } => resolved(config.global_path(socket, "--socket", |g| g.control_socket))
-            .map(|s| status::client::client(&s, json)),
+            events,
+        } => resolved(config.global_path(socket, "--socket", |g| g.control_socket)).map(|s| {
+            if events {
+                status::client::events_client(&s, json)
+            } else {
+                status::client::client(&s, json)
+            }
+        }),
     };
     result.unwrap_or_else(|code| code)
 }

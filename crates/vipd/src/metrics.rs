@@ -65,7 +65,7 @@ pub struct DirectorCounters {
 /// How long a scrape waits for the health engine's check list.
 const CHECKS_DEADLINE: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Binds `/metrics` and `/healthcheck` on `addr`; the returned future serves them (with
+/// Binds `/metrics`, `/healthcheck` and `/events` on `addr`; the returned future serves them (with
 /// [`crate::http`]'s limits) until `shutdown`.
 pub async fn bind(
     addr: SocketAddr,
@@ -77,9 +77,29 @@ pub async fn bind(
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthcheck", get(healthcheck))
+        .route("/events", get(events))
         .with_state(sources);
     let slots = crate::accept::Slots::new(crate::http::MAX_CONNS);
     Ok(crate::http::serve(l, app, slots, shutdown))
+}
+
+/// `/events?since=N`: the event history newer than N, as JSON (a backend has none yet).
+async fn events(State(src): State<Sources>, uri: axum::http::Uri) -> impl IntoResponse {
+    let since = uri
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("since=")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let page = src
+        .status
+        .as_ref()
+        .map(|s| s.events.since(since, crate::events::CAPACITY))
+        .unwrap_or_default();
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string(&page).unwrap_or_default(),
+    )
 }
 
 async fn metrics(State(src): State<Sources>) -> impl IntoResponse {

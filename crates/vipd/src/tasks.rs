@@ -27,6 +27,7 @@
 //!                                          │              timeouts)             │
 //!                                          │ publishes Snapshot (watch)         v
 //!                                          v
+//!        event history task ── polls the neighbors' states (200 ms) into the history
 //!        control socket task (`vipd status`) ── reads the watches ──┐
 //!        HTTP task (/metrics, /healthcheck) ── reads the watches ───┴─ no netlink, nothing sent to
 //!                                                                      the director task; a thread and
@@ -241,6 +242,7 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
         eor: false,
         failed: Default::default(),
         hooks,
+        events: crate::events::EventLog::default(),
     };
     let mut director = Director::new(cfg);
     let outs = director.handle(
@@ -263,8 +265,17 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
         neighbors: neighbors_rx,
         bfd: fx.bfd.clone(),
         meta: meta_rx,
+        events: fx.events.clone(),
     };
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(8);
+    edges.spawn(
+        "event history",
+        crate::events::follow_neighbors(
+            sources.neighbors.clone(),
+            fx.events.clone(),
+            edges.shutdown.subscribe(),
+        ),
+    );
     serve_edges(
         &mut edges,
         &running,

@@ -19,7 +19,7 @@ router_id = "10.8.0.1"
 state_dir = "DIR/state"
 drain_file = "DIR/disable"
 control_socket = "DIR/vipd.sock"
-listen = "off"
+listen = "127.0.0.1:9180"
 
 [bgp]
 local_as = 65001
@@ -195,6 +195,60 @@ fn down_metric_per_state_attributes_and_a_vip_drain_file_at_bird() {
     api("node drained (api)", &|o| !o.contains("198.51.100.2/32"));
     std::fs::remove_file(dir.join("disable")).expect("rm");
     web("undrained", &|o| o.contains("BGP.med: 10"));
+
+    // The event history lists those transitions in order, over HTTP and in `vipd status`.
+    let wanted = [
+        "BGP neighbor 10.8.0.254:179: ",
+        "route 198.51.100.1/32: announced",
+        "route 198.51.100.1/32: announced with the down attributes: service web: no quorum",
+        "route 198.51.100.1/32: announced",
+        "drain file of api present",
+        "route 198.51.100.2/32: draining",
+        "route 198.51.100.2/32: withdrawn: VIP drained (announce.drain_file)",
+        "drain file of api removed",
+        "drain file present: draining this node",
+        "route 198.51.100.1/32: withdrawn: node drained",
+        "drain file removed",
+    ];
+    let in_order = |texts: &[String], what: &str| {
+        let mut at = 0;
+        for w in wanted {
+            match texts[at..].iter().position(|t| t.contains(w)) {
+                Some(i) => at += i + 1,
+                None => panic!(
+                    "{what}: {w:?} missing after entry {at}:\n{}",
+                    texts.join("\n")
+                ),
+            }
+        }
+    };
+    let (code, body) = common::http_get(&director, "/events");
+    assert_eq!(code, 200, "{body}");
+    let page: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let texts: Vec<String> = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["text"].as_str().unwrap_or_default().to_string())
+        .collect();
+    in_order(&texts, "/events");
+    let last = page["last"].as_u64().expect("last");
+    let (_, newer) = common::http_get(&director, &format!("/events?since={last}"));
+    assert!(
+        newer.contains("\"events\":[]"),
+        "nothing newer than {last}: {newer}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vipd"))
+        .args(["status", "--events", "--socket"])
+        .arg(dir.join("vipd.sock"))
+        .output()
+        .expect("vipd status --events");
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    println!("vipd status --events:\n{}", lines.join("\n"));
+    in_order(&lines, "vipd status --events");
     vipd.stop(&cfg);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -79,6 +79,58 @@ pub fn client(socket: &Path, json: bool) -> std::process::ExitCode {
     }
 }
 
+/// `vipd status --events`: the event history, oldest first (one line each), or its JSON.
+pub fn events_client(socket: &Path, json: bool) -> std::process::ExitCode {
+    let text = match ask(socket, "events 0") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if json {
+        print!("{text}");
+        return std::process::ExitCode::SUCCESS;
+    }
+    match serde_json::from_str::<crate::events::Page>(&text) {
+        Ok(page) => {
+            if page.truncated {
+                println!(
+                    "(older events were dropped: the history keeps the last {})",
+                    crate::events::CAPACITY
+                );
+            }
+            for e in &page.events {
+                println!(
+                    "{:>6} {} {}{:<8} {}",
+                    e.seq,
+                    clock(e.at_ms),
+                    if e.warning { "!" } else { " " },
+                    format!("{:?}", e.kind).to_lowercase(),
+                    e.text
+                );
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("unexpected answer ({e}):\n{text}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `HH:MM:SS.mmm` (UTC) of a time in milliseconds since the epoch.
+fn clock(ms: u64) -> String {
+    let s = ms / 1000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        (s / 3600) % 24,
+        (s / 60) % 60,
+        s % 60,
+        ms % 1000
+    )
+}
+
 fn announce_word(a: Announce) -> &'static str {
     match a {
         Announce::Announced => "announced",

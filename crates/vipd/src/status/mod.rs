@@ -210,6 +210,8 @@ pub struct Sources {
     pub bfd: crate::director::BfdSlot,
     /// Fixed facts and the last reload.
     pub meta: watch::Receiver<Meta>,
+    /// The event history.
+    pub events: crate::events::EventLog,
 }
 
 /// What the director task publishes besides its decisions.

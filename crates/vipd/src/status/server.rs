@@ -2,8 +2,8 @@
 //! published snapshots (no request to any other task, no netlink); `reload` goes to the
 //! director task, which owns the configuration.
 //!
-//! Protocol: the client sends one line (`status` or `reload`), the daemon answers one JSON
-//! document and closes.
+//! Protocol: the client sends one line (`status`, `events [SINCE]` or `reload`), the daemon
+//! answers one JSON document and closes.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -124,6 +124,17 @@ async fn answer(
             .await
             .unwrap_or_default()
         }
+        cmd if cmd == "events" || cmd.starts_with("events ") => {
+            let since = cmd
+                .strip_prefix("events")
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0);
+            let page = sources
+                .as_ref()
+                .map(|s| s.events.since(since, crate::events::CAPACITY))
+                .unwrap_or_default();
+            serde_json::to_string(&page).unwrap_or_default()
+        }
         "reload" => {
             let (otx, orx) = oneshot::channel();
             if tx.send(Request::Reload(otx)).await.is_err() {
@@ -134,7 +145,9 @@ async fn answer(
                 .unwrap_or_else(|_| Err("daemon stopping".to_string()));
             serde_json::json!({ "reload": r }).to_string()
         }
-        other => format!("{{\"error\":\"unknown command {other:?}; try: status, reload\"}}"),
+        other => format!(
+            "{{\"error\":\"unknown command {other:?}; try: status, events [SINCE], reload\"}}"
+        ),
     };
     w.write_all(body.as_bytes()).await?;
     w.write_all(b"\n").await?;
