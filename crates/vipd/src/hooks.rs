@@ -135,15 +135,24 @@ impl Hooks {
 async fn run(mut rx: mpsc::Receiver<Job>, mut shutdown: watch::Receiver<bool>) {
     let mut queues: BTreeMap<String, VecDeque<Job>> = BTreeMap::new();
     let mut busy: BTreeSet<String> = BTreeSet::new();
-    let mut running: JoinSet<String> = JoinSet::new();
+    let mut running: JoinSet<()> = JoinSet::new();
+    // Which object each running hook is for: a hook whose task panicked must still free it.
+    let mut of_task: BTreeMap<tokio::task::Id, String> = BTreeMap::new();
     loop {
         tokio::select! {
             job = rx.recv() => match job {
                 Some(j) => queues.entry(j.object.clone()).or_default().push_back(j),
                 None => break,
             },
-            Some(done) = running.join_next() => {
-                if let Ok(object) = done {
+            Some(done) = running.join_next_with_id() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => {
+                        warn!(error = %e, "a hook's task failed");
+                        e.id()
+                    }
+                };
+                if let Some(object) = of_task.remove(&id) {
                     busy.remove(&object);
                 }
             }
@@ -163,11 +172,11 @@ async fn run(mut rx: mpsc::Receiver<Job>, mut shutdown: watch::Receiver<bool>) {
                 continue;
             };
             busy.insert(object.clone());
-            running.spawn(async move {
+            let h = running.spawn(async move {
                 // (Its outcome is logged by `execute`.)
                 let _ = execute(&job).await;
-                object
             });
+            of_task.insert(h.id(), object);
         }
         queues.retain(|_, q| !q.is_empty());
     }

@@ -71,11 +71,7 @@ fn withdrawal_time(tag: &str, hooks: &str) -> (Duration, String, std::path::Path
     lan.attach(&rtr, "eth0", &["10.8.0.254/24"]);
     lan.attach(&director, "eth0", &["10.8.0.1/24"]);
     common::route_to_real_servers(&director);
-    let (_bird, ctl) = start_bird(
-        &rtr,
-        &dir,
-        "router id 10.8.0.254;\nprotocol device {}\nprotocol bgp vipd {\n  local 10.8.0.254 as 65010;\n  neighbor 10.8.0.1 as 65001;\n  hold time 9;\n  connect delay time 1;\n  error wait time 1, 2;\n  ipv4 { import all; export none; };\n}\n",
-    );
+    let (_bird, ctl) = start_bird(&rtr, &dir, common::BIRD_EBGP);
     for (name, body) in [
         ("hang", "sleep 60".to_string()),
         (

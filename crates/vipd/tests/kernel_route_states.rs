@@ -127,11 +127,7 @@ fn down_metric_per_state_attributes_and_a_vip_drain_file_at_bird() {
     lan.attach(&rtr, "eth0", &["10.8.0.254/24"]);
     lan.attach(&director, "eth0", &["10.8.0.1/24"]);
     common::route_to_real_servers(&director);
-    let (_bird, ctl) = start_bird(
-        &rtr,
-        &dir,
-        "router id 10.8.0.254;\nprotocol device {}\nprotocol bgp vipd {\n  local 10.8.0.254 as 65010;\n  neighbor 10.8.0.1 as 65001;\n  hold time 9;\n  connect delay time 1;\n  error wait time 1, 2;\n  ipv4 { import all; export none; };\n}\n",
-    );
+    let (_bird, ctl) = start_bird(&rtr, &dir, common::BIRD_EBGP);
     let up = |f: &str, state: &str| std::fs::write(dir.join(f), state).expect("write");
     up("rs1", "UP\n");
     up("rs2", "UP\n");

@@ -301,21 +301,33 @@ fn status_range(a: &str) -> Option<(u16, u16)> {
 /// `misc_path "/usr/local/bin/check arg"`: keepalived runs it with `/bin/sh -c`; vipd runs a
 /// program without a shell, so only a plain command line is carried over.
 fn misc_path(k: &Stmt, c: &mut Check, out: &mut Out) {
-    let line = k.args.join(" ");
-    match crate::exabgp::shell_split(&line) {
-        Ok(words) if words.first().is_some_and(|w| w.starts_with('/')) => {
-            c.command = Some(words[0].clone());
-            c.args = words[1..].to_vec();
+    if let Some(words) = command_line(k, out) {
+        c.command = Some(words[0].clone());
+        c.args = words[1..].to_vec();
+    }
+}
+
+/// A command line of keepalived's (a check's `misc_path`, a notify script) as argv, when
+/// vipd can run it: split without a shell, its program named by an absolute path. Else the
+/// statement is reported and `None`.
+pub(crate) fn command_line(k: &Stmt, out: &mut Out) -> Option<Vec<String>> {
+    match crate::exabgp::shell_split(&k.args.join(" ")) {
+        Ok(words) if words.first().is_some_and(|w| w.starts_with('/')) => Some(words),
+        Ok(_) => {
+            out.omit(
+                &k.origin,
+                written(k),
+                "vipd runs programs by their absolute path, without a shell: write the full path",
+            );
+            None
         }
-        Ok(_) => out.omit(
-            &k.origin,
-            written(k),
-            "vipd runs an absolute program path without a shell: write the full path",
-        ),
-        Err(e) => out.omit(
-            &k.origin,
-            written(k),
-            format!("needs a shell ({e}): wrap it in a script and name the script"),
-        ),
+        Err(e) => {
+            out.omit(
+                &k.origin,
+                written(k),
+                format!("needs a shell ({e}): wrap it in a script and name the script"),
+            );
+            None
+        }
     }
 }

@@ -347,7 +347,7 @@ fn body(s: &Stmt, out: &mut Out) -> Option<Service> {
             "inhibit_on_failure" => svc.inhibit = arg != "false",
             "virtualhost" => host = Some(arg.to_string()),
             "quorum_up" | "quorum_down" => {
-                if let Some(argv) = argv(k, out) {
+                if let Some(argv) = checks::command_line(k, out) {
                     if k.keyword == "quorum_up" {
                         svc.hooks.quorum_up = Some(argv);
                     } else {
@@ -500,7 +500,7 @@ fn real_server(
             "inhibit_on_failure" => r.inhibit = Some(k.arg(0) != Some("false")),
             "virtualhost" => host = k.arg(0).map(str::to_string),
             "notify_up" | "notify_down" => {
-                if let Some(a) = argv(k, out) {
+                if let Some(a) = checks::command_line(k, out) {
                     r.notify[usize::from(k.keyword == "notify_down")] = Some((a, k.origin.clone()));
                 }
             }
@@ -594,31 +594,6 @@ fn finish(svc: &mut Service, out: &mut Out) {
                 "{}: service {}: keepalived's kernel destination order (reverse file order) differs from vipd's (ascending address): while both run, ECMP moves send flows to other real servers (docs/MIGRATING.md, step 3)",
                 svc.origin, svc.name
             ));
-        }
-    }
-}
-
-/// A notify script's command line as argv: keepalived splits it into words itself (no
-/// shell); vipd needs the program's absolute path.
-fn argv(k: &Stmt, out: &mut Out) -> Option<Vec<String>> {
-    let line = k.args.join(" ");
-    match crate::exabgp::shell_split(&line) {
-        Ok(words) if words.first().is_some_and(|w| w.starts_with('/')) => Some(words),
-        Ok(_) => {
-            out.omit(
-                &k.origin,
-                written(k),
-                "vipd runs hooks by their absolute path, without a shell: write the full path",
-            );
-            None
-        }
-        Err(e) => {
-            out.omit(
-                &k.origin,
-                written(k),
-                format!("needs a shell ({e}): wrap it in a script and name the script"),
-            );
-            None
         }
     }
 }

@@ -388,3 +388,7 @@ pub fn until_dests(ns: &Netns, vipd: &Vipd, what: &str, want: &[&str]) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// BIRD at 10.8.0.254 (AS 65010) with one eBGP session to vipd at 10.8.0.1 (AS 65001),
+/// importing its routes (for [`start_bird`]).
+pub const BIRD_EBGP: &str = "router id 10.8.0.254;\nprotocol device {}\nprotocol bgp vipd {\n  local 10.8.0.254 as 65010;\n  neighbor 10.8.0.1 as 65001;\n  hold time 9;\n  connect delay time 1;\n  error wait time 1, 2;\n  ipv4 { import all; export none; };\n}\n";
