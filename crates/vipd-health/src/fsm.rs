@@ -88,8 +88,9 @@ pub struct Fsm {
     changes: VecDeque<Instant>,
     held_until: Option<Instant>,
     last: Option<Outcome>,
-    /// Reasons are shared with the previous entry when equal (see [`Fsm::keep_last`]).
-    history: VecDeque<(bool, Arc<str>)>,
+    /// (passed, reason, latency in microseconds). Reasons are shared with the previous entry
+    /// when equal (see [`Fsm::keep_last`]).
+    history: VecDeque<(bool, Arc<str>, u32)>,
     transitions: u64,
     results: u64,
 }
@@ -153,9 +154,11 @@ impl Fsm {
         self.last.as_ref()
     }
 
-    /// The last results, oldest first: (passed, reason).
-    pub fn history(&self) -> impl Iterator<Item = (bool, &str)> {
-        self.history.iter().map(|(p, r)| (*p, &**r))
+    /// The last results, oldest first: (passed, reason, how long the probe took).
+    pub fn history(&self) -> impl Iterator<Item = (bool, &str, Duration)> {
+        self.history
+            .iter()
+            .map(|(p, r, us)| (*p, &**r, Duration::from_micros(u64::from(*us))))
     }
 
     /// Keeps `o` as the last result. A steady check repeats the same reason thousands of
@@ -219,10 +222,11 @@ impl Fsm {
             self.history.pop_front();
         }
         let reason = match self.history.back() {
-            Some((_, r)) if **r == *o.reason => r.clone(),
+            Some((_, r, _)) if **r == *o.reason => r.clone(),
             _ => Arc::from(o.reason.as_str()),
         };
-        self.history.push_back((o.passed(), reason));
+        let us = u32::try_from(o.latency.as_micros()).unwrap_or(u32::MAX);
+        self.history.push_back((o.passed(), reason, us));
         if o.weight_pct.is_some() {
             // An agent's weight stays until it sends another, as in HAProxy.
             self.weight_pct = o.weight_pct;

@@ -296,3 +296,23 @@ fn a_dynamic_weight_stays_until_another_code() {
     );
     assert_eq!(f.weight_abs(), Some(9));
 }
+
+/// The history keeps each result's latency (the status page draws it).
+#[test]
+fn history_keeps_latencies() {
+    let c = Clock(Instant::now());
+    let mut f = Fsm::new(params());
+    f.on_result(
+        c.t(0.0),
+        Outcome::pass("HTTP 200", Duration::from_micros(1500)),
+    );
+    f.on_result(c.t(1.0), Outcome::fail("timeout", Duration::from_secs(2)));
+    let h: Vec<_> = f.history().map(|(p, _, l)| (p, l)).collect();
+    assert_eq!(
+        h,
+        [
+            (true, Duration::from_micros(1500)),
+            (false, Duration::from_secs(2))
+        ]
+    );
+}

@@ -7,11 +7,13 @@
 //! directors).
 
 mod desired;
+mod digest;
 mod plan;
 #[cfg(test)]
 mod tests;
 mod view;
 
 pub use desired::{Health, all_up, desired, service, service_key};
+pub use digest::{table_digest, table_text};
 pub use plan::{DesiredService, Plan, canonical_order, plan, plan_some};
 pub use view::{KernelView, ViewError};

@@ -93,8 +93,8 @@ pub struct CheckStatus {
     pub weight_pct: Option<u32>,
     /// Last result.
     pub last: Option<Outcome>,
-    /// Last results, oldest first.
-    pub history: Vec<(bool, String)>,
+    /// Last results, oldest first: (passed, reason, latency).
+    pub history: Vec<(bool, String, Duration)>,
     /// Transitions so far.
     pub transitions: u64,
     /// Results so far.
@@ -540,7 +540,11 @@ impl Scheduler {
                 drain: j.fsm.drain(),
                 weight_pct: j.fsm.weight_pct(),
                 last: j.fsm.last().cloned(),
-                history: j.fsm.history().map(|(p, r)| (p, r.to_string())).collect(),
+                history: j
+                    .fsm
+                    .history()
+                    .map(|(p, r, l)| (p, r.to_string(), l))
+                    .collect(),
                 transitions: j.fsm.transitions(),
                 results: j.fsm.results(),
                 damped_for: j
