@@ -18,6 +18,7 @@
 //! ```
 
 mod diag;
+mod fleet;
 mod http_status;
 mod load;
 mod model;
@@ -26,6 +27,7 @@ mod types;
 mod validate;
 
 pub use diag::{Diagnostic, Location, Path, Report, Seg, Severity};
+pub use fleet::peer_authority;
 pub use http_status::StatusRange;
 pub use load::{ConfigError, Loaded, load_file, load_str};
 pub use model::*;

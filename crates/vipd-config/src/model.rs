@@ -34,6 +34,9 @@ pub struct Config {
     /// The backend (L7 node) role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<Backend>,
+    /// The other directors of the tier, compared on the status page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<Fleet>,
 }
 
 /// What this node is in the topology.
@@ -72,7 +75,10 @@ pub struct Global {
     pub drain_file: PathBuf,
     /// Control socket for `vipd status`, `vipd reload`, ... (mode 0600, root only).
     pub control_socket: PathBuf,
-    /// Listen address of `/metrics` and `/healthcheck`, or `"off"` for no HTTP listener.
+    /// Listen address of the status page (`/`), `/status`, `/events`, `/metrics` and
+    /// `/healthcheck` (all read-only), or `"off"` for no HTTP listener. Another address than
+    /// loopback shows them to whoever reaches it (the fleet view needs the directors to reach
+    /// each other's): firewall it to the management network.
     #[serde(with = "listen_or_off")]
     pub listen: Option<SocketAddr>,
     /// Period of the full IPVS resync that repairs drift made behind vipd's back.
@@ -1167,3 +1173,29 @@ fn default_agent_state_file() -> PathBuf {
 pub const KNOWN_SCHEDULERS: &[&str] = &[
     "mh", "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "twos",
 ];
+
+/// `[fleet]`: the other directors of this tier. vipd fetches their status (`/status` on
+/// their `global.listen`) every `interval` and its status page shows, per service, each
+/// director's route state, healthy weight and table digest, flagging disagreement.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fleet {
+    /// The other directors' status URLs: `http://ADDRESS:PORT` of their `global.listen`
+    /// (this director is always part of the view and is not listed).
+    pub peers: Vec<String>,
+    /// How often the peers are fetched.
+    #[serde(default = "default_fleet_interval")]
+    pub interval: Duration,
+    /// Deadline of one fetch (connect, request and answer); a peer that misses it is shown
+    /// as unreachable. Shorter than `interval`.
+    #[serde(default = "default_fleet_timeout")]
+    pub timeout: Duration,
+}
+
+fn default_fleet_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_fleet_timeout() -> Duration {
+    Duration::from_secs(2)
+}

@@ -32,6 +32,8 @@ checks = ["c"]
 timeout = "5m"
 [[service.real_server]]
 address = "10.0.0.1"
+[fleet]
+peers = ["http://192.0.2.2:9180"]
 "#;
 const BACKEND: &str = r#"
 [global]
@@ -216,7 +218,7 @@ fn render() -> String {
          `drained_med`/`drain_delay` without `graceful_shutdown`, services of one VIP whose \
          `[service.announce]` differ; a `[[check]]` nothing uses is a warning. Keys read only \
          at start (`global.control_socket`, `listen`, `state_dir`, `resync_interval`, \
-         `log_format`, `bgp.listen`, `backend.agent.listen`) are named by `vipd reload` as \
+         `log_format`, `bgp.listen`, `backend.agent.listen`, `[fleet]`) are named by `vipd reload` as \
          taking effect at the next restart.\n\n\
          Durations are strings like `\"500ms\"`, `\"2s\"`, `\"5m\"`; percentages like `\"10%\"`.\n",
     );

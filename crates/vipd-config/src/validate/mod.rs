@@ -12,6 +12,8 @@ mod services;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_fleet;
+#[cfg(test)]
 mod tests_rules;
 #[cfg(test)]
 mod tests_usage;
@@ -49,8 +51,69 @@ pub(crate) fn validate(cfg: &Config) -> Vec<Diagnostic> {
     if let Some(b) = &cfg.backend {
         backend::backend(b, &defined, &mut s);
     }
+    if let Some(f) = &cfg.fleet {
+        fleet(cfg, f, &mut s);
+    }
     usage::usage(cfg, &mut s);
     s.diags
+}
+
+fn fleet(cfg: &Config, f: &crate::model::Fleet, s: &mut Sink) {
+    let p = Path::root().key("fleet");
+    if cfg.global.role == Role::Backend {
+        s.push(
+            Diagnostic::error(
+                p.clone(),
+                "[fleet] compares directors' tables; a backend has none",
+            )
+            .hint("remove [fleet] from the backend's file"),
+        );
+    }
+    if cfg.global.listen.is_none() {
+        s.push(
+            Diagnostic::error(p.clone(), "[fleet] is shown on the status page, and global.listen is \"off\"")
+                .hint("set global.listen (the page is served there), or remove [fleet]; `vipd fleet --peer URL` needs no [fleet]"),
+        );
+    }
+    if f.peers.is_empty() {
+        s.push(
+            Diagnostic::error(p.key("peers"), "[fleet] lists no peers").hint(
+                "list the other directors' status URLs, e.g. peers = [\"http://10.8.0.2:9180\"]",
+            ),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (i, url) in f.peers.iter().enumerate() {
+        if crate::fleet::peer_authority(url).is_none() {
+            s.push(
+                Diagnostic::error(p.key("peers").idx(i), format!("invalid peer URL {url:?}"))
+                    .hint("write http://ADDRESS:PORT of the peer's global.listen, e.g. \"http://10.8.0.2:9180\" or \"http://[2001:db8::2]:9180\""),
+            );
+        } else if !seen.insert(url.trim_end_matches('/')) {
+            s.push(
+                Diagnostic::error(
+                    p.key("peers").idx(i),
+                    format!("peer {url:?} is listed twice"),
+                )
+                .hint("list each director once"),
+            );
+        }
+    }
+    if f.interval.get() < std::time::Duration::from_secs(1) {
+        s.push(
+            Diagnostic::error(p.key("interval"), "fleet.interval must be at least 1s")
+                .hint("the view is for people and monitoring, e.g. \"5s\""),
+        );
+    }
+    if f.timeout.is_zero() || f.timeout >= f.interval {
+        s.push(
+            Diagnostic::error(
+                p.key("timeout"),
+                format!("fleet.timeout {} must be above 0 and shorter than fleet.interval {}", f.timeout, f.interval),
+            )
+            .hint("a fetch must end before the next one starts, e.g. timeout = \"2s\" with interval = \"5s\""),
+        );
+    }
 }
 
 fn global(cfg: &Config, s: &mut Sink) {
