@@ -1,6 +1,6 @@
 //! The event history: the last [`CAPACITY`] transitions (real servers, routes, quorum, drain,
 //! IPVS failures, reloads, BGP neighbor states), each with its sequence number and time, for
-//! `/events?since=N`, `vipd status --events` and, later, a status page.
+//! `/events?since=N`, `vipd status --events` and the status page.
 //!
 //! A bounded ring behind a mutex held only to push or copy: the director task writes, the
 //! readers (HTTP, control socket) copy what they need and go. Sequence numbers never repeat,
@@ -115,6 +115,19 @@ impl EventLog {
         self.push(kind, e.is_warning(), e.to_string());
     }
 
+    /// The newest `n` entries, oldest first.
+    pub fn latest(&self, n: usize) -> Vec<Entry> {
+        let r = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        r.entries
+            .iter()
+            .skip(r.entries.len().saturating_sub(n))
+            .cloned()
+            .collect()
+    }
+
     /// The entries newer than `since`, at most `limit` (the oldest of them first).
     pub fn since(&self, since: u64, limit: usize) -> Page {
         let r = self
@@ -210,5 +223,14 @@ mod tests {
         assert_eq!(p.events[0].seq, 11);
         assert_eq!(p.events.len(), 5);
         assert_eq!(p.last, 15);
+        let latest: Vec<u64> = log.latest(3).iter().map(|e| e.seq).collect();
+        assert_eq!(
+            latest,
+            [
+                CAPACITY as u64 + 8,
+                CAPACITY as u64 + 9,
+                CAPACITY as u64 + 10
+            ]
+        );
     }
 }

@@ -265,6 +265,7 @@ pub(crate) fn restart_keys(old: &Config, new: &Config) -> Vec<&'static str> {
             "backend.agent.listen",
             agent_listen(old) != agent_listen(new),
         ),
+        ("fleet", old.fleet != new.fleet),
     ]
     .into_iter()
     .filter_map(|(k, changed)| changed.then_some(k))
@@ -300,4 +301,22 @@ pub(crate) fn poll_service_drains(
         }
     }
     now
+}
+
+#[cfg(test)]
+mod tests {
+    /// `[fleet]` is read when the fleet task starts: a reload that changes it says so.
+    #[test]
+    fn a_changed_fleet_takes_effect_at_the_next_restart() {
+        let src = "[[service]]\nname = \"web\"\nvip = \"198.51.100.1\"\nport = 80\n\
+                   [[service.real_server]]\naddress = \"192.0.2.10\"\n\
+                   [fleet]\npeers = [\"http://192.0.2.2:9180\"]\n";
+        let old = vipd_config::load_str(src, "a.toml").unwrap().config;
+        let mut new = old.clone();
+        assert!(super::restart_keys(&old, &new).is_empty());
+        if let Some(f) = new.fleet.as_mut() {
+            f.peers.push("http://192.0.2.3:9180".into());
+        }
+        assert_eq!(super::restart_keys(&old, &new), ["fleet"]);
+    }
 }

@@ -12,6 +12,7 @@ mod cmd;
 mod director;
 mod error;
 mod events;
+mod fleet;
 mod hooks;
 mod http;
 mod ipvs_task;
@@ -20,6 +21,7 @@ mod logging;
 mod metrics;
 mod notify;
 mod owned;
+mod page;
 mod status;
 mod tasks;
 
@@ -114,6 +116,35 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
     },
+    /// Compare directors: per service, each one's route state, healthy weight / quorum and
+    /// forwarding-table digest, with every disagreement named.
+    ///
+    /// Every director of a tier must compute the same table for each service, or a flow that
+    /// ECMP moves to another director lands on another backend. Directors are fetched over
+    /// HTTP (`GET /status` on their global.listen), concurrently, each within --timeout.
+    /// Without --peer: this node (its control socket) and the configuration's [fleet] peers.
+    /// Exit status: 0 all agree; 1 a table differs, a VIP is withdrawn on one director
+    /// (not drained) while others announce it, a service is missing, or a director cannot
+    /// be reached; 2 usage.
+    #[command(
+        after_help = "Examples:\n  vipd fleet --peer http://10.8.0.1:9180 --peer http://10.8.0.2:9180\n  vipd fleet --config /etc/vipd/vipd.toml"
+    )]
+    Fleet {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// A director's status URL, http://ADDRESS:PORT of its global.listen (repeat it).
+        #[arg(long = "peer", value_name = "URL")]
+        peers: Vec<String>,
+        /// The control socket itself, instead of reading it from the configuration.
+        #[arg(long, value_name = "PATH", conflicts_with = "peers")]
+        socket: Option<PathBuf>,
+        /// Deadline of each fetch.
+        #[arg(long, value_name = "DURATION", default_value = "2s")]
+        timeout: vipd_config::Duration,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Translate another tool's configuration into a commented vipd configuration.
     ///
     /// Everything with a vipd equivalent is translated; everything else is listed on stderr
@@ -192,6 +223,23 @@ fn main() -> ExitCode {
         )),
         Command::GenerateAssets { dir } => Ok(generate_assets(&dir)),
         Command::Import(from) => Ok(cmd::import::run(from)),
+        Command::Fleet {
+            config,
+            peers,
+            socket,
+            timeout,
+            json,
+        } => {
+            let sources = if peers.is_empty() {
+                cmd::fleet::Sources::Config {
+                    config: &config.path,
+                    socket: socket.as_deref(),
+                }
+            } else {
+                cmd::fleet::Sources::Urls(peers)
+            };
+            Ok(cmd::fleet::run(sources, timeout.get(), json))
+        }
         Command::Status {
             config,
             socket,

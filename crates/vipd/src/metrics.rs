@@ -43,6 +43,8 @@ pub struct Sources {
     pub role: vipd_config::Role,
     /// The last rendering, shared by the scrapes of the next [`RENDER_TTL`].
     pub cache: Cache,
+    /// The other directors as last fetched (`[fleet]` configured).
+    pub fleet: Option<crate::fleet::task::Peers>,
 }
 
 /// How long one rendering of `/metrics` answers scrapes: at tens of thousands of servers a
@@ -63,7 +65,7 @@ pub struct DirectorCounters {
 }
 
 /// How long a scrape waits for the health engine's check list.
-const CHECKS_DEADLINE: std::time::Duration = std::time::Duration::from_millis(500);
+pub(crate) const CHECKS_DEADLINE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Binds `/metrics`, `/healthcheck` and `/events` on `addr`; the returned future serves them (with
 /// [`crate::http`]'s limits) until `shutdown`.
@@ -73,11 +75,13 @@ pub async fn bind(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<impl std::future::Future<Output = ()> + Send + 'static, ServeError> {
     let l = crate::http::listen(addr).map_err(|source| ServeError::Listen { addr, source })?;
-    info!(listen = %addr, "serving /metrics and /healthcheck");
+    info!(listen = %addr, "serving /metrics, /healthcheck, /events, /status and the status page (/)");
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthcheck", get(healthcheck))
         .route("/events", get(events))
+        .route("/", get(crate::page::serve::index))
+        .route("/status", get(crate::page::serve::status))
         .with_state(sources);
     let slots = crate::accept::Slots::new(crate::http::MAX_CONNS);
     Ok(crate::http::serve(l, app, slots, shutdown))
@@ -244,6 +248,21 @@ pub fn render(
         "1 while the service is in panic mode",
         &|s| i64::from(s.panic),
     ));
+    family_head(
+        &mut big,
+        "service_table",
+        "info",
+        "Digest of the service's forwarding table in the kernel (equal on directors that forward alike)",
+    );
+    for s in &st.services {
+        if let Some(d) = &s.digest {
+            let _ = writeln!(
+                big,
+                "vipd_service_table_info{{service=\"{}\",digest=\"{d}\"}} 1",
+                esc(&s.name)
+            );
+        }
+    }
     let servers = |o: &mut String,
                    name: &str,
                    help: &str,
@@ -487,6 +506,7 @@ mod tests {
                 name: "web".into(),
                 announce: Announce::Announced,
                 healthy_weight: 3,
+                digest: Some("0123456789abcdef".into()),
                 real_servers: vec![RealServerStatus {
                     address: "10.1.0.1:80".into(),
                     health: Health::Up,
@@ -554,6 +574,10 @@ mod tests {
         assert_eq!(value("vipd_bfd_detection_time_seconds", None), 0.3);
         assert_eq!(value("vipd_bfd_session_downs_total", None), 2.0);
         assert_eq!(value("vipd_ipvs_writes_total", None), 12.0);
+        assert!(
+            text.contains("vipd_service_table_info{service=\"web\",digest=\"0123456789abcdef\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains("vipd_check_latency_seconds_count{kind=\"http\"} 1"),
             "{text}"

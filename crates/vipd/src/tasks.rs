@@ -29,9 +29,10 @@
 //!                                          v
 //!        event history task ── polls the neighbors' states (200 ms) into the history
 //!        control socket task (`vipd status`) ── reads the watches ──┐
-//!        HTTP task (/metrics, /healthcheck) ── reads the watches ───┴─ no netlink, nothing sent to
-//!                                                                      the director task; a thread and
-//!                                                                      runtime of their own
+//!        HTTP task (/, /status, /events, /metrics, /healthcheck) ───┤ no netlink, nothing sent to
+//!          reads the watches and the fleet's                        │ the director task; a thread
+//!        fleet task ([fleet]) ── GET /status of each peer every ────┘ and runtime of their own
+//!          interval, each under timeout ── publishes the peers (watch) for the page
 //! ```
 //!
 //! The director task never waits on the kernel: IPVS intents go through an unbounded
@@ -258,6 +259,7 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
         started,
         drain_file: running.global.drain_file.display().to_string(),
         last_reload: None,
+        router_id: running.global.router_id,
     });
     let sources = Sources {
         director: snap_rx,
@@ -463,6 +465,14 @@ async fn serve_edges(
         Err(e) => error!("control socket unavailable (vipd status will not work): {e}"),
     }
     if let Some(listen) = cfg.global.listen {
+        let fleet = cfg.fleet.clone().map(|f| {
+            let (tx, rx) = crate::fleet::task::channel();
+            edges.spawn(
+                "fleet",
+                crate::fleet::task::run(f, tx, edges.shutdown.subscribe()),
+            );
+            rx
+        });
         let m = crate::metrics::Sources {
             status: sources,
             health: fx.and_then(|f| f.health.clone()),
@@ -473,6 +483,7 @@ async fn serve_edges(
             director: fx.map(|f| f.counters.clone()).unwrap_or_default(),
             role: cfg.global.role,
             cache: Default::default(),
+            fleet,
         };
         match crate::metrics::bind(listen, m, edges.shutdown.subscribe()).await {
             Ok(task) => edges.spawn("HTTP", task),

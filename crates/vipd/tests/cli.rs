@@ -450,3 +450,110 @@ fn systemd_unit_verifies() {
     assert!(o.status.success() && out.trim().is_empty(), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A director's `/status` on loopback, served by a thread: `digest` for service `web`.
+fn fake_director(router_id: &str, digest: &str) -> String {
+    let body = format!(
+        r#"{{"version":"0","router_id":"{router_id}","uptime_secs":1,"drained":false,"drain_file":"/etc/lb/disable","last_reload":null,"services":[{{"name":"web","key":"TCP 198.51.100.10:80","scheduler":"mh","announce":"announced","announce_reason":"quorum","healthy_weight":3,"quorum":2,"panic":false,"digest":"{digest}","real_servers":[]}}],"neighbors":[],"ipvs_error":null}}"#
+    );
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 2048];
+            let _ = std::io::Read::read(&mut s, &mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn fleet_exit_status_says_whether_directors_agree() {
+    let (d1, d2) = (
+        fake_director("10.8.0.1", "aaaa"),
+        fake_director("10.8.0.2", "aaaa"),
+    );
+    let o = vipd()
+        .args(["fleet", "--peer", &d1, "--peer", &d2])
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("2 directors agree on every service"),
+        "{}",
+        text(&o)
+    );
+
+    let d3 = fake_director("10.8.0.3", "bbbb");
+    let o = vipd()
+        .args(["fleet", "--peer", &d1, "--peer", &d3, "--timeout", "1s"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "DISAGREE web: forwarding tables differ: 10.8.0.1 has aaaa; 10.8.0.3 has bbbb"
+        ),
+        "{}",
+        text(&o)
+    );
+
+    // A director that cannot be reached is a disagreement too, never silence.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", l.local_addr().expect("addr"))
+    };
+    let o = vipd()
+        .args(["fleet", "--peer", &d1, "--peer", &closed, "--json"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["problems"][0]["kind"], "unreachable", "{v}");
+}
+
+#[test]
+fn fleet_usage_errors() {
+    let o = vipd()
+        .args(["fleet", "--peer", "10.8.0.1:9180"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("write http://ADDRESS:PORT"),
+        "{}",
+        text(&o)
+    );
+    let dir = std::env::temp_dir().join(format!("vipd-fleet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let f = dir.join("d.toml");
+    std::fs::write(
+        &f,
+        "[[service]]\nname = \"web\"\nvip = \"198.51.100.1\"\nport = 80\n[[service.real_server]]\naddress = \"192.0.2.10\"\n",
+    )
+    .expect("write");
+    let o = vipd()
+        .args(["fleet", "--config"])
+        .arg(&f)
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("has no [fleet] peers"), "{}", text(&o));
+    let o = vipd()
+        .args(["fleet", "--peer", "http://127.0.0.1:1", "--socket", "/x"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "--socket with --peer: {}",
+        text(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

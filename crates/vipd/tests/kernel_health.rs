@@ -363,7 +363,7 @@ fn quorum_and_drain_file_drive_the_route_at_bird() {
     let human = status(false);
     for needle in [
         "TCP 198.51.100.1:80 mh mh-port",
-        "[announced: quorum; healthy weight 2/2]",
+        "[announced: quorum; healthy weight 2/2; table ",
         "-> 10.9.0.10:80",
         "10.8.0.254:179",
         "Established",

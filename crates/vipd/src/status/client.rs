@@ -184,7 +184,7 @@ pub fn render(st: &Status) -> String {
     for s in &st.services {
         let _ = writeln!(
             o,
-            "{} {}   [{}: {}; healthy weight {}/{}{}]  ({})",
+            "{} {}   [{}: {}; healthy weight {}/{}{}; table {}]  ({})",
             s.key,
             s.scheduler,
             announce_word(s.announce),
@@ -192,6 +192,7 @@ pub fn render(st: &Status) -> String {
             s.healthy_weight,
             s.quorum,
             if s.panic { ", PANIC" } else { "" },
+            s.digest.as_deref().unwrap_or("none"),
             s.name
         );
         if let Some(e) = &s.ipvs_error {
@@ -272,6 +273,7 @@ mod tests {
     fn human_form_reads_like_ipvsadm_and_birdc() {
         let st = Status {
             version: "0.1.0".into(),
+            router_id: None,
             uptime_secs: 42,
             drained: true,
             drain_file: "/etc/lb/disable".into(),
@@ -287,6 +289,7 @@ mod tests {
                 panic: false,
                 ipvs: crate::status::Ipvs::Programmed,
                 ipvs_error: None,
+                digest: Some("0123456789abcdef".into()),
                 real_servers: vec![
                     RealServerStatus {
                         address: "10.1.0.1:80".into(),
@@ -296,6 +299,7 @@ mod tests {
                         ipvs_weight: Some(3),
                         active_conns: 12,
                         inact_conns: 4,
+                        checks: Vec::new(),
                     },
                     RealServerStatus {
                         address: "10.1.0.2:80".into(),
@@ -305,6 +309,7 @@ mod tests {
                         ipvs_weight: None,
                         active_conns: 0,
                         inact_conns: 0,
+                        checks: Vec::new(),
                     },
                 ],
             }],
@@ -339,7 +344,7 @@ mod tests {
         );
         assert_eq!(
             lines[3],
-            "TCP 198.51.100.1:80 mh mh-port   [draining: drain file; healthy weight 3/2]  (web)"
+            "TCP 198.51.100.1:80 mh mh-port   [draining: drain file; healthy weight 3/2; table 0123456789abcdef]  (web)"
         );
         assert_eq!(
             lines[4],

@@ -67,6 +67,9 @@ pub enum Ipvs {
 pub struct Status {
     /// vipd version.
     pub version: String,
+    /// `global.router_id` (how the fleet view names this director).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_id: Option<String>,
     /// Seconds since start.
     pub uptime_secs: u64,
     /// Drain file present.
@@ -111,6 +114,11 @@ pub struct ServiceStatus {
     pub quorum: u32,
     /// Panic mode on.
     pub panic: bool,
+    /// Digest of the forwarding table in the kernel (scheduler and flags, destinations in
+    /// kernel order, weights, forwarding): equal on every director that forwards this
+    /// service's flows alike. None while the service is not in the kernel.
+    #[serde(default)]
+    pub digest: Option<String>,
     /// Real servers.
     pub real_servers: Vec<RealServerStatus>,
 }
@@ -132,6 +140,32 @@ pub struct RealServerStatus {
     pub active_conns: u32,
     /// Inactive connections (IPVS).
     pub inact_conns: u32,
+    /// Each check's last results (`/status` and the page only: asked of the health engine
+    /// with a deadline; empty when it did not answer in time).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckHistory>,
+}
+
+/// One check's recent results against a real server.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CheckHistory {
+    /// Check name.
+    pub name: String,
+    /// The check's own state.
+    pub health: Health,
+    /// The last results, oldest first.
+    pub results: Vec<CheckResult>,
+}
+
+/// One result.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// Passed.
+    pub ok: bool,
+    /// How long the probe took (ms).
+    pub ms: f64,
+    /// Why.
+    pub reason: String,
 }
 
 /// One BGP neighbor.
@@ -223,6 +257,8 @@ pub struct Meta {
     pub drain_file: String,
     /// The last reload's outcome.
     pub last_reload: Option<String>,
+    /// `global.router_id`.
+    pub router_id: Option<std::net::Ipv4Addr>,
 }
 
 impl Sources {
@@ -273,7 +309,8 @@ pub fn build(
         .services
         .iter()
         .map(|s| {
-            let dests = ipvs.kernel.get(&s.key).map(|(_, d)| d);
+            let kernel = ipvs.kernel.get(&s.key);
+            let dests = kernel.map(|(_, d)| d);
             let (announce, announce_reason) = match &s.route {
                 VipState::Announced => (Announce::Announced, "quorum".to_string()),
                 VipState::Draining => (
@@ -317,6 +354,7 @@ pub fn build(
                                 ipvs_weight: d.map(|d| d.weight),
                                 active_conns: d.map_or(0, |d| d.active_conns),
                                 inact_conns: d.map_or(0, |d| d.inact_conns),
+                                checks: Vec::new(),
                             }
                         })
                         .collect()
@@ -333,6 +371,7 @@ pub fn build(
                 healthy_weight: health.map_or(0, |h| h.healthy_weight),
                 quorum: s.quorum,
                 panic: health.is_some_and(|h| h.panic),
+                digest: kernel.map(|(svc, d)| vipd_reconcile::table_digest(svc, d)),
                 real_servers,
             }
         })
@@ -362,6 +401,7 @@ pub fn build(
         .collect();
     Status {
         version: env!("CARGO_PKG_VERSION").to_string(),
+        router_id: meta.router_id.map(|r| r.to_string()),
         uptime_secs: meta.started.elapsed().as_secs(),
         drained: snap.drained,
         drain_file: meta.drain_file.clone(),
@@ -370,6 +410,48 @@ pub fn build(
         neighbors,
         ipvs_error: ipvs.error.clone(),
         ipvs_dump_age_secs: ipvs.dumped_at.map(|t| t.elapsed().as_secs()),
+    }
+}
+
+/// Adds each real server's check history from the health engine's snapshot.
+pub fn add_checks(st: &mut Status, checks: &[vipd_health::engine::CheckStatus]) {
+    use std::collections::HashMap;
+    let mut by_server: HashMap<(&str, SocketAddr), Vec<CheckHistory>> = HashMap::new();
+    for c in checks {
+        let h = CheckHistory {
+            name: c.name.to_string(),
+            health: match c.state {
+                State::Up => Health::Up,
+                State::Down => Health::Down,
+                State::Unknown => Health::Unknown,
+            },
+            results: c
+                .history
+                .iter()
+                .map(|(ok, reason, l)| CheckResult {
+                    ok: *ok,
+                    ms: (l.as_secs_f64() * 1000.0 * 10.0).round() / 10.0,
+                    reason: reason.clone(),
+                })
+                .collect(),
+        };
+        for u in &c.users {
+            by_server
+                .entry((&u.service, SocketAddr::new(u.addr, u.port)))
+                .or_default()
+                .push(h.clone());
+        }
+    }
+    for s in &mut st.services {
+        for r in &mut s.real_servers {
+            let Ok(addr) = r.address.parse::<SocketAddr>() else {
+                continue;
+            };
+            if let Some(mut h) = by_server.remove(&(s.name.as_str(), addr)) {
+                h.sort_by(|a, b| a.name.cmp(&b.name));
+                r.checks = h;
+            }
+        }
     }
 }
 
