@@ -11,7 +11,7 @@ CARGO ?= cargo
 # kmod: modprobe in the guest; ipvsadm/iproute2: independent witnesses in kernel tests.
 # bird2, gobgpd, frr: real BGP peers of the speaker's tests. keepalived: `vipd import` is
 # checked against the IPVS table keepalived itself programs.
-APT_PACKAGES := user-mode-linux kmod iproute2 ipvsadm procps iputils-ping python3 python3-yaml util-linux coreutils strace bird2 gobgpd frr nftables keepalived
+APT_PACKAGES := user-mode-linux kmod iproute2 ipvsadm procps iputils-ping python3 python3-yaml util-linux coreutils strace bird2 gobgpd frr nftables keepalived chromium fonts-liberation
 # Only for `make bench`: the contenders vipd is measured against.
 BENCH_APT_PACKAGES := keepalived exabgp haproxy
 
@@ -93,9 +93,11 @@ fuzz:
 	cd fuzz && for t in bgp_message bgp_fsm bfd_packet config http_response agent_reply dns_response; do \
 	    RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
-# The multi-tier topology: connections broken per event, asserted (0 for planned events).
+# The multi-tier topology: connections broken per event, asserted (0 for planned events);
+# then the status page in headless Chromium and the fleet view.
 test-scenarios: deps
 	testbed/topologies/run scenarios
+	testbed/topologies/run page
 
 test: deps fmt-check clippy deny test-unit check-examples check-containerlab fuzz-check test-kernel test-scenarios test-deb
 	@echo "make test: all passed"

@@ -10,7 +10,9 @@
 The VIP 198.51.100.10:80 is an IPVS `mh` (mh-port) service on every director, real servers
 in IPIP tunnel mode; the backends hold the VIP on tunl0 and answer the client directly.
 
-Usage (inside the guest, see ../run): lab.py OUT REPO demo|scenarios|control
+Usage (inside the guest, see ../run): lab.py OUT REPO demo|scenarios|control|page
+
+`page` checks the status page and the fleet view in a real browser (page.py).
 
 `control` is the negative control of `scenarios`: the same events with the directors'
 `sloppy_tcp = 0`, so a flow that ECMP moves to another director is not picked up there. It
@@ -35,6 +37,7 @@ BACKENDS = {"b1": "10.8.0.11", "b2": "10.8.0.12", "b3": "10.8.0.13"}
 LONG_CONNS = 48
 # d3 runs without BFD: its failure is the negative control of d1's (outage = hold time).
 NO_BFD = {"d3"}
+FLEET = {"d1": ["d2"], "d2": ["d1"]}
 procs = {}
 
 
@@ -95,19 +98,25 @@ def write(path, text):
     return path
 
 
-def director_config(name):
+def director_config(name, weights=None):
+    """`weights`: backend name -> weight, for the ones that differ from 1."""
     ip = DIRECTORS[name]
+    weights = weights or {}
     neighbors = "".join(
         f'[[bgp.neighbor]]\naddress = "{core}"\nremote_as = 65100\ndescription = "{r}"\n'
         for r, (_, core) in ROUTERS.items())
-    servers = "".join(f'[[service.real_server]]\naddress = "{a}"\n' for a in BACKENDS.values())
+    servers = "".join(f'[[service.real_server]]\naddress = "{a}"\nweight = {weights.get(b, 1)}\n'
+                      for b, a in BACKENDS.items())
+    # d1 and d2 compare their tables on their status pages (d3 comes and goes).
+    peers = ", ".join(f'"http://{DIRECTORS[o]}:9180"' for o in FLEET.get(name, []))
+    fleet = f'[fleet]\npeers = [{peers}]\ninterval = "1s"\ntimeout = "500ms"\n' if peers else ""
     d = f"{RUN}/{name}"
     return f"""[global]
 router_id = "{ip}"
 state_dir = "{d}/state"
 drain_file = "{d}/disable"
 control_socket = "{d}/vipd.sock"
-listen = "127.0.0.1:9180"
+listen = "{ip}:9180"
 [global.sysctl]
 sloppy_tcp = {0 if MODE == "control" else 1}
 expire_nodest_conn = 0
@@ -152,7 +161,7 @@ quorum = 2
 med = 10
 drained_med = 100
 drain_delay = "2s"
-{servers}"""
+{servers}{fleet}"""
 
 
 def backend_config(name):
@@ -309,6 +318,9 @@ def demo():
     print(json.dumps(c["short_by_backend"], sort_keys=True), "| directors:", conns)
     banner("vipd status on d1 (serving)")
     print(status("d1"))
+    shots = [screenshot("d1", f"{OUT}/d1-page-before-drain.png",
+                        "document.querySelector('#services [data-service=web]').dataset.route"
+                        " === 'announced'")]
     banner("draining d1: touch /run/lab/d1/disable (the lab's /etc/lb/disable)")
     before = c
     sh(VIPD, "drain", "--file", f"{RUN}/d1/disable")
@@ -327,6 +339,11 @@ def demo():
         print(r, sh("ip", "-n", r, "route", "show", f"{VIP}/32").strip())
     banner("vipd status on d1 (drained)")
     print(status("d1"))
+    shots.append(screenshot("d1", f"{OUT}/d1-page-after-drain.png",
+                            "document.querySelector('[data-node]').dataset.node === 'drained'"))
+    banner("d1's status page (http://10.8.0.1:9180/), in headless Chromium")
+    for p in shots:
+        print(f"screenshot: {p}")
     broken = after["long_broken"] - before["long_broken"]
     failed = after["short_fail"] - before["short_fail"]
     summary = (f"SUMMARY: {len(after['short_by_backend'])} backends served "
@@ -339,6 +356,17 @@ def demo():
     ok = broken == 0 and failed == 0 and len(after["short_by_backend"]) == 3 \
         and conns["d1"] > 0 and conns["d2"] > 0
     return 0 if ok else 1
+
+
+def screenshot(d, path, ready):
+    """A PNG of director d's status page once `ready` (a JS expression) holds."""
+    sys.path.insert(0, HERE)
+    from cdp import Browser
+    with Browser(netns=d, width=1280, height=900) as b:
+        b.open(f"http://{DIRECTORS[d]}:9180/")
+        b.wait_for(ready, 15, f"{d}'s page to be ready")
+        b.screenshot(path)
+    return path
 
 
 # Samples of the restart during which d2 was missing from a router's route (must stay empty).
@@ -576,7 +604,12 @@ def scenarios():
 
 code = 1
 try:
-    code = demo() if MODE == "demo" else scenarios()  # scenarios or control
+    if MODE == "page":
+        sys.path.insert(0, HERE)
+        import page
+        code = page.run(sys.modules[__name__])
+    else:
+        code = demo() if MODE == "demo" else scenarios()  # scenarios or control
 finally:
     for name in list(procs):
         stop(name, "KILL" if name.startswith("http") or name == "client" else "TERM")
