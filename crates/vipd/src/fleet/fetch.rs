@@ -111,9 +111,18 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-    /// A one-shot peer on loopback that answers the first request with `answer` (None:
-    /// reads and never answers).
-    async fn peer(answer: Option<Vec<u8>>) -> String {
+    /// What a one-shot peer does after reading the request.
+    enum Answer {
+        /// Writes these bytes and closes.
+        Bytes(Vec<u8>),
+        /// Never answers.
+        Silent,
+        /// Writes this head, then spaces until the client goes away.
+        Flood(String),
+    }
+
+    /// A one-shot peer on loopback.
+    async fn peer(answer: Answer) -> String {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", l.local_addr().unwrap());
         tokio::spawn(async move {
@@ -121,17 +130,22 @@ mod tests {
             let mut buf = [0u8; 1024];
             let _ = s.read(&mut buf).await;
             match answer {
-                Some(a) => {
+                Answer::Bytes(a) => {
                     let _ = s.write_all(&a).await;
                 }
-                None => std::future::pending::<()>().await,
+                Answer::Silent => std::future::pending::<()>().await,
+                Answer::Flood(head) => {
+                    let _ = s.write_all(head.as_bytes()).await;
+                    let chunk = vec![b' '; 1 << 20];
+                    while s.write_all(&chunk).await.is_ok() {}
+                }
             }
         });
         url
     }
 
-    fn http(status: &str, body: &str) -> Option<Vec<u8>> {
-        Some(
+    fn http(status: &str, body: &str) -> Answer {
+        Answer::Bytes(
             format!(
                 "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
@@ -155,8 +169,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_silent_peer_costs_the_deadline_only() {
-        let url = peer(None).await;
-        let e = status(&url, DEADLINE).await.unwrap_err();
+        let e = status(&peer(Answer::Silent).await, DEADLINE)
+            .await
+            .unwrap_err();
         assert!(matches!(e, FetchError::Timeout(_)), "{e}");
     }
 
@@ -173,9 +188,8 @@ mod tests {
             e.to_string().starts_with("not a vipd status document"),
             "{e}"
         );
-        let e = status(&peer(Some(b"garbage\r\n\r\n".to_vec())).await, DEADLINE)
-            .await
-            .unwrap_err();
+        let garbage = Answer::Bytes(b"garbage\r\n\r\n".to_vec());
+        let e = status(&peer(garbage).await, DEADLINE).await.unwrap_err();
         assert!(matches!(e, FetchError::Http(_)), "{e}");
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", l.local_addr().unwrap());
@@ -190,36 +204,19 @@ mod tests {
 
     #[tokio::test]
     async fn an_oversized_answer_is_refused() {
-        let header = format!(
+        let long = format!(
             "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n",
             MAX_BODY + 1
         );
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", l.local_addr().unwrap());
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf).await;
-            let _ = s.write_all(header.as_bytes()).await;
-            let chunk = vec![b' '; 1 << 20];
-            while s.write_all(&chunk).await.is_ok() {}
-        });
-        let e = status(&url, Duration::from_secs(20)).await.unwrap_err();
+        let e = status(&peer(Answer::Flood(long)).await, Duration::from_secs(20))
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("over the"), "{e}");
         // Without a length: read until the cap, then refused.
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", l.local_addr().unwrap());
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf).await;
-            let _ = s
-                .write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n")
-                .await;
-            let chunk = vec![b' '; 1 << 20];
-            while s.write_all(&chunk).await.is_ok() {}
-        });
-        let e = status(&url, Duration::from_secs(20)).await.unwrap_err();
+        let endless = "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n".to_string();
+        let e = status(&peer(Answer::Flood(endless)).await, Duration::from_secs(20))
+            .await
+            .unwrap_err();
         assert!(matches!(e, FetchError::Body(_)), "{e}");
     }
 }

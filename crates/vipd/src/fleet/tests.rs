@@ -15,6 +15,11 @@ fn svc(name: &str, announce: Announce, digest: Option<&str>) -> ServiceStatus {
     }
 }
 
+/// A director with one service `web` in this state.
+fn web(rid: &str, drained: bool, announce: Announce, digest: Option<&str>) -> Member {
+    member(rid, drained, vec![svc("web", announce, digest)])
+}
+
 fn member(rid: &str, drained: bool, services: Vec<ServiceStatus>) -> Member {
     Member {
         source: format!("http://{rid}:9180"),
@@ -30,16 +35,8 @@ fn member(rid: &str, drained: bool, services: Vec<ServiceStatus>) -> Member {
 #[test]
 fn agreeing_directors_have_no_problem() {
     let v = compare(&[
-        member(
-            "10.8.0.1",
-            false,
-            vec![svc("web", Announce::Announced, Some("aa"))],
-        ),
-        member(
-            "10.8.0.2",
-            false,
-            vec![svc("web", Announce::Announced, Some("aa"))],
-        ),
+        web("10.8.0.1", false, Announce::Announced, Some("aa")),
+        web("10.8.0.2", false, Announce::Announced, Some("aa")),
     ]);
     assert!(v.problems.is_empty(), "{:?}", v.problems);
     assert!(v.rows[0].agree);
@@ -49,21 +46,9 @@ fn agreeing_directors_have_no_problem() {
 #[test]
 fn different_digests_name_the_service_and_the_directors() {
     let v = compare(&[
-        member(
-            "10.8.0.1",
-            false,
-            vec![svc("web", Announce::Announced, Some("aa"))],
-        ),
-        member(
-            "10.8.0.2",
-            false,
-            vec![svc("web", Announce::Announced, Some("bb"))],
-        ),
-        member(
-            "10.8.0.3",
-            false,
-            vec![svc("web", Announce::Announced, Some("aa"))],
-        ),
+        web("10.8.0.1", false, Announce::Announced, Some("aa")),
+        web("10.8.0.2", false, Announce::Announced, Some("bb")),
+        web("10.8.0.3", false, Announce::Announced, Some("aa")),
     ]);
     assert_eq!(
         v.problems,
@@ -85,47 +70,22 @@ fn different_digests_name_the_service_and_the_directors() {
 
 #[test]
 fn a_withdrawn_vip_is_a_problem_unless_drained() {
-    let d1 = || {
-        member(
-            "10.8.0.1",
-            false,
-            vec![svc("web", Announce::Announced, Some("aa"))],
-        )
-    };
+    let d1 = || web("10.8.0.1", false, Announce::Announced, Some("aa"));
     let v = compare(&[
         d1(),
-        member(
-            "10.8.0.2",
-            false,
-            vec![svc("web", Announce::Withdrawn, Some("aa"))],
-        ),
+        web("10.8.0.2", false, Announce::Withdrawn, Some("aa")),
     ]);
     assert_eq!(
         v.problems[0].to_string(),
         "web: withdrawn on 10.8.0.2 while 10.8.0.1 announces"
     );
-    let v = compare(&[
-        d1(),
-        member(
-            "10.8.0.2",
-            true,
-            vec![svc("web", Announce::Withdrawn, Some("aa"))],
-        ),
-    ]);
+    let v = compare(&[d1(), web("10.8.0.2", true, Announce::Withdrawn, Some("aa"))]);
     assert!(v.problems.is_empty(), "{:?}", v.problems);
     assert_eq!(v.drained, [Some(false), Some(true)]);
     // Configured not to announce, or every director withdrawn: nothing to compare.
     let v = compare(&[
-        member(
-            "10.8.0.1",
-            false,
-            vec![svc("web", Announce::Withdrawn, Some("aa"))],
-        ),
-        member(
-            "10.8.0.2",
-            false,
-            vec![svc("web", Announce::NotAnnounced, Some("aa"))],
-        ),
+        web("10.8.0.1", false, Announce::Withdrawn, Some("aa")),
+        web("10.8.0.2", false, Announce::NotAnnounced, Some("aa")),
     ]);
     assert!(v.problems.is_empty(), "{:?}", v.problems);
 }
@@ -141,11 +101,7 @@ fn unreachable_and_missing_are_problems() {
                 svc("dns", Announce::Announced, Some("cc")),
             ],
         ),
-        member(
-            "10.8.0.2",
-            false,
-            vec![svc("web", Announce::Announced, Some("aa"))],
-        ),
+        web("10.8.0.2", false, Announce::Announced, Some("aa")),
         Member {
             source: "http://10.8.0.3:9180".into(),
             status: Err("connect: connection refused".into()),
@@ -167,16 +123,8 @@ fn unreachable_and_missing_are_problems() {
 #[test]
 fn a_service_not_in_one_kernel_differs() {
     let v = compare(&[
-        member(
-            "10.8.0.1",
-            false,
-            vec![svc("web", Announce::Announced, Some("aa"))],
-        ),
-        member(
-            "10.8.0.2",
-            false,
-            vec![svc("web", Announce::Withdrawn, None)],
-        ),
+        web("10.8.0.1", false, Announce::Announced, Some("aa")),
+        web("10.8.0.2", false, Announce::Withdrawn, None),
     ]);
     assert!(
         matches!(&v.problems[0], Problem::TablesDiffer { groups, .. } if groups[1].0 == "none")
