@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use futures::TryStreamExt;
 use netlink_packet_route::IpProtocol;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressProtocol};
-use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
+use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use rtnetlink::{Handle, LinkIp6Tnl, LinkIpIp, LinkUnspec};
 use vipd_config::TunnelMode;
 
@@ -136,6 +136,31 @@ impl Net {
             }
             Err(e) => Err(NetError::new(format!("ip link show {name}"), e)),
         }
+    }
+
+    /// Whether the link named `name` is administratively up (`ip link show NAME`: `UP`);
+    /// None when there is no such device.
+    pub async fn link_up(&self, name: &str) -> Result<Option<bool>, NetError> {
+        Ok(self
+            .link(name)
+            .await?
+            .map(|l| l.header.flags.contains(LinkFlags::Up)))
+    }
+
+    /// Every address on `dev`, tagged or not (`ip addr show dev DEV`).
+    pub async fn addresses(&self, dev: &str) -> Result<Vec<IpAddr>, NetError> {
+        let op = format!("ip addr show dev {dev}");
+        let index = self.index(dev, &op).await?;
+        let all: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| NetError::new(op, e))?;
+        Ok(all.iter().filter_map(address_of).collect())
     }
 
     /// Creates the tunnel device, up, unless a device of that name and kind exists (then

@@ -63,6 +63,17 @@ fn apply_under(
     Ok(changes)
 }
 
+/// Reads a sysctl given by its dotted name (`net.ipv4.conf.all.rp_filter`), trimmed.
+pub fn get(name: &str) -> Result<String, SysctlError> {
+    let path = Path::new("/proc/sys").join(name.replace('.', "/"));
+    std::fs::read_to_string(&path)
+        .map(|v| v.trim().to_string())
+        .map_err(|source| SysctlError {
+            name: name.to_string(),
+            source,
+        })
+}
+
 /// Sets a sysctl given by its dotted name (`net.ipv4.conf.all.rp_filter`).
 pub fn set(name: &str, value: &str) -> Result<Option<SysctlChange>, SysctlError> {
     let path = Path::new("/proc/sys").join(name.replace('.', "/"));

@@ -125,13 +125,20 @@ enum Command {
     /// Without --peer: this node (its control socket) and the configuration's [fleet] peers.
     /// Exit status: 0 all agree; 1 a table differs, a VIP is withdrawn on one director
     /// (not drained) while others announce it, a service is missing, or a director cannot
-    /// be reached; 2 usage.
+    /// be reached; 2 usage (including a configuration that cannot be read).
     #[command(
         after_help = "Examples:\n  vipd fleet --peer http://10.8.0.1:9180 --peer http://10.8.0.2:9180\n  vipd fleet --config /etc/vipd/vipd.toml"
     )]
     Fleet {
-        #[command(flatten)]
-        config: ConfigArg,
+        /// Configuration file whose [fleet] peers to compare with this node (without --peer;
+        /// default /etc/vipd/vipd.toml).
+        #[arg(
+            short = 'c',
+            long = "config",
+            value_name = "FILE",
+            conflicts_with = "peers"
+        )]
+        config: Option<PathBuf>,
         /// A director's status URL, http://ADDRESS:PORT of its global.listen (repeat it).
         #[arg(long = "peer", value_name = "URL")]
         peers: Vec<String>,
@@ -230,9 +237,10 @@ fn main() -> ExitCode {
             timeout,
             json,
         } => {
+            let path = config.unwrap_or_else(|| PathBuf::from("/etc/vipd/vipd.toml"));
             let sources = if peers.is_empty() {
                 cmd::fleet::Sources::Config {
-                    config: &config.path,
+                    config: &path,
                     socket: socket.as_deref(),
                 }
             } else {

@@ -45,6 +45,8 @@ pub struct Sources {
     pub cache: Cache,
     /// The other directors as last fetched (`[fleet]` configured).
     pub fleet: Option<crate::fleet::task::Peers>,
+    /// A backend's status, as its main task last observed it.
+    pub backend: Option<tokio::sync::watch::Receiver<Status>>,
 }
 
 /// How long one rendering of `/metrics` answers scrapes: at tens of thousands of servers a
@@ -130,7 +132,10 @@ async fn metrics(State(src): State<Sources>) -> impl IntoResponse {
 /// Renders every metric now.
 async fn rendered(src: &Sources) -> String {
     match &src.status {
-        None => format!("# vipd {:?} role\n# EOF\n", src.role),
+        None => match &src.backend {
+            Some(b) => crate::backend::metrics::render(&b.borrow()),
+            None => format!("# vipd {:?} role\n# EOF\n", src.role),
+        },
         Some(s) => {
             let checks = match &src.health {
                 Some(h) => tokio::time::timeout(CHECKS_DEADLINE, h.counts())
@@ -156,9 +161,12 @@ async fn rendered(src: &Sources) -> String {
 }
 
 async fn healthcheck(State(src): State<Sources>) -> impl IntoResponse {
-    match &src.status {
-        None => (StatusCode::OK, format!("OK {:?} role\n", src.role)),
-        Some(s) => match s.serving() {
+    let backend = src.backend.as_ref().map(|b| serving(&b.borrow()));
+    match (&src.status, backend) {
+        (None, Some((true, why))) => (StatusCode::OK, format!("OK {why}\n")),
+        (None, Some((false, why))) => (StatusCode::SERVICE_UNAVAILABLE, format!("DOWN {why}\n")),
+        (None, None) => (StatusCode::OK, format!("OK {:?} role\n", src.role)),
+        (Some(s), _) => match s.serving() {
             (true, why) => (StatusCode::OK, format!("OK {why}\n")),
             (false, why) => (StatusCode::SERVICE_UNAVAILABLE, format!("DOWN {why}\n")),
         },

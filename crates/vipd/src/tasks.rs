@@ -63,6 +63,10 @@ use crate::status::{Meta, Sources};
 /// How often the drain file is looked at (inotify does not see every filesystem).
 const DRAIN_POLL: Duration = Duration::from_secs(1);
 
+/// How often a backend looks at its own set-up for its status (read-only; repairs wait for
+/// the resync).
+const OBSERVE_EVERY: Duration = Duration::from_secs(2);
+
 /// Why `vipd run` stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -282,6 +286,7 @@ pub async fn director(path: &Path, loaded: Loaded) -> Result<(), RunError> {
         &mut edges,
         &running,
         Some(sources),
+        None,
         Some(&fx),
         &counters,
         ctl_tx,
@@ -454,25 +459,28 @@ async fn serve_edges(
     edges: &mut Edges,
     cfg: &Config,
     sources: Option<Sources>,
+    backend: Option<watch::Receiver<crate::status::Status>>,
     fx: Option<&Effects>,
     counters: &IpvsCounters,
     ctl: mpsc::Sender<ControlRequest>,
 ) {
     let stop = edges.shutdown.subscribe();
-    match crate::status::server::bind(&cfg.global.control_socket, sources.clone(), ctl, stop).await
+    match crate::status::server::bind(
+        &cfg.global.control_socket,
+        sources.clone(),
+        backend.clone(),
+        ctl,
+        stop,
+    )
+    .await
     {
         Ok(task) => edges.spawn("control socket", task),
         Err(e) => error!("control socket unavailable (vipd status will not work): {e}"),
     }
     if let Some(listen) = cfg.global.listen {
-        let fleet = cfg.fleet.clone().map(|f| {
-            let (tx, rx) = crate::fleet::task::channel();
-            edges.spawn(
-                "fleet",
-                crate::fleet::task::run(f, tx, edges.shutdown.subscribe()),
-            );
-            rx
-        });
+        // The fleet task starts once the page that shows its results is served.
+        let (fleet_tx, fleet_rx) = crate::fleet::task::channel();
+        let fleet = cfg.fleet.is_some().then_some(fleet_rx);
         let m = crate::metrics::Sources {
             status: sources,
             health: fx.and_then(|f| f.health.clone()),
@@ -484,9 +492,16 @@ async fn serve_edges(
             role: cfg.global.role,
             cache: Default::default(),
             fleet,
+            backend,
         };
         match crate::metrics::bind(listen, m, edges.shutdown.subscribe()).await {
-            Ok(task) => edges.spawn("HTTP", task),
+            Ok(task) => {
+                edges.spawn("HTTP", task);
+                if let Some(f) = cfg.fleet.clone() {
+                    let stop = edges.shutdown.subscribe();
+                    edges.spawn("fleet", crate::fleet::task::run(f, fleet_tx, stop));
+                }
+            }
             Err(e) => error!("{e}: /metrics and /healthcheck unavailable"),
         }
     }
@@ -504,16 +519,21 @@ pub async fn backend(path: &Path, loaded: Loaded) -> Result<(), RunError> {
         edges.spawn("agent listener", agent);
     }
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(8);
+    let mut last_reload: Option<String> = None;
+    node.observe(&running).await;
+    let (status_tx, status_rx) = watch::channel(node.status(&running, started, &last_reload));
     serve_edges(
         &mut edges,
         &running,
         None,
+        Some(status_rx),
         None,
         &IpvsCounters::default(),
         ctl_tx,
     )
     .await;
-    let mut last_reload: Option<String> = None;
+    let mut observe = tokio::time::interval(OBSERVE_EVERY);
+    observe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut resync = tokio::time::interval(running.global.resync_interval.get());
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     resync.tick().await;
@@ -523,6 +543,7 @@ pub async fn backend(path: &Path, loaded: Loaded) -> Result<(), RunError> {
     loop {
         tokio::select! {
             _ = watchdog.tick(), if watchdog_every.is_some() => crate::notify::watchdog(),
+            _ = observe.tick() => {}
             _ = resync.tick() => node.resync(&running).await,
             r = next_health(&mut health_rx) => match r {
                 Some(burst) => for u in burst { node.on_update(u) },
@@ -546,8 +567,10 @@ pub async fn backend(path: &Path, loaded: Loaded) -> Result<(), RunError> {
                 let _ = reply.send(r);
             }
         }
+        // Whatever happened (a tick, a resync, a local check, a reload): look again.
+        node.observe(&running).await;
+        status_tx.send_replace(node.status(&running, started, &last_reload));
     }
-    let _ = (started, last_reload);
     edges.stop().await;
     crate::notify::stopping();
     info!("vipd stopped");

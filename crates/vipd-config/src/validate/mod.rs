@@ -89,6 +89,19 @@ fn fleet(cfg: &Config, f: &crate::model::Fleet, s: &mut Sink) {
                 Diagnostic::error(p.key("peers").idx(i), format!("invalid peer URL {url:?}"))
                     .hint("write http://ADDRESS:PORT of the peer's global.listen, e.g. \"http://10.8.0.2:9180\" or \"http://[2001:db8::2]:9180\""),
             );
+        } else if crate::fleet::peer_authority(url).is_some_and(|(host, port)| {
+            cfg.global.listen.is_some_and(|l| {
+                l.port() == port
+                    && host.trim_start_matches('[').trim_end_matches(']') == l.ip().to_string()
+            })
+        }) {
+            s.push(
+                Diagnostic::error(
+                    p.key("peers").idx(i),
+                    format!("peer {url:?} is this director's own global.listen"),
+                )
+                .hint("list the other directors only: this one is always part of the view"),
+            );
         } else if !seen.insert(url.trim_end_matches('/')) {
             s.push(
                 Diagnostic::error(

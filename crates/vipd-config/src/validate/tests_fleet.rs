@@ -42,6 +42,9 @@ fn peer_urls_are_checked() {
     let d = error_at(&src, "is listed twice", "9180/");
     assert_eq!(d.path.to_string(), "fleet.peers[1]");
     error_at(&fleet("peers = []"), "[fleet] lists no peers", "peers");
+    let own = fleet("peers = [\"http://127.0.0.1:9180\"]");
+    let d = error_at(&own, "is this director's own global.listen", "peers");
+    assert_eq!(d.path.to_string(), "fleet.peers[0]");
 }
 
 #[test]

@@ -10,7 +10,9 @@
 //! this file keeps the kernel set-up and the node's life cycle.
 
 mod agent;
+pub mod metrics;
 mod nft;
+mod observe;
 
 use agent::{AgentSources, LocalHealth, bind_agent, local_jobs};
 use nft::nft_apply;
@@ -51,25 +53,40 @@ pub async fn apply(net: &Net, cfg: &Config) -> Vec<String> {
             }
         }
         errors.extend(sync_addresses(net, &t.name, &t.vips).await);
-        if t.mode == TunnelMode::Ipip {
-            // The reply leaves by another interface than the one the packet came in on:
-            // strict reverse-path filtering would drop every tunnelled packet. The effective
-            // value is the max of `all` and the device's.
-            for dev in ["all", t.name.as_str()] {
-                set_sysctl(&format!("net.ipv4.conf.{dev}.rp_filter"), "0", &mut errors);
-            }
-        }
     }
-    if !b.loopback_vips.is_empty() {
-        // `dr`: the VIP is on lo of every backend; none may answer ARP for it.
-        set_sysctl("net.ipv4.conf.all.arp_ignore", "1", &mut errors);
-        set_sysctl("net.ipv4.conf.all.arp_announce", "2", &mut errors);
+    for (name, value) in required_sysctls(cfg) {
+        set_sysctl(&name, value, &mut errors);
     }
     errors.extend(sync_addresses(net, "lo", &b.loopback_vips).await);
     if let Err(e) = nft_apply(&b.allowed_directors).await {
         errors.push(e);
     }
     errors
+}
+
+/// The sysctls `[backend]` needs, with their values.
+pub(crate) fn required_sysctls(cfg: &Config) -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
+    let Some(b) = &cfg.backend else {
+        return out;
+    };
+    for t in b.tunnels.iter().filter(|t| t.mode == TunnelMode::Ipip) {
+        // The reply leaves by another interface than the one the packet came in on: strict
+        // reverse-path filtering would drop every tunnelled packet. The effective value is
+        // the max of `all` and the device's.
+        for dev in ["all", t.name.as_str()] {
+            let name = format!("net.ipv4.conf.{dev}.rp_filter");
+            if !out.iter().any(|(n, _)| *n == name) {
+                out.push((name, "0"));
+            }
+        }
+    }
+    if !b.loopback_vips.is_empty() {
+        // `dr`: the VIP is on lo of every backend; none may answer ARP for it.
+        out.push(("net.ipv4.conf.all.arp_ignore".into(), "1"));
+        out.push(("net.ipv4.conf.all.arp_announce".into(), "2"));
+    }
+    out
 }
 
 fn set_sysctl(name: &str, value: &str, errors: &mut Vec<String>) {
@@ -119,6 +136,8 @@ pub struct Node {
     /// The errors of the last apply (logged again only when they change).
     errors: Vec<String>,
     agent_listen: Option<SocketAddr>,
+    /// The last observation.
+    observed: crate::status::backend::BackendStatus,
 }
 
 fn sources(cfg: &Config) -> AgentSources {
@@ -179,6 +198,7 @@ impl Node {
             sources_tx,
             errors: Vec::new(),
             agent_listen,
+            observed: Default::default(),
         };
         node.resync(cfg).await;
         Ok((node, rx, agent))
@@ -201,9 +221,53 @@ impl Node {
         self.errors = errors;
     }
 
-    /// The errors of the last set-up, for the status.
+    /// The errors of the last set-up, for the reload's answer.
     pub fn errors(&self) -> &[String] {
         &self.errors
+    }
+
+    /// The status document of the last observation.
+    pub fn status(
+        &self,
+        cfg: &Config,
+        started: std::time::Instant,
+        last_reload: &Option<String>,
+    ) -> crate::status::Status {
+        crate::status::Status {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            role: vipd_config::Role::Backend,
+            uptime_secs: started.elapsed().as_secs(),
+            drained: cfg.global.drain_file.exists(),
+            drain_file: cfg.global.drain_file.display().to_string(),
+            last_reload: last_reload.clone(),
+            backend: Some(self.observed.clone()),
+            ..crate::status::Status::default()
+        }
+    }
+
+    /// Looks at the node now (read-only, within [`observe::OBSERVE_DEADLINE`]) and returns
+    /// what it found; a deadline missed keeps the last observation, with the miss among its
+    /// problems.
+    pub async fn observe(&mut self, cfg: &Config) -> &crate::status::backend::BackendStatus {
+        let agent = self.sources_tx.borrow().clone();
+        let seen = tokio::time::timeout(
+            observe::OBSERVE_DEADLINE,
+            observe::observe(&self.net, cfg, &self.errors, &self.local, &agent),
+        )
+        .await;
+        match seen {
+            Ok(st) => self.observed = st,
+            Err(_) => {
+                let miss = format!(
+                    "the node could not be observed within {:?} (rtnetlink or nft did not answer)",
+                    observe::OBSERVE_DEADLINE
+                );
+                if !self.observed.problems.contains(&miss) {
+                    self.observed.problems.push(miss);
+                }
+            }
+        }
+        &self.observed
     }
 
     /// A local check changed.

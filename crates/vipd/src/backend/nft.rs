@@ -75,14 +75,17 @@ pub(super) async fn nft_apply(directors: &[IpAddr]) -> Result<(), String> {
     }
 }
 
-async fn nft_table_exists() -> bool {
-    tokio::process::Command::new("nft")
+/// Whether vipd's table is loaded (`nft list table`, killed if it takes over 2 s).
+pub(super) async fn nft_table_exists() -> bool {
+    let status = tokio::process::Command::new("nft")
         .args(["list", "table", "inet", NFT_TABLE])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .status()
+        .kill_on_drop(true)
+        .status();
+    tokio::time::timeout(std::time::Duration::from_secs(2), status)
         .await
-        .is_ok_and(|s| s.success())
+        .is_ok_and(|r| r.is_ok_and(|s| s.success()))
 }
 
 #[cfg(test)]

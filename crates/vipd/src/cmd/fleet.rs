@@ -1,14 +1,15 @@
 //! `vipd fleet`: fetches several directors' status and prints one table: per service, each
 //! director's route state, healthy weight / quorum and table digest, then every
-//! disagreement. Exit 0 when they agree, 1 when they do not (or one cannot be reached): a
-//! monitoring check or a script reads the exit status.
+//! disagreement. Exit 0 when they agree, 1 when they do not (or one cannot be reached), 2
+//! when they could not be compared (usage, an unreadable configuration): a monitoring check
+//! or a script reads the exit status.
 
 use std::io::{Read as _, Write as _};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::fleet::{Member, compare, fetch, render_text};
+use crate::fleet::{Member, MemberError, compare, fetch, render_text};
 
 /// Where the directors come from.
 pub enum Sources<'a> {
@@ -25,6 +26,10 @@ pub enum Sources<'a> {
 
 /// Runs the command.
 pub fn run(sources: Sources<'_>, timeout: Duration, json: bool) -> ExitCode {
+    if timeout.is_zero() {
+        eprintln!("--timeout must be above 0, e.g. 2s");
+        return ExitCode::from(2);
+    }
     let (local, urls) = match sources {
         Sources::Urls(urls) => {
             if let Some(bad) = urls
@@ -43,7 +48,7 @@ pub fn run(sources: Sources<'_>, timeout: Duration, json: bool) -> ExitCode {
                 Ok(l) => l.config,
                 Err(e) => {
                     eprintln!("{e}\n(or name the directors with --peer URL)");
-                    return ExitCode::FAILURE;
+                    return ExitCode::from(2);
                 }
             };
             let Some(f) = cfg.fleet else {
@@ -92,7 +97,9 @@ pub fn run(sources: Sources<'_>, timeout: Duration, json: bool) -> ExitCode {
             .map(|(m, url)| {
                 m.unwrap_or_else(|| Member {
                     source: url.clone(),
-                    status: Err("the fetch failed".into()),
+                    status: Err(std::sync::Arc::new(crate::fleet::MemberError::Task(
+                        "no result".into(),
+                    ))),
                 })
             })
             .collect::<Vec<_>>()
@@ -114,15 +121,22 @@ pub fn run(sources: Sources<'_>, timeout: Duration, json: bool) -> ExitCode {
 }
 
 /// This node's status over its control socket, within `timeout`.
-fn local_status(socket: &Path, timeout: Duration) -> Result<crate::status::Status, String> {
-    let mut s = std::os::unix::net::UnixStream::connect(socket)
-        .map_err(|e| format!("control socket {}: {e}", socket.display()))?;
-    s.set_read_timeout(Some(timeout))
-        .and_then(|()| s.set_write_timeout(Some(timeout)))
-        .map_err(|e| e.to_string())?;
+fn local_status(
+    socket: &Path,
+    timeout: Duration,
+) -> Result<crate::status::Status, std::sync::Arc<MemberError>> {
+    let io = |source| MemberError::Control {
+        path: socket.to_path_buf(),
+        source,
+    };
     let mut text = String::new();
-    s.write_all(b"status\n")
-        .and_then(|()| s.read_to_string(&mut text))
-        .map_err(|e| format!("control socket {}: {e}", socket.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("not a status document: {e}"))
+    std::os::unix::net::UnixStream::connect(socket)
+        .and_then(|mut s| {
+            s.set_read_timeout(Some(timeout))?;
+            s.set_write_timeout(Some(timeout))?;
+            s.write_all(b"status\n")?;
+            s.read_to_string(&mut text)
+        })
+        .map_err(|e| std::sync::Arc::new(io(e)))?;
+    serde_json::from_str(&text).map_err(|e| std::sync::Arc::new(e.into()))
 }

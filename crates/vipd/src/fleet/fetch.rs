@@ -32,6 +32,9 @@ pub enum FetchError {
     /// The HTTP exchange failed.
     #[error("HTTP: {0}")]
     Http(#[from] hyper::Error),
+    /// The request could not be built (a host name HTTP cannot carry).
+    #[error("request: {0}")]
+    Request(#[from] hyper::http::Error),
     /// Not a 200.
     #[error("HTTP status {0}")]
     Status(hyper::StatusCode),
@@ -47,7 +50,9 @@ pub enum FetchError {
 pub async fn member(url: &str, deadline: Duration) -> Member {
     Member {
         source: url.trim_end_matches('/').to_string(),
-        status: status(url, deadline).await.map_err(|e| e.to_string()),
+        status: status(url, deadline)
+            .await
+            .map_err(|e| std::sync::Arc::new(e.into())),
     }
 }
 
@@ -68,8 +73,7 @@ async fn get(host: &str, port: u16) -> Result<Status, FetchError> {
     let req = hyper::Request::get("/status")
         .header(hyper::header::HOST, format!("{host}:{port}"))
         .header(hyper::header::ACCEPT, "application/json")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| FetchError::Body(e.to_string()))?;
+        .body(Empty::<Bytes>::new())?;
     let exchange = async {
         let resp = tx.send_request(req).await?;
         if resp.status() != hyper::StatusCode::OK {

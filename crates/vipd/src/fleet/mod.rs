@@ -20,13 +20,35 @@ use serde::Serialize;
 
 use crate::status::{Announce, Status};
 
+/// Why a director's status could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    /// Fetching it over HTTP failed.
+    #[error(transparent)]
+    Fetch(#[from] fetch::FetchError),
+    /// This node's control socket could not be read.
+    #[error("control socket {path}: {source}")]
+    Control {
+        /// The socket.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// This node's control socket answered something else than a status document.
+    #[error("control socket: not a status document: {0}")]
+    NotStatus(#[from] serde_json::Error),
+    /// The fetch task ended without a result (it panicked).
+    #[error("the fetch task failed: {0}")]
+    Task(String),
+}
+
 /// One director as fetched.
 #[derive(Clone, Debug)]
 pub struct Member {
     /// Where it was fetched from (`http://10.8.0.2:9180`, or `local`).
     pub source: String,
-    /// Its status, or why it could not be had.
-    pub status: Result<Status, String>,
+    /// Its status, or why it could not be had (shared: the page clones the members).
+    pub status: Result<Status, std::sync::Arc<MemberError>>,
 }
 
 impl Member {
@@ -52,6 +74,8 @@ pub struct Cell {
     pub quorum: u32,
     /// Table digest (None: not in its kernel).
     pub digest: Option<String>,
+    /// The VIP is drained there (the node's or its own drain file).
+    pub drained: bool,
 }
 
 /// One service across the fleet: a cell per member, in member order (None: the member does
@@ -148,6 +172,12 @@ pub struct View {
     pub rows: Vec<Row>,
     /// Everything that disagrees.
     pub problems: Vec<Problem>,
+    /// The page's view: the peers were not fetched yet (nothing is known to agree).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
+    /// The page's view: how long ago the peers were fetched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetched_secs_ago: Option<u64>,
 }
 
 /// Compares the members.
@@ -157,8 +187,9 @@ pub struct View {
 /// - Digests are compared among the members that have the service; `none` (not in the
 ///   kernel) differs from any digest.
 /// - A member announcing no route for a service that others announce is a problem unless it
-///   is drained (an operator's choice) or its route is merely `not announced` by
-///   configuration; one in the drain delay (`draining`) counts as announcing.
+///   is drained (the node's or the VIP's own drain file: an operator's choice) or its route
+///   is `not announced` by configuration; one in the drain delay (`draining`) counts as
+///   announcing.
 pub fn compare(members: &[Member]) -> View {
     let directors: Vec<String> = members.iter().map(Member::name).collect();
     let mut problems = Vec::new();
@@ -167,7 +198,7 @@ pub fn compare(members: &[Member]) -> View {
         match &m.status {
             Err(e) => problems.push(Problem::Unreachable {
                 director: name.clone(),
-                error: e.clone(),
+                error: e.to_string(),
             }),
             Ok(st) => {
                 for s in &st.services {
@@ -190,6 +221,7 @@ pub fn compare(members: &[Member]) -> View {
                     healthy_weight: s.healthy_weight,
                     quorum: s.quorum,
                     digest: s.digest.clone(),
+                    drained: s.drained || st.drained,
                 })
             })
             .collect();
@@ -227,13 +259,12 @@ pub fn compare(members: &[Member]) -> View {
             .filter(|(_, c)| c.as_ref().is_some_and(announcing))
             .map(|(i, _)| directors[i].clone())
             .collect();
-        let drained = |i: usize| members[i].status.as_ref().is_ok_and(|s| s.drained);
         let withdrawn: Vec<String> = cells
             .iter()
             .enumerate()
-            .filter(|(i, c)| {
+            .filter(|(_, c)| {
                 c.as_ref().is_some_and(|c| {
-                    matches!(c.announce, Announce::Withdrawn | Announce::Down) && !drained(*i)
+                    matches!(c.announce, Announce::Withdrawn | Announce::Down) && !c.drained
                 })
             })
             .map(|(i, _)| directors[i].clone())
@@ -260,6 +291,8 @@ pub fn compare(members: &[Member]) -> View {
         directors,
         rows,
         problems,
+        pending: false,
+        fetched_secs_ago: None,
     }
 }
 

@@ -104,14 +104,16 @@ fn unreachable_and_missing_are_problems() {
         web("10.8.0.2", false, Announce::Announced, Some("aa")),
         Member {
             source: "http://10.8.0.3:9180".into(),
-            status: Err("connect: connection refused".into()),
+            status: Err(std::sync::Arc::new(MemberError::Task(
+                "connect: connection refused".into(),
+            ))),
         },
     ]);
     let texts: Vec<String> = v.problems.iter().map(ToString::to_string).collect();
     assert_eq!(
         texts,
         [
-            "http://10.8.0.3:9180: unreachable: connect: connection refused",
+            "http://10.8.0.3:9180: unreachable: the fetch task failed: connect: connection refused",
             "dns: not configured on 10.8.0.2",
         ]
     );
@@ -130,4 +132,40 @@ fn a_service_not_in_one_kernel_differs() {
         matches!(&v.problems[0], Problem::TablesDiffer { groups, .. } if groups[1].0 == "none")
     );
     assert_eq!(v.problems.len(), 2, "and withdrawn: {:?}", v.problems);
+}
+
+#[test]
+fn a_vip_drained_on_its_own_is_not_a_problem() {
+    let mut drained = svc("web", Announce::Withdrawn, Some("aa"));
+    drained.drained = true;
+    let v = compare(&[
+        web("10.8.0.1", false, Announce::Announced, Some("aa")),
+        member("10.8.0.2", false, vec![drained]),
+    ]);
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+}
+
+#[test]
+fn route_states_against_each_other() {
+    // Draining counts as announcing: a director withdrawn beside it is a problem.
+    let v = compare(&[
+        web("10.8.0.1", false, Announce::Draining, Some("aa")),
+        web("10.8.0.2", false, Announce::Withdrawn, Some("aa")),
+    ]);
+    assert_eq!(
+        v.problems[0].to_string(),
+        "web: withdrawn on 10.8.0.2 while 10.8.0.1 announces"
+    );
+    // Announced with the down attributes on one director only: a problem.
+    let v = compare(&[
+        web("10.8.0.1", false, Announce::Announced, Some("aa")),
+        web("10.8.0.2", false, Announce::Down, Some("aa")),
+    ]);
+    assert_eq!(v.problems.len(), 1, "{:?}", v.problems);
+    // `not announced` by configuration beside an announcing director: not a route problem.
+    let v = compare(&[
+        web("10.8.0.1", false, Announce::Announced, Some("aa")),
+        web("10.8.0.2", false, Announce::NotAnnounced, Some("aa")),
+    ]);
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
 }

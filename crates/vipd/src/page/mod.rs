@@ -99,18 +99,46 @@ pub fn render(st: &Status, events: &[Entry], fleet: Option<&View>, now_ms: u64) 
     h
 }
 
-/// A backend's page: what it can say today (its set-up is in its log, not yet in a status
-/// document).
-pub fn render_backend(version: &str) -> String {
-    format!(
-        "<!doctype html><html lang=en><head><meta charset=utf-8><title>vipd backend</title>\
-         <style>{CSS}</style></head><body><main id=page><header><h1>vipd backend</h1>\
-         <span class=mute>version {}</span></header><p>This node runs the backend role. Its \
-         set-up (tunnel devices, VIPs, sysctls, the director filter) is logged \
-         (<code>journalctl -u vipd</code>), not reported on this page. <a href=/healthcheck>/healthcheck</a> answers \
-         200 while vipd runs.</p></main></body></html>",
-        esc(version)
-    )
+/// A backend's page: its set-up as last observed, the agent's answer, the local checks.
+pub fn render_backend(st: &Status) -> String {
+    let (serving, why) = crate::status::serving(st);
+    let mut h = format!(
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>{} vipd backend</title>\
+         <style>{CSS}</style></head><body><main id=page data-refresh=2000 \
+         data-serving={serving}><header><h1>vipd backend</h1><span class=mute>version {} · \
+         up {}</span>{}<span>{}</span><span>last reload: {}</span></header>",
+        if serving { "✓" } else { "✗" },
+        esc(&st.version),
+        age(st.uptime_secs),
+        badge(
+            if st.drained {
+                "drained"
+            } else if serving {
+                "serving"
+            } else {
+                "down"
+            },
+            "node"
+        ),
+        esc(&why),
+        st.last_reload.as_deref().map_or("none".into(), esc),
+    );
+    if let Some(b) = &st.backend {
+        h.push_str("<section id=backend><h2>Set-up</h2><ul class=problems>");
+        for p in &b.problems {
+            let _ = write!(h, "<li class=warn>{}</li>", esc(p));
+        }
+        h.push_str("</ul><pre>");
+        h.push_str(&esc(&crate::status::backend::render_text(b)));
+        h.push_str("</pre></section>");
+    }
+    let _ = write!(
+        h,
+        "<footer><span id=live class=b>static</span> · <a href=/status>status JSON</a> · \
+         <a href=/metrics>metrics</a> · <a href=/healthcheck>healthcheck</a></footer></main>\
+         <script>{JS}</script></body></html>"
+    );
+    h
 }
 
 fn service(h: &mut String, s: &crate::status::ServiceStatus) {
@@ -229,7 +257,7 @@ fn neighbors(h: &mut String, st: &Status) {
         });
         let _ = write!(
             h,
-            "<tr data-neighbor=\"{}\" data-state={}><td><code>{}</code><td>{}<td>{}\
+            "<tr data-neighbor=\"{}\" data-state=\"{}\"><td><code>{}</code><td>{}<td>{}\
              <td>{}<td class=n>{}<td class=n>{}<td>{bfd}<td>{}</tr>",
             esc(&n.address),
             esc(&n.state),
@@ -273,14 +301,21 @@ fn events_section(h: &mut String, events: &[Entry], now_ms: u64) {
 }
 
 fn fleet_section(h: &mut String, v: &View) {
-    let verdict = if v.problems.is_empty() {
-        "agree"
-    } else {
+    let verdict = if !v.problems.is_empty() {
         "disagree"
+    } else if v.pending {
+        "pending"
+    } else {
+        "agree"
+    };
+    let when = match (v.pending, v.fetched_secs_ago) {
+        (true, _) => " <small>(the other directors are not fetched yet)</small>".to_string(),
+        (false, Some(s)) => format!(" <small>(fetched {} ago)</small>", age(s)),
+        (false, None) => String::new(),
     };
     let _ = write!(
         h,
-        "<section id=fleet data-verdict={verdict}><h2>Fleet {}</h2><table><thead><tr>\
+        "<section id=fleet data-verdict={verdict}><h2>Fleet {}{when}</h2><table><thead><tr>\
          <th>service",
         badge(verdict, "fleet")
     );

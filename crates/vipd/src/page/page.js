@@ -5,7 +5,12 @@
   var every = Number(main.dataset.refresh) || 2000;
   var live = document.getElementById("live");
   function tick() {
-    if (document.hidden) { setTimeout(tick, every); return; }
+    // Not while hidden, while text is selected (a digest being copied) or while the pointer
+    // rests on a sparkline (its tooltip lists the reasons): a swap would undo them.
+    if (document.hidden || String(window.getSelection()) || document.querySelector(".chk:hover")) {
+      setTimeout(tick, every);
+      return;
+    }
     var ctl = new AbortController();
     var t = setTimeout(function () { ctl.abort(); }, every * 2);
     fetch(location.pathname + location.search, { signal: ctl.signal, cache: "no-store" })

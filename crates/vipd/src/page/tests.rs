@@ -99,7 +99,7 @@ fn services_servers_and_neighbors_are_on_the_page() {
         "data-server=\"10.8.0.13:80\" data-health=down",
         "data-server=\"10.8.0.11:80\" data-health=up",
         "data-check=\"http\" data-health=up",
-        "data-neighbor=\"10.8.0.251:179\" data-state=Established",
+        "data-neighbor=\"10.8.0.251:179\" data-state=\"Established\"",
         "detect 300 ms",
         "last reload: applied: 1 service changed",
         "up 1h 2m",
@@ -174,7 +174,9 @@ fn the_fleet_view_flags_disagreement() {
         },
         crate::fleet::Member {
             source: "http://10.8.0.3:9180".into(),
-            status: Err("no answer within 2s".into()),
+            status: Err(std::sync::Arc::new(crate::fleet::MemberError::Task(
+                "no answer".into(),
+            ))),
         },
     ]);
     let html = render(&status(), &[], Some(&v), 0);
@@ -213,8 +215,67 @@ fn clock_and_age() {
 }
 
 #[test]
-fn a_backend_page_claims_no_director_state() {
-    let html = render_backend("1.2.3");
+fn a_backend_page_shows_its_set_up() {
+    let mut b = crate::status::backend::BackendStatus {
+        tunnels: vec![crate::status::backend::TunnelView {
+            name: "tunl0".into(),
+            mode: "ipip".into(),
+            present: true,
+            up: true,
+            vips: vec![crate::status::backend::VipView {
+                address: "198.51.100.10".into(),
+                present: false,
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    b.find_problems();
+    let st = Status {
+        version: "1.2.3".into(),
+        role: vipd_config::Role::Backend,
+        backend: Some(b),
+        ..Status::default()
+    };
+    let html = render_backend(&st);
     assert!(html.contains("<h1>vipd backend</h1>") && html.contains("version 1.2.3"));
+    assert!(html.contains("data-serving=false"));
+    assert!(html.contains("<li class=warn>VIP 198.51.100.10 is missing on tunl0</li>"));
     assert!(!html.contains("id=services"));
+}
+
+/// Names come from configurations and peers: every one is escaped, in text and attributes.
+#[test]
+fn hostile_names_are_escaped_everywhere() {
+    let evil = "\"><script>x()</script>";
+    let mut st = status();
+    st.router_id = Some(evil.into());
+    st.services[0].name = evil.into();
+    st.services[0].real_servers[0].checks[0].name = evil.into();
+    st.services[0].real_servers[0].checks[0].results[0].reason = evil.into();
+    st.neighbors[0].state = evil.into();
+    let v = crate::fleet::compare(&[crate::fleet::Member {
+        source: evil.into(),
+        status: Ok(st.clone()),
+    }]);
+    let html = render(&st, &[], Some(&v), 0);
+    assert!(!html.contains("<script>x()"), "unescaped");
+    assert!(!html.contains("\"><script"), "an attribute was closed");
+    assert!(html.contains("&quot;&gt;&lt;script&gt;x()&lt;/script&gt;"));
+}
+
+#[test]
+fn a_fleet_not_fetched_yet_does_not_say_agree() {
+    let mut v = crate::fleet::compare(&[crate::fleet::Member {
+        source: "local".into(),
+        status: Ok(status()),
+    }]);
+    v.pending = true;
+    let html = render(&status(), &[], Some(&v), 0);
+    assert!(html.contains("<section id=fleet data-verdict=pending>"));
+    assert!(html.contains("not fetched yet"));
+    v.pending = false;
+    v.fetched_secs_ago = Some(3);
+    let html = render(&status(), &[], Some(&v), 0);
+    assert!(html.contains("data-verdict=agree") && html.contains("(fetched 3s ago)"));
 }

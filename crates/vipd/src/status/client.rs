@@ -159,6 +159,8 @@ pub fn render(st: &Status) -> String {
         st.uptime_secs,
         if st.drained {
             format!("DRAINED ({} present)", st.drain_file)
+        } else if st.backend.is_some() && !super::serving(st).0 {
+            "NOT SERVING (see PROBLEM)".to_string()
         } else {
             "serving".to_string()
         },
@@ -167,6 +169,10 @@ pub fn render(st: &Status) -> String {
             .map(|r| format!(", last reload: {r}"))
             .unwrap_or_default()
     );
+    if let Some(b) = &st.backend {
+        o.push_str(&super::backend::render_text(b));
+        return o;
+    }
     if let Some(e) = &st.ipvs_error {
         let _ = writeln!(o, "IPVS not readable at the last resync: {e}");
     }
@@ -273,6 +279,8 @@ mod tests {
     fn human_form_reads_like_ipvsadm_and_birdc() {
         let st = Status {
             version: "0.1.0".into(),
+            role: vipd_config::Role::Director,
+            backend: None,
             router_id: None,
             uptime_secs: 42,
             drained: true,
@@ -284,6 +292,7 @@ mod tests {
                 scheduler: "mh mh-port".into(),
                 announce: Announce::Draining,
                 announce_reason: "drain file".into(),
+                drained: true,
                 healthy_weight: 3,
                 quorum: 2,
                 panic: false,

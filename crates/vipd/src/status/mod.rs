@@ -3,6 +3,7 @@
 //! kernel, the BGP neighbors). Building it reads `watch` channels only: no netlink request,
 //! no message to a task that could be busy.
 
+pub mod backend;
 pub mod client;
 pub mod server;
 
@@ -67,6 +68,9 @@ pub enum Ipvs {
 pub struct Status {
     /// vipd version.
     pub version: String,
+    /// `global.role`.
+    #[serde(default)]
+    pub role: vipd_config::Role,
     /// `global.router_id` (how the fleet view names this director).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub router_id: Option<String>,
@@ -87,6 +91,9 @@ pub struct Status {
     /// Seconds since the last kernel dump (connection counters are that old).
     #[serde(default)]
     pub ipvs_dump_age_secs: Option<u64>,
+    /// A backend's own state (None on a director).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<backend::BackendStatus>,
 }
 
 /// One service.
@@ -102,6 +109,10 @@ pub struct ServiceStatus {
     pub announce: Announce,
     /// Why.
     pub announce_reason: String,
+    /// Drained by an operator: the node's drain file or the VIP's own (`announce.drain_file`),
+    /// during the drain delay or after it.
+    #[serde(default)]
+    pub drained: bool,
     /// Whether IPVS holds the service as desired (a VIP is announced only then).
     #[serde(default)]
     pub ipvs: Ipvs,
@@ -327,6 +338,13 @@ pub fn build(
                 ),
                 VipState::Withdrawn(w) => (Announce::Withdrawn, w.to_string()),
             };
+            let drained = matches!(
+                &s.route,
+                VipState::Draining
+                    | VipState::Withdrawn(
+                        vipd_director::Withdrawn::Drained | vipd_director::Withdrawn::VipDrained
+                    )
+            );
             let (ipvs_state, ipvs_error) = match &s.programmed {
                 Programmed::Yes => (Ipvs::Programmed, None),
                 Programmed::Pending => (Ipvs::Pending, None),
@@ -366,6 +384,7 @@ pub fn build(
                 scheduler: s.scheduler.clone(),
                 announce,
                 announce_reason,
+                drained,
                 ipvs: ipvs_state,
                 ipvs_error,
                 healthy_weight: health.map_or(0, |h| h.healthy_weight),
@@ -410,6 +429,8 @@ pub fn build(
         neighbors,
         ipvs_error: ipvs.error.clone(),
         ipvs_dump_age_secs: ipvs.dumped_at.map(|t| t.elapsed().as_secs()),
+        role: vipd_config::Role::Director,
+        backend: None,
     }
 }
 
@@ -455,9 +476,25 @@ pub fn add_checks(st: &mut Status, checks: &[vipd_health::engine::CheckStatus]) 
     }
 }
 
-/// Whether the node serves traffic, and why: down when drained or when no service is
-/// announced (the `/healthcheck` verdict).
+/// Whether the node serves traffic, and why: down when drained, on a director when no
+/// service is announced, on a backend when its set-up has a problem (the `/healthcheck`
+/// verdict).
 pub fn serving(st: &Status) -> (bool, String) {
+    if let Some(b) = &st.backend {
+        return if st.drained {
+            (false, format!("drained ({} present)", st.drain_file))
+        } else if let Some(p) = b.problems.first() {
+            let more = b.problems.len() - 1;
+            let more = if more > 0 {
+                format!(" (and {more} more)")
+            } else {
+                String::new()
+            };
+            (false, format!("{p}{more}"))
+        } else {
+            (true, "backend set up".to_string())
+        };
+    }
     let announced = st
         .services
         .iter()

@@ -37,6 +37,7 @@ const ANSWER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120)
 pub async fn bind(
     path: &Path,
     sources: Option<Sources>,
+    backend: Option<watch::Receiver<super::Status>>,
     tx: mpsc::Sender<Request>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<impl std::future::Future<Output = ()> + Send + 'static, ServeError> {
@@ -83,9 +84,9 @@ pub async fn bind(
         slots,
         shutdown,
         move |s, _slot| {
-            let (tx, sources) = (tx.clone(), sources.clone());
+            let (tx, sources, backend) = (tx.clone(), sources.clone(), backend.clone());
             async move {
-                match tokio::time::timeout(ANSWER_DEADLINE, answer(s, sources, tx)).await {
+                match tokio::time::timeout(ANSWER_DEADLINE, answer(s, sources, backend, tx)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => warn!(error = %e, "control socket request failed"),
                     Err(_) => warn!("control socket request timed out"),
@@ -98,6 +99,7 @@ pub async fn bind(
 async fn answer(
     s: UnixStream,
     sources: Option<Sources>,
+    backend: Option<watch::Receiver<super::Status>>,
     tx: mpsc::Sender<Request>,
 ) -> std::io::Result<()> {
     let (r, mut w) = s.into_split();
@@ -112,9 +114,10 @@ async fn answer(
         "status" => {
             // Built on a blocking thread: large at tens of thousands of servers.
             tokio::task::spawn_blocking(move || {
-                let st = match &sources {
-                    Some(src) => src.status(),
-                    None => super::Status {
+                let st = match (&sources, &backend) {
+                    (Some(src), _) => src.status(),
+                    (None, Some(b)) => b.borrow().clone(),
+                    (None, None) => super::Status {
                         version: env!("CARGO_PKG_VERSION").to_string(),
                         ..super::Status::default()
                     },

@@ -1,0 +1,108 @@
+//! The backend's own state as the kernel holds it now (read-only): what `vipd status`,
+//! `/status`, the page, `/metrics` and `/healthcheck` report on a backend.
+
+use std::time::Duration;
+
+use vipd_config::{Config, TunnelMode};
+use vipd_health::fsm::State;
+
+use super::agent::{AgentSources, LocalHealth, agent_reply};
+use crate::status::Health;
+use crate::status::backend::{
+    AgentView, BackendStatus, FilterView, LocalCheckView, SysctlView, TunnelView, VipView,
+};
+
+/// Deadline of one observation (a few netlink dumps and one `nft list table`).
+pub const OBSERVE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Observes the node against `cfg`. A netlink query that fails counts as "not present"
+/// (the problem then names it; the set-up errors say why at the next resync).
+pub async fn observe(
+    net: &vipd_net::Net,
+    cfg: &Config,
+    setup_errors: &[String],
+    local: &LocalHealth,
+    agent: &AgentSources,
+) -> BackendStatus {
+    let mut st = BackendStatus {
+        setup_errors: setup_errors.to_vec(),
+        ..BackendStatus::default()
+    };
+    let Some(b) = &cfg.backend else {
+        return st;
+    };
+    let vips = |have: &[std::net::IpAddr], want: &[std::net::IpAddr]| -> Vec<VipView> {
+        want.iter()
+            .map(|v| VipView {
+                address: v.to_string(),
+                present: have.contains(v),
+            })
+            .collect()
+    };
+    for t in &b.tunnels {
+        let up = net.link_up(&t.name).await.ok().flatten();
+        let have = net.addresses(&t.name).await.unwrap_or_default();
+        st.tunnels.push(TunnelView {
+            name: t.name.clone(),
+            mode: match t.mode {
+                TunnelMode::Ipip => "ipip",
+                TunnelMode::Ip6ip6 => "ip6ip6",
+            }
+            .to_string(),
+            local: t.local.map(|l| l.to_string()),
+            present: up.is_some(),
+            up: up == Some(true),
+            vips: vips(&have, &t.vips),
+        });
+    }
+    if !b.loopback_vips.is_empty() {
+        let have = net.addresses("lo").await.unwrap_or_default();
+        st.loopback_vips = vips(&have, &b.loopback_vips);
+    }
+    st.sysctls = super::required_sysctls(cfg)
+        .into_iter()
+        .map(|(name, want)| SysctlView {
+            value: vipd_net::sysctl::get(&name).ok(),
+            name,
+            want: want.to_string(),
+        })
+        .collect();
+    if !b.allowed_directors.is_empty() {
+        st.filter = Some(FilterView {
+            allowed_directors: b
+                .allowed_directors
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            present: super::nft::nft_table_exists().await,
+        });
+    }
+    if let Some(a) = &b.agent {
+        st.agent = Some(AgentView {
+            listen: a.listen.to_string(),
+            answer: agent_reply(agent, local).trim_end().to_string(),
+        });
+    }
+    let names = super::agent::local_jobs(cfg);
+    st.local_checks = names
+        .iter()
+        .map(|j| {
+            let (state, reason) = local
+                .checks
+                .get(&j.key)
+                .cloned()
+                .unwrap_or((State::Unknown, "no result yet".into()));
+            LocalCheckView {
+                name: j.name.to_string(),
+                health: match state {
+                    State::Up => Health::Up,
+                    State::Down => Health::Down,
+                    State::Unknown => Health::Unknown,
+                },
+                reason,
+            }
+        })
+        .collect();
+    st.find_problems();
+    st
+}

@@ -1,0 +1,264 @@
+//! What a backend reports of itself (`vipd status`, `/status`, the page, `/metrics`,
+//! `/healthcheck`): the set-up `[backend]` asks for as the kernel holds it now, the agent's
+//! current answer and the local checks. Observed every second by the backend's main task
+//! (read-only: links, addresses, sysctls, the nftables table); repairs stay with the resync.
+
+use serde::{Deserialize, Serialize};
+
+use super::Health;
+
+/// A backend's own state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackendStatus {
+    /// What keeps the node from receiving tunnelled traffic, in words (a device missing or
+    /// down, a VIP missing, a sysctl, the filter, a set-up error). Empty: nothing found.
+    pub problems: Vec<String>,
+    /// The tunnel devices of `[[backend.tunnel]]`.
+    pub tunnels: Vec<TunnelView>,
+    /// `backend.loopback_vips` (direct routing) on `lo`.
+    pub loopback_vips: Vec<VipView>,
+    /// The sysctls the set-up needs, with their values now.
+    pub sysctls: Vec<SysctlView>,
+    /// The nftables director filter, when `allowed_directors` is set.
+    pub filter: Option<FilterView>,
+    /// The agent, when `[backend.agent]` is set.
+    pub agent: Option<AgentView>,
+    /// The local checks (`[backend.agent] checks`).
+    pub local_checks: Vec<LocalCheckView>,
+    /// The errors of the last set-up (retried at each resync).
+    pub setup_errors: Vec<String>,
+}
+
+/// A tunnel device.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelView {
+    /// Device name.
+    pub name: String,
+    /// `ipip` or `ip6ip6`.
+    pub mode: String,
+    /// The configured local address (None: the catch-all device, from any remote).
+    pub local: Option<String>,
+    /// The device exists.
+    pub present: bool,
+    /// The device is up.
+    pub up: bool,
+    /// Its VIPs.
+    pub vips: Vec<VipView>,
+}
+
+/// A VIP on a device.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipView {
+    /// The address.
+    pub address: String,
+    /// On the device now.
+    pub present: bool,
+}
+
+/// A sysctl the set-up needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SysctlView {
+    /// `net.ipv4.conf.all.rp_filter`.
+    pub name: String,
+    /// The value the set-up writes.
+    pub want: String,
+    /// The value now (None: unreadable).
+    pub value: Option<String>,
+}
+
+/// The director filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterView {
+    /// The directors allowed to send encapsulated packets.
+    pub allowed_directors: Vec<String>,
+    /// vipd's nftables table is loaded.
+    pub present: bool,
+}
+
+/// The agent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentView {
+    /// Where it listens.
+    pub listen: String,
+    /// The line a director gets now (`up`, `drain #...`, `down #...`, the state file's).
+    pub answer: String,
+}
+
+/// A local check.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalCheckView {
+    /// Check name.
+    pub name: String,
+    /// Its state.
+    pub health: Health,
+    /// Its last reason.
+    pub reason: String,
+}
+
+impl BackendStatus {
+    /// Fills `problems` from what was observed.
+    pub fn find_problems(&mut self) {
+        let mut p = Vec::new();
+        for t in &self.tunnels {
+            if !t.present {
+                p.push(format!("tunnel device {} is missing", t.name));
+            } else if !t.up {
+                p.push(format!("tunnel device {} is down", t.name));
+            }
+            for v in t.vips.iter().filter(|v| !v.present) {
+                p.push(format!("VIP {} is missing on {}", v.address, t.name));
+            }
+        }
+        for v in self.loopback_vips.iter().filter(|v| !v.present) {
+            p.push(format!("VIP {} is missing on lo", v.address));
+        }
+        for s in &self.sysctls {
+            if s.value.as_deref() != Some(s.want.as_str()) {
+                p.push(format!(
+                    "{} is {} (needs {})",
+                    s.name,
+                    s.value.as_deref().unwrap_or("unreadable"),
+                    s.want
+                ));
+            }
+        }
+        if self.filter.as_ref().is_some_and(|f| !f.present) {
+            p.push("the nftables director filter (table inet vipd_backend) is not loaded".into());
+        }
+        p.extend(self.setup_errors.iter().map(|e| format!("set-up: {e}")));
+        self.problems = p;
+    }
+}
+
+/// The human form of `vipd status` on a backend.
+pub fn render_text(b: &BackendStatus) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let yes = |v: bool, y: &'static str, n: &'static str| if v { y } else { n };
+    if b.problems.is_empty() {
+        o.push_str("backend set up: no problem found\n");
+    }
+    for p in &b.problems {
+        let _ = writeln!(o, "PROBLEM {p}");
+    }
+    for t in &b.tunnels {
+        let _ = writeln!(
+            o,
+            "tunnel {} ({}, local {}): {}",
+            t.name,
+            t.mode,
+            t.local.as_deref().unwrap_or("any"),
+            if !t.present {
+                "MISSING"
+            } else {
+                yes(t.up, "up", "DOWN")
+            }
+        );
+        for v in &t.vips {
+            let _ = writeln!(
+                o,
+                "  VIP {} {}",
+                v.address,
+                yes(v.present, "present", "MISSING")
+            );
+        }
+    }
+    for v in &b.loopback_vips {
+        let _ = writeln!(
+            o,
+            "VIP {} on lo {}",
+            v.address,
+            yes(v.present, "present", "MISSING")
+        );
+    }
+    for s in &b.sysctls {
+        let v = s.value.as_deref().unwrap_or("unreadable");
+        let mark = yes(s.value.as_deref() == Some(s.want.as_str()), "", " (needs ");
+        let end = if mark.is_empty() {
+            String::new()
+        } else {
+            format!("{})", s.want)
+        };
+        let _ = writeln!(o, "sysctl {} = {v}{mark}{end}", s.name);
+    }
+    if let Some(f) = &b.filter {
+        let _ = writeln!(
+            o,
+            "director filter (nftables inet vipd_backend): {}; allowed: {}",
+            yes(f.present, "loaded", "NOT LOADED"),
+            f.allowed_directors.join(", ")
+        );
+    }
+    if let Some(a) = &b.agent {
+        let _ = writeln!(o, "agent on {} answers: {}", a.listen, a.answer);
+    }
+    for c in &b.local_checks {
+        let h = match c.health {
+            Health::Up => "up",
+            Health::Down => "DOWN",
+            Health::Unknown => "unknown",
+        };
+        let _ = writeln!(o, "local check {}: {h} ({})", c.name, c.reason);
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_name_what_is_missing() {
+        let mut b = BackendStatus {
+            tunnels: vec![TunnelView {
+                name: "tunl0".into(),
+                mode: "ipip".into(),
+                present: true,
+                up: true,
+                vips: vec![VipView {
+                    address: "198.51.100.10".into(),
+                    present: false,
+                }],
+                ..TunnelView::default()
+            }],
+            sysctls: vec![SysctlView {
+                name: "net.ipv4.conf.all.rp_filter".into(),
+                want: "0".into(),
+                value: Some("1".into()),
+            }],
+            filter: Some(FilterView {
+                allowed_directors: vec!["10.8.0.1".into()],
+                present: false,
+            }),
+            setup_errors: vec!["ip addr add 198.51.100.10/32 dev tunl0: EPERM".into()],
+            ..BackendStatus::default()
+        };
+        b.find_problems();
+        assert_eq!(
+            b.problems,
+            [
+                "VIP 198.51.100.10 is missing on tunl0",
+                "net.ipv4.conf.all.rp_filter is 1 (needs 0)",
+                "the nftables director filter (table inet vipd_backend) is not loaded",
+                "set-up: ip addr add 198.51.100.10/32 dev tunl0: EPERM",
+            ]
+        );
+        b.tunnels[0].up = false;
+        b.tunnels[0].vips[0].present = true;
+        b.sysctls.clear();
+        b.filter = None;
+        b.setup_errors.clear();
+        b.find_problems();
+        assert_eq!(b.problems, ["tunnel device tunl0 is down"]);
+        let text = render_text(&b);
+        assert!(
+            text.contains("PROBLEM tunnel device tunl0 is down"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tunnel tunl0 (ipip, local any): DOWN"),
+            "{text}"
+        );
+        assert!(text.contains("  VIP 198.51.100.10 present"), "{text}");
+    }
+}
