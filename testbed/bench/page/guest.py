@@ -1,5 +1,6 @@
 """Inside the guest (see run): vipd and HAProxy over the same servers, their pages timed."""
 
+import json
 import socket
 import statistics
 import subprocess
@@ -72,8 +73,10 @@ def ready():
         _, _, stats = get("http://127.0.0.1:8404/stats;csv")
     except OSError:
         return False
-    # Every service's first health pass (3 servers up each) and HAProxy's checks.
-    return body.count(b'"health":"up"') >= 3 * S and stats.count(b",UP,") >= 3 * S
+    # Every service's first health pass (its 3 servers up) and HAProxy's checks.
+    up = sum(r["health"] == "up" for s in json.loads(body)["services"]
+             for r in s["real_servers"])
+    return up == 3 * S and stats.count(b",UP,") >= 3 * S
 
 
 end = time.monotonic() + 120

@@ -29,15 +29,9 @@ import time
 OUT, REPO, MODE = sys.argv[1], sys.argv[2], sys.argv[3]
 HERE = os.path.dirname(os.path.abspath(__file__))
 VIPD = f"{REPO}/target/debug/vipd"
-VIP = "198.51.100.10"
-RUN = "/run/lab"
-ROUTERS = {"r1": ("10.7.0.1", "10.8.0.251"), "r2": ("10.7.0.2", "10.8.0.252")}
-DIRECTORS = {"d1": "10.8.0.1", "d2": "10.8.0.2", "d3": "10.8.0.3"}
-BACKENDS = {"b1": "10.8.0.11", "b2": "10.8.0.12", "b3": "10.8.0.13"}
-LONG_CONNS = 48
-# d3 runs without BFD: its failure is the negative control of d1's (outage = hold time).
-NO_BFD = {"d3"}
-FLEET = {"d1": ["d2"], "d2": ["d1"]}
+from configs import (  # the addresses and the daemons' configurations
+    BACKENDS, DIRECTORS, LONG_CONNS, ROUTERS, RUN, VIP, backend_config,
+    bird_config, director_config)
 procs = {}
 
 
@@ -98,121 +92,6 @@ def write(path, text):
     return path
 
 
-def director_config(name, weights=None):
-    """`weights`: backend name -> weight, for the ones that differ from 1."""
-    ip = DIRECTORS[name]
-    weights = weights or {}
-    neighbors = "".join(
-        f'[[bgp.neighbor]]\naddress = "{core}"\nremote_as = 65100\ndescription = "{r}"\n'
-        for r, (_, core) in ROUTERS.items())
-    servers = "".join(f'[[service.real_server]]\naddress = "{a}"\nweight = {weights.get(b, 1)}\n'
-                      for b, a in BACKENDS.items())
-    # d1 and d2 compare their tables on their status pages (d3 comes and goes).
-    peers = ", ".join(f'"http://{DIRECTORS[o]}:9180"' for o in FLEET.get(name, []))
-    fleet = f'[fleet]\npeers = [{peers}]\ninterval = "1s"\ntimeout = "500ms"\n' if peers else ""
-    d = f"{RUN}/{name}"
-    return f"""[global]
-router_id = "{ip}"
-state_dir = "{d}/state"
-drain_file = "{d}/disable"
-control_socket = "{d}/vipd.sock"
-listen = "{ip}:9180"
-[global.sysctl]
-sloppy_tcp = {0 if MODE == "control" else 1}
-expire_nodest_conn = 0
-expire_quiescent_template = 0
-[bgp]
-local_as = 65000
-hold_time = 9
-connect_retry = 1
-[bgp.graceful_restart]
-enabled = true
-restart_time = 60
-[bgp.bfd]
-enabled = {"false" if name in NO_BFD else "true"}
-{neighbors}
-[[check]]
-name = "http"
-kind = "http"
-path = "/health"
-port = 80
-interval = "500ms"
-timeout = "400ms"
-rise = 2
-fall = 2
-[[check]]
-name = "agent"
-kind = "agent"
-port = 5555
-interval = "500ms"
-timeout = "400ms"
-rise = 1
-fall = 2
-[[service]]
-name = "web"
-vip = "{VIP}"
-port = 80
-scheduler = "mh"
-mh_port = true
-forwarding = "tunnel"
-checks = ["http", "agent"]
-quorum = 2
-[service.announce]
-med = 10
-drained_med = 100
-drain_delay = "2s"
-{servers}{fleet}"""
-
-
-def backend_config(name):
-    d = f"{RUN}/{name}"
-    return f"""[global]
-role = "backend"
-drain_file = "{d}/disable"
-control_socket = "{d}/vipd.sock"
-[[check]]
-name = "local"
-kind = "http"
-path = "/health"
-port = 80
-interval = "500ms"
-timeout = "400ms"
-rise = 1
-fall = 2
-[[backend.tunnel]]
-name = "tunl0"
-mode = "ipip"
-vips = ["{VIP}"]
-[backend.agent]
-listen = "0.0.0.0:5555"
-state_file = "{d}/agent-check"
-checks = ["local"]
-"""
-
-
-def bird_config(r):
-    _, core = ROUTERS[r]
-    peers = "".join(
-        f"protocol bgp {d} from directors {{ neighbor {ip} as 65000; }}\n"
-        for d, ip in DIRECTORS.items())
-    return f"""router id {core};
-protocol device {{}}
-protocol kernel {{ ipv4 {{ export all; }}; merge paths on; }}
-protocol bfd {{
-  interface "eth1" {{ min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }};
-}}
-template bgp directors {{
-  local {core} as 65100;
-  hold time 9;
-  connect delay time 1;
-  error wait time 1, 2;
-  graceful restart on;
-  bfd on;
-  ipv4 {{ import all; export none; }};
-}}
-{peers}"""
-
-
 def build():
     shutil.rmtree(RUN, ignore_errors=True)
     names = ["client", *ROUTERS, *DIRECTORS, *BACKENDS]
@@ -239,11 +118,11 @@ def build():
                                "-s", f"{RUN}/{r}/bird.ctl"])
     for d in DIRECTORS:
         sh("ip", "-n", d, "route", "add", "default", "via", "10.8.0.251")
-        write(f"{RUN}/{d}/vipd.toml", director_config(d))
+        write(f"{RUN}/{d}/vipd.toml", director_config(d, MODE))
     for b in BACKENDS:
         sh("ip", "-n", b, "route", "add", "default",
            *sum((["nexthop", "via", core] for _, core in ROUTERS.values()), []))
-        write(f"{RUN}/{b}/vipd.toml", backend_config(b))
+        write(f"{RUN}/{b}/vipd.toml", backend_config(b, MODE))
         spawn(f"http-{b}", b, ["python3", f"{HERE}/backend_server.py", b])
         spawn(f"vipd-{b}", b, [VIPD, "run", "--config", f"{RUN}/{b}/vipd.toml"])
     for d in ("d1", "d2"):
@@ -360,7 +239,6 @@ def demo():
 
 def screenshot(d, path, ready):
     """A PNG of director d's status page once `ready` (a JS expression) holds."""
-    sys.path.insert(0, HERE)
     from cdp import Browser
     with Browser(netns=d, width=1280, height=900) as b:
         b.open(f"http://{DIRECTORS[d]}:9180/")
@@ -605,7 +483,6 @@ def scenarios():
 code = 1
 try:
     if MODE == "page":
-        sys.path.insert(0, HERE)
         import page
         code = page.run(sys.modules[__name__])
     else:

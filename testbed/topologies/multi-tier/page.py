@@ -9,6 +9,10 @@ Run by lab.py (mode `page`), with the lab module as `lab`:
   3. `vipd fleet` over d1 and d2 agrees (exit 0); d2 alone is reloaded with another weight
      for b3: `vipd fleet` exits 1 naming the service and both directors, and d1's page shows
      the disagreement; a screenshot.
+  4. The backends report their own state: b1 drained -> /healthcheck 503 and the agent's
+     answer `drain`; b2's VIP deleted by hand -> its status names the missing VIP,
+     /healthcheck 503, /metrics vipd_backend_vip_present 0, its page shows it (a
+     screenshot); SIGUSR1 (resync) puts it back -> 200.
 Results go to OUT/page.md; screenshots to OUT/*.png.
 """
 
@@ -70,7 +74,7 @@ def run(lab):
         assert "2 directors agree on every service" in ok.stdout, ok.stdout
         notes.append("vipd fleet, same configuration (exit 0):\n\n```\n"
                      + ok.stdout.strip() + "\n```")
-        lab.write(f"{lab.RUN}/d2/vipd.toml", lab.director_config("d2", {"b3": 2}))
+        lab.write(f"{lab.RUN}/d2/vipd.toml", lab.director_config("d2", lab.MODE, {"b3": 2}))
         r = lab.sh(lab.VIPD, "reload", "--socket", f"{lab.RUN}/d2/vipd.sock", check=False)
         assert "applied" in r, r
         lab.wait(lambda: fleet(lab, peers).returncode == 1, 15, "vipd fleet to disagree")
@@ -86,11 +90,13 @@ def run(lab):
         b.screenshot(f"{out}/page-3-fleet-disagrees.png")
         js = json.loads(fleet(lab, peers + ["--json"]).stdout)
         assert js["problems"][0]["kind"] == "tables_differ", js
+    backends(lab, notes)
     text = "\n\n".join(notes) + "\n"
     lab.write(f"{out}/page.md", text)
     lab.banner("status page and fleet view")
     print(text)
-    for p in ("page-1-serving", "page-2-backend-down", "page-3-fleet-disagrees"):
+    for p in ("page-1-serving", "page-2-backend-down", "page-3-fleet-disagrees",
+              "page-4-backend-vip-missing"):
         print(f"screenshot: {out}/{p}.png")
     return 0
 
@@ -98,3 +104,60 @@ def run(lab):
 def fleet(lab, args):
     return subprocess.run(["ip", "netns", "exec", "d1", lab.VIPD, "fleet", *args],
                           capture_output=True, text=True)
+
+
+def get(lab, ns, url):
+    """(status, body) of GET url from inside namespace ns."""
+    code = ("import sys, urllib.request, urllib.error\n"
+            "try:\n r = urllib.request.urlopen(sys.argv[1], timeout=5); print(r.status)\n"
+            " print(r.read().decode())\n"
+            "except urllib.error.HTTPError as e:\n print(e.code); print(e.read().decode())\n")
+    out = lab.sh("ip", "netns", "exec", ns, "python3", "-c", code, url)
+    status, _, body = out.partition("\n")
+    return int(status), body
+
+
+def backend_status(lab, b):
+    return json.loads(lab.sh(lab.VIPD, "status", "--json", "--socket",
+                             f"{lab.RUN}/{b}/vipd.sock"))
+
+
+def backends(lab, notes):
+    hc = "http://127.0.0.1:9180/healthcheck"
+    lab.wait(lambda: get(lab, "b1", hc)[0] == 200, 10, "b1's /healthcheck to answer 200")
+    lab.sh(lab.VIPD, "drain", "--file", f"{lab.RUN}/b1/disable")
+    lab.wait(lambda: get(lab, "b1", hc)[0] == 503, 10, "b1's /healthcheck to answer 503 (drained)")
+    code, body = get(lab, "b1", hc)
+    assert "drained" in body, body
+    st = backend_status(lab, "b1")
+    assert st["role"] == "backend" and st["drained"], st
+    assert st["backend"]["agent"]["answer"].startswith("drain"), st
+    notes.append(f"b1 drained: /healthcheck {code} {body.strip()}; agent answers "
+                 f"{st['backend']['agent']['answer']!r}")
+    lab.sh(lab.VIPD, "undrain", "--file", f"{lab.RUN}/b1/disable")
+    lab.wait(lambda: get(lab, "b1", hc)[0] == 200, 10, "b1's /healthcheck back to 200")
+
+    lab.sh("ip", "-n", "b2", "addr", "del", f"{lab.VIP}/32", "dev", "tunl0")
+    missing = f"VIP {lab.VIP} is missing on tunl0"
+    lab.wait(lambda: missing in backend_status(lab, "b2")["backend"]["problems"], 10,
+             "b2's status to name the missing VIP")
+    st = backend_status(lab, "b2")
+    assert st["backend"]["tunnels"][0]["vips"][0]["present"] is False, st
+    code, body = get(lab, "b2", hc)
+    assert code == 503 and missing in body, (code, body)
+    _, metrics = get(lab, "b2", "http://127.0.0.1:9180/metrics")
+    want = f'vipd_backend_vip_present{{device="tunl0",vip="{lab.VIP}"}} 0'
+    assert want in metrics, metrics
+    human = lab.sh(lab.VIPD, "status", "--socket", f"{lab.RUN}/b2/vipd.sock")
+    assert f"PROBLEM {missing}" in human, human
+    with Browser(netns="b2", width=1000, height=700) as b:
+        b.open("http://127.0.0.1:9180/")
+        b.wait_for("document.querySelector('#backend .problems').textContent"
+                   f".includes('{missing}')", 10, "b2's page to name the missing VIP")
+        b.screenshot(f"{lab.OUT}/page-4-backend-vip-missing.png")
+    notes.append(f"b2's VIP deleted by hand: /healthcheck {code} {body.strip()}; "
+                 f"metrics `{want}`; vipd status:\n\n```\n{human.strip()}\n```")
+    lab.procs["vipd-b2"].send_signal(__import__("signal").SIGUSR1)
+    lab.wait(lambda: get(lab, "b2", hc)[0] == 200, 10, "b2 repaired by its resync (SIGUSR1)")
+    notes.append("SIGUSR1 on b2 (resync): the VIP is back, /healthcheck 200")
+
