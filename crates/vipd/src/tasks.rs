@@ -515,12 +515,14 @@ pub async fn backend(path: &Path, loaded: Loaded) -> Result<(), RunError> {
     let mut edges = Edges::new()?;
     let (mut node, mut health_rx, agent) =
         crate::backend::Node::start(&running, edges.shutdown.subscribe()).await?;
+    // Observed before the agent answers anyone: a node that cannot receive tunnelled
+    // traffic says so from its first answer.
+    node.observe(&running).await;
     if let Some(agent) = agent {
         edges.spawn("agent listener", agent);
     }
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(8);
     let mut last_reload: Option<String> = None;
-    node.observe(&running).await;
     let (status_tx, status_rx) = watch::channel(node.status(&running, started, &last_reload));
     serve_edges(
         &mut edges,

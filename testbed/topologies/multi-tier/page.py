@@ -12,7 +12,8 @@ Run by lab.py (mode `page`), with the lab module as `lab`:
   4. The backends report their own state: b1 drained -> /healthcheck 503 and the agent's
      answer `drain`; b2's VIP deleted by hand -> its status names the missing VIP,
      /healthcheck 503, /metrics vipd_backend_vip_present 0, its page shows it (a
-     screenshot); SIGUSR1 (resync) puts it back -> 200.
+     screenshot), its agent answers `down #VIP ... missing` and d1 takes b2 out; SIGUSR1
+     (resync) puts it back -> 200, and d1 has b2 up again.
 Results go to OUT/page.md; screenshots to OUT/*.png.
 """
 
@@ -157,7 +158,21 @@ def backends(lab, notes):
         b.screenshot(f"{lab.OUT}/page-4-backend-vip-missing.png")
     notes.append(f"b2's VIP deleted by hand: /healthcheck {code} {body.strip()}; "
                  f"metrics `{want}`; vipd status:\n\n```\n{human.strip()}\n```")
+    # A backend that cannot receive tunnelled traffic must not tell the directors it is up.
+    answer = st["backend"]["agent"]["answer"]
+    assert answer.startswith(f"down #{missing}"), answer
+    lab.wait(lambda: server_health(lab, "d1", "10.8.0.12:80") == "down", 10,
+             "d1 to take b2 out on its agent's answer")
+    notes.append(f"b2's agent answers {answer!r}: d1 takes b2 out (health down)")
     lab.procs["vipd-b2"].send_signal(__import__("signal").SIGUSR1)
     lab.wait(lambda: get(lab, "b2", hc)[0] == 200, 10, "b2 repaired by its resync (SIGUSR1)")
-    notes.append("SIGUSR1 on b2 (resync): the VIP is back, /healthcheck 200")
+    lab.wait(lambda: server_health(lab, "d1", "10.8.0.12:80") == "up", 10,
+             "d1 to put b2 back")
+    notes.append("SIGUSR1 on b2 (resync): the VIP is back, /healthcheck 200, d1 has b2 up")
+
+
+def server_health(lab, d, server):
+    st = json.loads(lab.sh(lab.VIPD, "status", "--json", "--socket", f"{lab.RUN}/{d}/vipd.sock"))
+    return next(r["health"] for s in st["services"] for r in s["real_servers"]
+                if r["address"] == server)
 

@@ -41,6 +41,9 @@ pub fn local_jobs(cfg: &Config) -> Vec<JobSpec> {
 pub struct LocalHealth {
     /// Each local check's state and reason, by job key.
     pub checks: BTreeMap<Arc<str>, (State, String)>,
+    /// What keeps tunnelled traffic from reaching this node's listeners, as last observed
+    /// (a missing tunnel device or VIP, strict rp_filter).
+    pub blackholes: Vec<String>,
 }
 
 impl LocalHealth {
@@ -67,11 +70,15 @@ pub struct AgentSources {
 }
 
 /// The agent's reply line: the drain file wins (`drain`: weight 0, existing flows finish),
-/// then a failed local check (`down #reason`), then the state file's first line (`75%`,
-/// `maint`, `up`...), else `up`.
+/// then a set-up that blackholes tunnelled traffic (`down #VIP ... is missing on tunl0`: a
+/// backend that cannot receive the traffic must not be sent it), then a failed local check
+/// (`down #reason`), then the state file's first line (`75%`, `maint`, `up`...), else `up`.
 pub fn agent_reply(src: &AgentSources, local: &LocalHealth) -> String {
     if src.drain_file.exists() {
         return format!("drain #{} present\n", src.drain_file.display());
+    }
+    if let Some(p) = local.blackholes.first() {
+        return format!("down #{p}\n");
     }
     if let Some((_, reason)) = local.checks.values().find(|(s, _)| *s == State::Down) {
         let reason: String = reason
@@ -223,6 +230,11 @@ mod tests {
             .checks
             .insert(Arc::from("k"), (State::Down, "connect: refused\n".into()));
         assert_eq!(agent_reply(&src, &local), "down #connect: refused\n");
+        local.blackholes = vec!["VIP 198.51.100.10 is missing on tunl0".into()];
+        assert_eq!(
+            agent_reply(&src, &local),
+            "down #VIP 198.51.100.10 is missing on tunl0\n"
+        );
         std::fs::write(&src.drain_file, "").unwrap();
         assert!(agent_reply(&src, &local).starts_with("drain #"));
         let _ = std::fs::remove_dir_all(&dir);

@@ -256,7 +256,27 @@ impl Node {
         )
         .await;
         match seen {
-            Ok(st) => self.observed = st,
+            Ok(st) => {
+                let blackholes = st.blackholes();
+                if blackholes != self.local.blackholes {
+                    match blackholes.first() {
+                        Some(p) => {
+                            warn!(problem = %p, "the node cannot receive tunnelled traffic: the agent answers down")
+                        }
+                        None => info!(
+                            "the node receives tunnelled traffic again: the agent answers from its checks"
+                        ),
+                    }
+                    self.local.blackholes = blackholes;
+                    self.local_tx.send_replace(self.local.clone());
+                }
+                self.observed = st;
+                if let Some(a) = self.observed.agent.as_mut() {
+                    a.answer = agent::agent_reply(&agent, &self.local)
+                        .trim_end()
+                        .to_string();
+                }
+            }
             Err(_) => {
                 let miss = format!(
                     "the node could not be observed within {:?} (rtnetlink or nft did not answer)",

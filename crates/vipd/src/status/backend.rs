@@ -96,8 +96,11 @@ pub struct LocalCheckView {
 }
 
 impl BackendStatus {
-    /// Fills `problems` from what was observed.
-    pub fn find_problems(&mut self) {
+    /// The problems that keep tunnelled traffic from this node's listeners (a missing or
+    /// down tunnel device, a missing VIP, a sysctl such as strict rp_filter): the agent
+    /// answers `down` with the first. Not the filter (a missing filter lets more in, not
+    /// less) nor the set-up errors (their effect, if any, is among these).
+    pub fn blackholes(&self) -> Vec<String> {
         let mut p = Vec::new();
         for t in &self.tunnels {
             if !t.present {
@@ -122,6 +125,12 @@ impl BackendStatus {
                 ));
             }
         }
+        p
+    }
+
+    /// Fills `problems` from what was observed.
+    pub fn find_problems(&mut self) {
+        let mut p = self.blackholes();
         if self.filter.as_ref().is_some_and(|f| !f.present) {
             p.push("the nftables director filter (table inet vipd_backend) is not loaded".into());
         }
