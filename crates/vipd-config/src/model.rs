@@ -1117,8 +1117,9 @@ pub struct Backend {
     /// VIPs to put on `lo` for `dr` forwarding (sets arp_ignore=1 / arp_announce=2).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub loopback_vips: Vec<IpAddr>,
-    /// Accept encapsulated packets only from these directors (nftables). Empty: from any
-    /// source, which is what the design's footnote calls unsafe.
+    /// Accept encapsulated packets (IPv4 or IPv6 inside IPv4 or IPv6, GRE) only from these
+    /// directors (nftables). Empty: from any source, which is what the design's footnote
+    /// calls unsafe.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_directors: Vec<IpAddr>,
     /// HAProxy agent-check listener.

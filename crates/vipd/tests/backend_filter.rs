@@ -1,7 +1,8 @@
 //! The backend's director filter (`allowed_directors`, an nftables table) on the host kernel,
 //! which has nf_tables (Debian's UML kernel lacks its ip/inet families). Two senders on a
-//! LAN send raw IP protocol 4 (IPIP) packets to the backend; the rule's counter tells which
-//! were dropped.
+//! LAN send raw encapsulated packets to the backend (IPIP, and every other encapsulation a
+//! Linux node may decapsulate: 6in4, GRE, and over IPv6 4in6, ip6ip6, GRE); the rules'
+//! counters tell which were dropped.
 
 mod common;
 
@@ -12,14 +13,29 @@ use common::Vipd;
 use vipd_testkit::{Lan, Netns, require_program};
 
 fn send_ipip(ns: &Netns, count: usize) {
+    send_raw(ns, 4, false, count);
+}
+
+/// `count` raw packets of IP protocol `proto` to the backend, over IPv6 if `v6`.
+fn send_raw(ns: &Netns, proto: i32, v6: bool, count: usize) {
     ns.run(move || async move {
+        let (domain, to): (_, std::net::SocketAddr) = if v6 {
+            (
+                socket2::Domain::IPV6,
+                std::net::SocketAddrV6::new(BACKEND6.parse().expect("v6"), 0, 0, 0).into(),
+            )
+        } else {
+            (
+                socket2::Domain::IPV4,
+                SocketAddrV4::new(Ipv4Addr::new(10, 5, 0, 10), 0).into(),
+            )
+        };
         let s = socket2::Socket::new(
-            socket2::Domain::IPV4,
+            domain,
             socket2::Type::RAW,
-            Some(socket2::Protocol::from(4)),
+            Some(socket2::Protocol::from(proto)),
         )
-        .expect("raw IPIP socket");
-        let to = SocketAddrV4::new(Ipv4Addr::new(10, 5, 0, 10), 0);
+        .expect("raw socket");
         for _ in 0..count {
             s.send_to(b"not a real inner packet", &to.into())
                 .expect("send");
@@ -27,8 +43,15 @@ fn send_ipip(ns: &Netns, count: usize) {
     });
 }
 
+const BACKEND6: &str = "2001:db8:5::10";
+
 /// Packets counted by vipd's drop rule, or None while the table is absent.
 fn dropped(be: &Netns) -> Option<u64> {
+    dropped_by(be, "@directors4")
+}
+
+/// Packets counted by the drop rule of the line naming `set`.
+fn dropped_by(be: &Netns, set: &str) -> Option<u64> {
     let out = std::process::Command::new("ip")
         .args([
             "netns",
@@ -44,7 +67,7 @@ fn dropped(be: &Netns) -> Option<u64> {
         .ok()
         .filter(|o| o.status.success())?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let line = text.lines().find(|l| l.contains("@directors4"))?;
+    let line = text.lines().find(|l| l.contains(set))?;
     let mut words = line.split_whitespace();
     words.find(|w| *w == "packets")?;
     words.next()?.parse().ok()
@@ -77,14 +100,14 @@ fn only_the_directors_encapsulated_packets_get_through() {
     let be = Netns::new("bf-be");
     let director = Netns::new("bf-d");
     let other = Netns::new("bf-x");
-    lan.attach(&be, "eth0", &["10.5.0.10/24"]);
-    lan.attach(&director, "eth0", &["10.5.0.1/24"]);
-    lan.attach(&other, "eth0", &["10.5.0.2/24"]);
+    lan.attach(&be, "eth0", &["10.5.0.10/24", "2001:db8:5::10/64"]);
+    lan.attach(&director, "eth0", &["10.5.0.1/24", "2001:db8:5::1/64"]);
+    lan.attach(&other, "eth0", &["10.5.0.2/24", "2001:db8:5::2/64"]);
     let cfg = dir.join("vipd.toml");
     std::fs::write(
         &cfg,
         format!(
-            "[global]\nrole = \"backend\"\ncontrol_socket = \"{d}/vipd.sock\"\ndrain_file = \"{d}/disable\"\nresync_interval = \"1s\"\n[backend]\nloopback_vips = [\"198.51.100.1\"]\nallowed_directors = [\"10.5.0.1\", \"2001:db8::1\"]\n",
+            "[global]\nrole = \"backend\"\ncontrol_socket = \"{d}/vipd.sock\"\ndrain_file = \"{d}/disable\"\nresync_interval = \"1s\"\n[backend]\nloopback_vips = [\"198.51.100.1\"]\nallowed_directors = [\"10.5.0.1\", \"2001:db8:5::1\"]\n",
             d = dir.display()
         ),
     )
@@ -99,6 +122,28 @@ fn only_the_directors_encapsulated_packets_get_through() {
     until("the other sender's packets dropped", &v, || {
         dropped(&be).filter(|n| *n == 5)
     });
+    // Every other encapsulation a Linux node may decapsulate (sit0, ip6tnl0 in its default
+    // `any` mode, gre0/ip6gre0 once loaded) is dropped too: 6in4 and GRE over IPv4, then
+    // 4in6, ip6ip6 and GRE over IPv6. The director's own pass.
+    send_raw(&director, 41, false, 1);
+    send_raw(&director, 4, true, 1);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(dropped(&be), Some(5), "the director's packets pass");
+    assert_eq!(dropped_by(&be, "@directors6"), Some(0));
+    for proto in [41, 47] {
+        send_raw(&other, proto, false, 1);
+    }
+    until("6in4 and GRE from a non-director dropped", &v, || {
+        dropped(&be).filter(|n| *n == 7)
+    });
+    for proto in [4, 41, 47] {
+        send_raw(&other, proto, true, 1);
+    }
+    until(
+        "4in6, ip6ip6 and GRE over IPv6 from a non-director dropped",
+        &v,
+        || dropped_by(&be, "@directors6").filter(|n| *n == 3),
+    );
     // Removed by hand: the resync puts it back.
     be.exec(&["nft", "delete", "table", "inet", "vipd_backend"]);
     until("the table restored", &v, || dropped(&be));
@@ -107,7 +152,7 @@ fn only_the_directors_encapsulated_packets_get_through() {
         &cfg,
         std::fs::read_to_string(&cfg)
             .expect("cfg")
-            .replace("allowed_directors = [\"10.5.0.1\", \"2001:db8::1\"]", ""),
+            .replace("allowed_directors = [\"10.5.0.1\", \"2001:db8:5::1\"]", ""),
     )
     .expect("cfg");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_vipd"))

@@ -1,5 +1,6 @@
-//! The nftables filter of the backend role: encapsulated packets from anyone but the
-//! directors are dropped (table `inet vipd_backend`, replaced atomically).
+//! The nftables filter of the backend role: encapsulated packets (IPv4 or IPv6 inside IPv4
+//! or IPv6, GRE) from anyone but the directors are dropped (table `inet vipd_backend`,
+//! replaced atomically).
 
 use std::net::IpAddr;
 
@@ -7,8 +8,9 @@ use tokio::io::AsyncWriteExt;
 
 use super::NFT_TABLE;
 
-/// The nftables ruleset that drops encapsulated packets (IPIP, IPv6-in-IPv6) from anyone
-/// but the directors, or only the deletion of vipd's table when no director is listed.
+/// The nftables ruleset that drops encapsulated packets (IPv4 or IPv6 inside IPv4 or IPv6,
+/// GRE) from anyone but the directors, or only the deletion of vipd's table when no director
+/// is listed.
 pub fn nft_ruleset(directors: &[IpAddr]) -> String {
     // "add" then "delete" then the table: one atomic transaction that replaces the table
     // whether it existed or not.
@@ -34,10 +36,16 @@ pub fn nft_ruleset(directors: &[IpAddr]) -> String {
     s.push_str(&format!("table inet {NFT_TABLE} {{\n"));
     s.push_str(&set("directors4", "ipv4_addr", list(false)));
     s.push_str(&set("directors6", "ipv6_addr", list(true)));
+    // Every encapsulation a Linux node may decapsulate, whatever vipd configured: the
+    // kernel's catch-all devices take more than their name says (ip6tnl0 is in `any` mode:
+    // IPv4-in-IPv6 too; sit0 takes 6in4; gre0/ip6gre0 appear with their module). 4: IPv4
+    // inside, 41: IPv6 inside, 47: GRE. `meta l4proto` looks past IPv6 extension headers.
     s.push_str(
         "  chain input {\n    type filter hook input priority -150; policy accept;\n    \
-         ip protocol 4 ip saddr != @directors4 counter drop comment \"IPIP from a non-director\"\n    \
-         ip6 nexthdr 41 ip6 saddr != @directors6 counter drop comment \"ip6ip6 from a non-director\"\n  \
+         meta nfproto ipv4 meta l4proto { 4, 41, 47 } ip saddr != @directors4 counter drop \
+         comment \"IPIP, 6in4 or GRE from a non-director\"\n    \
+         meta nfproto ipv6 meta l4proto { 4, 41, 47 } ip6 saddr != @directors6 counter drop \
+         comment \"4in6, ip6ip6 or GRE from a non-director\"\n  \
          }\n}\n",
     );
     s
@@ -101,7 +109,12 @@ mod tests {
         assert!(r.starts_with("add table inet vipd_backend\ndelete table inet vipd_backend\n"));
         assert!(r.contains("set directors4 { type ipv4_addr; elements = { 192.0.2.10 }; }"));
         assert!(r.contains("set directors6 { type ipv6_addr; elements = { 2001:db8::10 }; }"));
-        assert!(r.contains("ip protocol 4 ip saddr != @directors4 counter drop"));
+        assert!(r.contains(
+            "meta nfproto ipv4 meta l4proto { 4, 41, 47 } ip saddr != @directors4 counter drop"
+        ));
+        assert!(r.contains(
+            "meta nfproto ipv6 meta l4proto { 4, 41, 47 } ip6 saddr != @directors6 counter drop"
+        ));
         let v4only = nft_ruleset(&["192.0.2.10".parse().unwrap()]);
         assert!(
             v4only.contains("set directors6 { type ipv6_addr; }"),
