@@ -789,6 +789,21 @@ pub enum TunnelType {
     Gre,
 }
 
+/// Checksums of GUE or GRE encapsulation (IPVS's tunnel flags; `ipvsadm --tun-nocsum`,
+/// `--tun-csum`, `--tun-remcsum`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelChecksum {
+    /// No checksum in the outer header.
+    #[default]
+    None,
+    /// A checksum in the outer UDP (GUE) or GRE header.
+    Csum,
+    /// GUE remote checksum offload (the inner checksum completed by the receiver), as
+    /// `ipvsadm --tun-remcsum` sets it; GUE only.
+    Remcsum,
+}
+
 /// What happens to a real server that fails its checks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -842,6 +857,10 @@ pub struct Service {
     /// UDP port of GUE encapsulation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_port: Option<u16>,
+    /// Outer checksum of GUE or GRE encapsulation: `"none"`, `"csum"` or `"remcsum"` (GUE
+    /// only). Refused with IPIP, which has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_checksum: Option<TunnelChecksum>,
     /// The VIP is announced when the sum of healthy real server weights reaches this.
     #[serde(default = "default_quorum")]
     pub quorum: u32,

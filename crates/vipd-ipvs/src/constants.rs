@@ -107,3 +107,10 @@ pub const AF_INET6: u16 = 10;
 pub const IPPROTO_TCP: u16 = 6;
 pub const IPPROTO_UDP: u16 = 17;
 pub const IPPROTO_SCTP: u16 = 132;
+
+/// `IP_VS_TUNNEL_ENCAP_FLAG_NOCSUM`: no outer checksum (GUE, GRE).
+pub const IP_VS_TUNNEL_ENCAP_FLAG_NOCSUM: u16 = 0;
+/// `IP_VS_TUNNEL_ENCAP_FLAG_CSUM`: an outer UDP (GUE) or GRE checksum.
+pub const IP_VS_TUNNEL_ENCAP_FLAG_CSUM: u16 = 1 << 0;
+/// `IP_VS_TUNNEL_ENCAP_FLAG_REMCSUM`: GUE remote checksum offload.
+pub const IP_VS_TUNNEL_ENCAP_FLAG_REMCSUM: u16 = 1 << 1;

@@ -3,9 +3,13 @@
 use std::net::IpAddr;
 
 use vipd_config::{
-    Forwarding, OnFailure, Persistence, Service as SvcConfig, TunnelType as CfgTunnel,
+    Forwarding, OnFailure, Persistence, Service as SvcConfig, TunnelChecksum,
+    TunnelType as CfgTunnel,
 };
 use vipd_ipvs::constants::{IP_VS_SVC_F_PERSISTENT, IP_VS_SVC_F_SCHED1, IP_VS_SVC_F_SCHED2};
+use vipd_ipvs::constants::{
+    IP_VS_TUNNEL_ENCAP_FLAG_CSUM, IP_VS_TUNNEL_ENCAP_FLAG_NOCSUM, IP_VS_TUNNEL_ENCAP_FLAG_REMCSUM,
+};
 use vipd_ipvs::model::{host_netmask, netmask_for};
 use vipd_ipvs::{Dest, Forward, Protocol, Service, ServiceKey, TunnelType};
 
@@ -86,10 +90,17 @@ pub fn desired(s: &SvcConfig, health: impl Fn(IpAddr, u16) -> Health) -> Desired
         CfgTunnel::Gue => (TunnelType::Gue, s.tunnel_port.unwrap_or(0)),
         CfgTunnel::Gre => (TunnelType::Gre, 0),
     };
+    let tun_flags = match s.tunnel_checksum.unwrap_or_default() {
+        TunnelChecksum::None => IP_VS_TUNNEL_ENCAP_FLAG_NOCSUM,
+        TunnelChecksum::Csum => IP_VS_TUNNEL_ENCAP_FLAG_CSUM,
+        // Alone, as `ipvsadm --tun-remcsum` sets it (ipvsadm shows it as `r+c`).
+        TunnelChecksum::Remcsum => IP_VS_TUNNEL_ENCAP_FLAG_REMCSUM,
+    };
     let dest = |addr, port, weight| {
         let mut d = Dest::new(addr, port, forward, weight);
         d.tun_type = tun_type;
         d.tun_port = tun_port;
+        d.tun_flags = tun_flags;
         d
     };
     let mut dests: Vec<Dest> = s

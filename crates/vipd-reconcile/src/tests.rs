@@ -434,7 +434,21 @@ mod from_config {
         assert!(
             d.dests
                 .iter()
-                .all(|x| x.tun_type == TunnelType::Gue && x.tun_port == 6080)
+                .all(|x| x.tun_type == TunnelType::Gue && x.tun_port == 6080 && x.tun_flags == 0)
+        );
+        let d = desired(
+            &cfg("tunnel_type = \"gue\"\ntunnel_port = 6080\ntunnel_checksum = \"remcsum\""),
+            |_, _| Health::Up(1),
+        );
+        assert!(d.dests.iter().all(|x| x.tun_flags == 2));
+        let d = desired(
+            &cfg("tunnel_type = \"gre\"\ntunnel_checksum = \"csum\""),
+            |_, _| Health::Up(1),
+        );
+        assert!(
+            d.dests
+                .iter()
+                .all(|x| x.tun_type == TunnelType::Gre && x.tun_flags == 1)
         );
     }
 }

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::checks::check_def;
 use super::{NAME_HINT, Sink, did_you_mean, good_name, unicast};
 use crate::diag::{Diagnostic, Path};
-use crate::model::{Config, Forwarding, MAX_WEIGHT, RealServer, Service, TunnelType};
+use crate::model::{
+    Config, Forwarding, MAX_WEIGHT, RealServer, Service, TunnelChecksum, TunnelType,
+};
 
 pub(super) fn services(cfg: &Config, defined: &BTreeSet<&str>, s: &mut Sink) {
     let mut names: BTreeMap<&str, usize> = BTreeMap::new();
@@ -184,6 +186,15 @@ fn tunnel(svc: &Service, p: &Path, s: &mut Sink) {
                 .hint("remove tunnel_type or use tunnel forwarding"),
             );
         }
+        if svc.tunnel_checksum.is_some() {
+            s.push(
+                Diagnostic::error(
+                    p.key("tunnel_checksum"),
+                    "tunnel_checksum needs forwarding = \"tunnel\"",
+                )
+                .hint("remove tunnel_checksum or use tunnel forwarding"),
+            );
+        }
         if svc.tunnel_port.is_some() {
             s.push(
                 Diagnostic::error(
@@ -194,6 +205,23 @@ fn tunnel(svc: &Service, p: &Path, s: &mut Sink) {
             );
         }
         return;
+    }
+    match (svc.tunnel_type, svc.tunnel_checksum) {
+        (TunnelType::Ipip, Some(_)) => s.push(
+            Diagnostic::error(
+                p.key("tunnel_checksum"),
+                "IPIP encapsulation has no checksum to set",
+            )
+            .hint("remove tunnel_checksum, or use tunnel_type = \"gue\" or \"gre\""),
+        ),
+        (TunnelType::Gre, Some(TunnelChecksum::Remcsum)) => s.push(
+            Diagnostic::error(
+                p.key("tunnel_checksum"),
+                "remote checksum offload (remcsum) is GUE's only",
+            )
+            .hint("use tunnel_checksum = \"csum\" with GRE, or tunnel_type = \"gue\""),
+        ),
+        _ => {}
     }
     match (svc.tunnel_type, svc.tunnel_port) {
         (TunnelType::Gue, None) => s.push(

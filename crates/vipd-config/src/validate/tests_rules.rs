@@ -490,3 +490,41 @@ fn missing_required_key() {
     let d = error_at(&src, "missing field `remote_as`", "[[bgp.neighbor]]");
     assert_eq!(d.hint.as_deref(), Some("add this key to the table"));
 }
+
+// ---- tunnel_checksum ----
+
+/// `tunnel_checksum` works with GUE and GRE, and is refused where it cannot apply.
+#[test]
+fn tunnel_checksum_applies_to_gue_and_gre_only() {
+    let svc = "port = 80\nchecks = [\"http\"]";
+    let ok = with(
+        svc,
+        &format!("{svc}\ntunnel_type = \"gue\"\ntunnel_port = 6080\ntunnel_checksum = \"remcsum\""),
+    );
+    let l = load_str(&ok, "t.toml").expect("GUE with remcsum");
+    assert_eq!(
+        l.config.services[0].tunnel_checksum,
+        Some(crate::TunnelChecksum::Remcsum)
+    );
+    let ipip = with(svc, &format!("{svc}\ntunnel_checksum = \"csum\""));
+    let d = error_at(
+        &ipip,
+        "IPIP encapsulation has no checksum",
+        "tunnel_checksum",
+    );
+    assert_eq!(d.path.to_string(), "service[0].tunnel_checksum");
+    let gre = with(
+        svc,
+        &format!("{svc}\ntunnel_type = \"gre\"\ntunnel_checksum = \"remcsum\""),
+    );
+    error_at(&gre, "remcsum) is GUE's only", "tunnel_checksum");
+    let dr = with(
+        svc,
+        &format!("{svc}\nforwarding = \"dr\"\ntunnel_checksum = \"none\""),
+    );
+    error_at(
+        &dr,
+        "tunnel_checksum needs forwarding = \"tunnel\"",
+        "tunnel_checksum",
+    );
+}
