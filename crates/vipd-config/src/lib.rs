@@ -22,6 +22,7 @@ mod fleet;
 mod http_status;
 mod load;
 mod model;
+mod probes;
 mod secrets;
 mod types;
 mod validate;
@@ -31,6 +32,7 @@ pub use fleet::peer_authority;
 pub use http_status::StatusRange;
 pub use load::{ConfigError, Loaded, load_file, load_str};
 pub use model::*;
+pub use probes::{PROBE_MARK_BASE, PROBE_MARKS, TunnelProbe};
 pub use types::{Community, Duration, ExtCommunity, LargeCommunity, Percent, Scheduler, Secret};
 
 /// `global.control_socket` of the file at `path`, read leniently: the rest of the file may

@@ -533,6 +533,14 @@ pub struct CheckDef {
     /// Flap damping: hold a flapping server down.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub damping: Option<Damping>,
+    /// The path the probe takes (http, https, tcp on a director): `"direct"` to the real
+    /// server's address, or `"tunnel"`: to the VIP and port, encapsulated by IPVS to this one
+    /// real server exactly as its traffic is (a per-server firewall-mark service and
+    /// `SO_MARK`), the reply coming back directly: the check fails when the real server
+    /// cannot receive the VIP's traffic (tunnel device or VIP gone, strict rp_filter, a
+    /// daemon bound to its own address only).
+    #[serde(default, skip_serializing_if = "Via::is_direct")]
+    pub via: Via,
 
     /// http/https: request path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -802,6 +810,24 @@ pub enum TunnelChecksum {
     /// GUE remote checksum offload (the inner checksum completed by the receiver), as
     /// `ipvsadm --tun-remcsum` sets it; GUE only.
     Remcsum,
+}
+
+/// The path of a check's probe.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// To the real server's own address.
+    #[default]
+    Direct,
+    /// To the VIP, through IPVS's encapsulation to this one real server.
+    Tunnel,
+}
+
+impl Via {
+    /// The default (for `skip_serializing_if`).
+    pub fn is_direct(&self) -> bool {
+        *self == Via::Direct
+    }
 }
 
 /// What happens to a real server that fails its checks.

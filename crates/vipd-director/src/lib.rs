@@ -27,6 +27,7 @@
 mod announce;
 mod event;
 pub mod health;
+mod probes;
 mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -229,6 +230,7 @@ impl Director {
                 for s in &cfg.services {
                     changed.extend(self.evaluate(s, &mut ev, true));
                 }
+                self.sync_probes(&mut changed);
                 vips = Some(vip_set(&self.cfg));
             }
             Input::Health(updates) => {
@@ -444,12 +446,13 @@ impl Director {
         if self.cfg.bgp != old.bgp {
             head.push(Output::Bgp(self.cfg.bgp.clone().map(Box::new)));
         }
-        let keys: BTreeSet<ServiceKey> = self
+        let mut keys: BTreeSet<ServiceKey> = self
             .cfg
             .services
             .iter()
             .map(vipd_reconcile::service_key)
             .collect();
+        keys.extend(probes::services(&self.cfg).into_keys());
         for k in self.desired.keys() {
             if !keys.contains(k) {
                 removed.push(*k);
@@ -469,12 +472,23 @@ impl Director {
             }
             changed.extend(self.evaluate(s, ev, false));
         }
+        self.sync_probes(changed);
         let v = vip_set(&self.cfg);
         if v != vip_set(&old) {
             *vips = Some(v);
         }
         // A timeouts-only change still needs an intent (an empty one carries them).
         self.cfg.global.ipvs_timeouts != old.global.ipvs_timeouts
+    }
+
+    /// Adds the tunnel-path probes' services that are new or changed (see [`probes`]).
+    fn sync_probes(&mut self, changed: &mut Vec<DesiredService>) {
+        for (k, d) in probes::services(&self.cfg) {
+            if self.desired.get(&k) != Some(&d) {
+                self.desired.insert(k, d.clone());
+                changed.push(d);
+            }
+        }
     }
 
     /// The weight last sent to IPVS for a real server (None: not in IPVS).

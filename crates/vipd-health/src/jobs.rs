@@ -49,6 +49,18 @@ pub struct JobSpec {
     pub server: SocketAddr,
     /// Who uses it (usually one real server: a `Vec`, not a tree, keeps 64,000 jobs small).
     pub users: Vec<ServerRef>,
+    /// The tunnel path (`via = "tunnel"`): the VIP to connect to and the socket's mark.
+    pub tunnel: Option<Tunnel>,
+}
+
+/// The path of a tunnel-path probe: to `vip` on the check's port (else the server's), its
+/// socket marked with `mark` (the firewall-mark IPVS service that holds only this server).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tunnel {
+    /// The service's VIP.
+    pub vip: std::net::IpAddr,
+    /// The mark.
+    pub mark: u32,
 }
 
 /// The jobs of a validated configuration, and for each real server the keys of its checks.
@@ -82,6 +94,20 @@ pub fn jobs(cfg: &Config) -> Jobs {
         .iter()
         .filter_map(|c| Some((c.name.as_deref()?, (Arc::new(c.clone()), definition(c)))))
         .collect();
+    let tunnels: BTreeMap<(&str, SocketAddr), Tunnel> = cfg
+        .tunnel_probes()
+        .into_iter()
+        .map(|p| {
+            let name = cfg.services[p.service_index].name.as_str();
+            (
+                (name, p.server),
+                Tunnel {
+                    vip: p.vip,
+                    mark: p.mark,
+                },
+            )
+        })
+        .collect();
     let mut out = Jobs::default();
     for s in &cfg.services {
         let service: Arc<str> = Arc::from(s.name.as_str());
@@ -105,13 +131,23 @@ pub fn jobs(cfg: &Config) -> Jobs {
                 .chain(inline.iter());
             let mut keys = Vec::new();
             for (def, json) in defs {
-                let k: Arc<str> = Arc::from(format!("{server} {json}"));
+                // A tunnel-path job is this service's own (its mark names the service's
+                // firewall-mark service); a direct one is shared by every service of the
+                // same real server.
+                let tunnel = (def.via == vipd_config::Via::Tunnel)
+                    .then(|| tunnels.get(&(s.name.as_str(), server)).copied())
+                    .flatten();
+                let k: Arc<str> = Arc::from(match tunnel {
+                    Some(t) => format!("{server} via {:#x} {json}", t.mark),
+                    None => format!("{server} {json}"),
+                });
                 let job = out.jobs.entry(k.clone()).or_insert_with(|| JobSpec {
                     key: k.clone(),
                     name: Arc::from(def.name.as_deref().unwrap_or(def.kind.as_str())),
                     check: def.clone(),
                     server,
                     users: Vec::new(),
+                    tunnel,
                 });
                 if !job.users.contains(&user) {
                     job.users.push(user.clone());

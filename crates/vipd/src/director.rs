@@ -160,6 +160,16 @@ impl Effects {
                     }
                 }
                 Output::Checks(jobs) => {
+                    if jobs
+                        .jobs
+                        .values()
+                        .any(|j| j.tunnel.is_some_and(|t| t.vip.is_ipv4()))
+                    {
+                        if let Err(e) = tunnel_path_sysctls() {
+                            error!(error = %e, "tunnel-path checks cannot get their replies");
+                            errors.push(e.into());
+                        }
+                    }
                     let specs: Vec<_> = jobs.jobs.values().cloned().collect();
                     match &self.health {
                         Some(h) => {
@@ -336,4 +346,19 @@ impl Effects {
         let _ = self.bfd.set(b);
         Ok(())
     }
+}
+
+/// What IPv4 tunnel-path checks need: the real server answers from the VIP, an address this
+/// director holds too, and the kernel drops packets from its own addresses unless
+/// `accept_local` (strict reverse-path filtering drops them as well: warned, not changed).
+fn tunnel_path_sysctls() -> Result<(), vipd_net::sysctl::SysctlError> {
+    if let Some(c) = vipd_net::sysctl::set("net.ipv4.conf.all.accept_local", "1")? {
+        info!(sysctl = %c.name, old = %c.old, new = %c.new, "sysctl set for tunnel-path checks");
+    }
+    if vipd_net::sysctl::get("net.ipv4.conf.all.rp_filter").is_ok_and(|v| v == "1") {
+        tracing::warn!(
+            "net.ipv4.conf.all.rp_filter = 1 (strict) drops the replies of tunnel-path checks; set it to 0 or 2"
+        );
+    }
+    Ok(())
 }

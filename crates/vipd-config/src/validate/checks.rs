@@ -61,6 +61,7 @@ fn kind_keys(c: &CheckDef) -> Vec<(&'static str, bool, &'static [CheckKind])> {
         ("dns_type", c.dns_type.is_some(), &[Dns]),
         ("dns_answer", c.dns_answer.is_some(), &[Dns]),
         ("port", c.port.is_some(), &[Http, Https, Tcp, Agent, Dns]),
+        ("via", !c.via.is_direct(), &[Http, Https, Tcp]),
         (
             "source_address",
             c.source_address.is_some(),

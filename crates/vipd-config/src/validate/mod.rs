@@ -8,6 +8,7 @@
 mod backend;
 mod bgp;
 mod checks;
+mod probes;
 mod services;
 #[cfg(test)]
 mod tests;
@@ -54,6 +55,7 @@ pub(crate) fn validate(cfg: &Config) -> Vec<Diagnostic> {
     if let Some(f) = &cfg.fleet {
         fleet(cfg, f, &mut s);
     }
+    probes::probes(cfg, &mut s);
     usage::usage(cfg, &mut s);
     s.diags
 }

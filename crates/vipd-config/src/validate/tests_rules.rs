@@ -528,3 +528,46 @@ fn tunnel_checksum_applies_to_gue_and_gre_only() {
         "tunnel_checksum",
     );
 }
+
+// ---- via = "tunnel" ----
+
+/// Tunnel-path checks: marks handed out in order, one per real server that has one; the
+/// rules where they cannot work.
+#[test]
+fn tunnel_path_checks_and_their_marks() {
+    let ok = check_with("via = \"tunnel\"");
+    let l = load_str(&ok, "t.toml").expect("http via tunnel");
+    let probes = l.config.tunnel_probes();
+    let marks: Vec<(String, u32)> = probes
+        .iter()
+        .map(|p| (p.server.to_string(), p.mark))
+        .collect();
+    assert_eq!(
+        marks,
+        [
+            ("192.0.2.10:80".to_string(), crate::PROBE_MARK_BASE),
+            ("192.0.2.11:80".to_string(), crate::PROBE_MARK_BASE + 1),
+        ]
+    );
+    let dr = with(
+        "port = 80\nchecks = [\"http\"]",
+        "port = 80\nchecks = [\"http\"]\nforwarding = \"dr\"",
+    )
+    .replacen(P, &format!("{P}\nvia = \"tunnel\""), 1);
+    let d = error_at(&dr, "needs forwarding = \"tunnel\"", "forwarding = \"dr\"");
+    assert_eq!(d.path.to_string(), "service[0].forwarding");
+    let agent = with(
+        "kind = \"http\"\npath = \"/healthcheck\"",
+        "kind = \"agent\"\nport = 5555\nvia = \"tunnel\"",
+    );
+    error_at(&agent, "`via` does not apply to a agent check", "via");
+    let reserved = with(
+        "port = 80\nchecks = [\"http\"]",
+        "fwmark = 0x76690005\nchecks = [\"http\"]",
+    );
+    error_at(
+        &reserved,
+        "is in the range vipd's tunnel-path checks use",
+        "fwmark",
+    );
+}

@@ -322,7 +322,7 @@ impl Scheduler {
             }
             stats.started += 1;
             self.next_gen += 1;
-            let probe = Probe::new(&spec.check, spec.server).map(Arc::new);
+            let probe = Probe::new_via(&spec.check, spec.server, spec.tunnel).map(Arc::new);
             if let Err(e) = &probe {
                 warn!(check = %spec.name, target = %spec.server, error = %e, "health check cannot run; its servers count as down");
             }

@@ -15,7 +15,21 @@ pub async fn connect(p: &Probe, timed: bool) -> Result<TcpStream, ProbeError> {
         TcpSocket::new_v6()
     }
     .map_err(|e| ProbeError::local("socket", &e))?;
-    if let Some(src) = p.source {
+    let mut source = p.source;
+    if let Some(mark) = p.mark {
+        socket2::SockRef::from(&sock)
+            .set_mark(mark)
+            .map_err(|e| ProbeError::local("SO_MARK", &e))?;
+        // The VIP is local on a director: left to itself the kernel would take it as the
+        // source too, and the real server's reply would stay on the real server. The
+        // address that reaches the real server is the one its reply comes back to.
+        if source.is_none() {
+            source = Some(source_toward(p.server.ip()).map_err(|e| {
+                ProbeError::Failed(format!("no route to {}: {}", p.server.ip(), words(&e)))
+            })?);
+        }
+    }
+    if let Some(src) = source {
         sock.bind(std::net::SocketAddr::new(src, 0))
             .map_err(|e| format!("bind {src}: {}", words(&e)))?;
     }
@@ -35,6 +49,19 @@ pub async fn connect(p: &Probe, timed: bool) -> Result<TcpStream, ProbeError> {
         sock.connect(p.addr).await
     };
     r.map_err(|e| ProbeError::Failed(format!("connect: {}", words(&e))))
+}
+
+/// The source address the kernel picks toward `to` (a route lookup: a UDP socket's
+/// connect sends nothing).
+fn source_toward(to: std::net::IpAddr) -> std::io::Result<std::net::IpAddr> {
+    let any: std::net::SocketAddr = if to.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = std::net::UdpSocket::bind(any)?;
+    s.connect((to, 9))?;
+    Ok(s.local_addr()?.ip())
 }
 
 /// Closes with a RST instead of a FIN: the check got what it needed, and thousands of checks

@@ -74,6 +74,8 @@ pub struct Probe {
     pub server: SocketAddr,
     /// Source address of the connection.
     pub source: Option<IpAddr>,
+    /// The tunnel path: the socket's mark (the connection goes to the VIP, `addr`).
+    pub mark: Option<u32>,
     /// Time allowed for the TCP connect.
     pub connect_timeout: Duration,
     /// Time allowed for the whole check.
@@ -84,8 +86,19 @@ impl Probe {
     /// Builds the probe of `check` against the real server `server`. Fails only on what
     /// validation cannot see (a body regex that does not compile, an SNI that is no name).
     pub fn new(check: &CheckDef, server: SocketAddr) -> Result<Probe, String> {
+        Probe::new_via(check, server, None)
+    }
+
+    /// [`Probe::new`], through the real server's tunnel when `tunnel` is given: to the VIP
+    /// on the check's port (else the server's), the socket marked so that IPVS encapsulates
+    /// it to this server only; the reply comes back directly.
+    pub fn new_via(
+        check: &CheckDef,
+        server: SocketAddr,
+        tunnel: Option<crate::jobs::Tunnel>,
+    ) -> Result<Probe, String> {
         let port = check.port.unwrap_or(server.port());
-        let addr = SocketAddr::new(server.ip(), port);
+        let addr = SocketAddr::new(tunnel.map_or(server.ip(), |t| t.vip), port);
         let kind = match check.spec() {
             CheckSpec::Http {
                 tls,
@@ -156,6 +169,7 @@ impl Probe {
             addr,
             server,
             source: check.source_address,
+            mark: tunnel.map(|t| t.mark),
             connect_timeout: check
                 .effective_connect_timeout()
                 .get()
@@ -189,6 +203,15 @@ impl Probe {
             } => dns::run(self, name, *qtype, *answer).await,
         };
         o.latency = start.elapsed();
+        self.path_said(o)
+    }
+
+    /// A tunnel-path outcome says so: with a direct check beside it, the status tells which
+    /// path failed.
+    fn path_said(&self, mut o: Outcome) -> Outcome {
+        if self.mark.is_some() {
+            o.reason = format!("via tunnel: {}", o.reason);
+        }
         o
     }
 
@@ -216,7 +239,7 @@ impl Probe {
             _ => return self.run().await,
         };
         o.latency = start.elapsed();
-        o
+        self.path_said(o)
     }
 
     /// The outcome of a probe whose time ran out at `stage`; `connect_deadline` when it was
@@ -250,7 +273,7 @@ impl Probe {
         } else {
             reason
         };
-        Outcome::fail(reason, self.timeout)
+        self.path_said(Outcome::fail(reason, self.timeout))
     }
 }
 

@@ -31,6 +31,7 @@ pub fn local_jobs(cfg: &Config) -> Vec<JobSpec> {
                 check: Arc::new(c.clone()),
                 server,
                 users: Default::default(),
+                tunnel: None,
             }
         })
         .collect()
