@@ -94,10 +94,12 @@ fuzz:
 	    RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 # The multi-tier topology: connections broken per event, asserted (0 for planned events);
-# then the status page in headless Chromium and the fleet view.
+# then the status page in headless Chromium and the fleet view; then checks through the
+# tunnel against data-path faults (direct checks as the control).
 test-scenarios: deps
 	testbed/topologies/run scenarios
 	testbed/topologies/run page
+	testbed/topologies/run tunnel
 
 test: deps fmt-check clippy deny test-unit check-examples check-containerlab fuzz-check test-kernel test-scenarios test-deb
 	@echo "make test: all passed"

@@ -1,4 +1,5 @@
-"""The L7 service of a lab backend (stands in for HAProxy): HTTP/1.0 on :80.
+"""The L7 service of a lab backend (stands in for HAProxy): HTTP/1.0 on :80, on every
+address or on the one given after the name (argv[2]).
 
 GET /health -> 200 (the local check of vipd's agent); GET anything else -> 200 with the
 backend's name; a connection that starts with "PING" is long-lived: each "PING" line gets
@@ -30,4 +31,4 @@ class Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
 
 
-Server(("0.0.0.0", 80), Handler).serve_forever()
+Server((sys.argv[2] if len(sys.argv) > 2 else "0.0.0.0", 80), Handler).serve_forever()

@@ -11,8 +11,9 @@ NO_BFD = {"d3"}
 FLEET = {"d1": ["d2"], "d2": ["d1"]}
 
 
-def director_config(name, mode, weights=None):
-    """`mode`: the lab's; `weights`: backend name -> weight, for the ones that differ from 1."""
+def director_config(name, mode, weights=None, checks=("http", "agent")):
+    """`mode`: the lab's; `weights`: backend name -> weight, for the ones that differ from 1;
+    `checks`: the service's ("through" is the HTTP check through the tunnel, to the VIP)."""
     ip = DIRECTORS[name]
     weights = weights or {}
     neighbors = "".join(
@@ -23,6 +24,14 @@ def director_config(name, mode, weights=None):
     # d1 and d2 compare their tables on their status pages (d3 comes and goes).
     peers = ", ".join(f'"http://{DIRECTORS[o]}:9180"' for o in FLEET.get(name, []))
     fleet = f'[fleet]\npeers = [{peers}]\ninterval = "1s"\ntimeout = "500ms"\n' if peers else ""
+    extra_checks = ""
+    if "agent" in checks:
+        extra_checks += ('[[check]]\nname = "agent"\nkind = "agent"\nport = 5555\n'
+                         'interval = "500ms"\ntimeout = "400ms"\nrise = 1\nfall = 2\n')
+    if "through" in checks:
+        extra_checks += ('[[check]]\nname = "through"\nkind = "http"\npath = "/health"\n'
+                         'port = 80\nvia = "tunnel"\ninterval = "500ms"\ntimeout = "400ms"\n'
+                         'rise = 2\nfall = 2\n')
     d = f"{RUN}/{name}"
     return f"""[global]
 router_id = "{ip}"
@@ -53,22 +62,14 @@ interval = "500ms"
 timeout = "400ms"
 rise = 2
 fall = 2
-[[check]]
-name = "agent"
-kind = "agent"
-port = 5555
-interval = "500ms"
-timeout = "400ms"
-rise = 1
-fall = 2
-[[service]]
+{extra_checks}[[service]]
 name = "web"
 vip = "{VIP}"
 port = 80
 scheduler = "mh"
 mh_port = true
 forwarding = "tunnel"
-checks = ["http", "agent"]
+checks = [{", ".join(f'"{c}"' for c in checks)}]
 quorum = 2
 [service.announce]
 med = 10
@@ -81,7 +82,7 @@ def backend_config(name, mode):
     d = f"{RUN}/{name}"
     # In `page` mode the backends' status is checked against hand-made damage: no periodic
     # repair may race it (SIGUSR1 repairs when the test says).
-    resync = 'resync_interval = "1h"\n' if mode == "page" else ""
+    resync = 'resync_interval = "1h"\n' if mode in ("page", "tunnel") else ""
     return f"""[global]
 role = "backend"
 drain_file = "{d}/disable"

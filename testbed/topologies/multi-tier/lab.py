@@ -10,9 +10,11 @@
 The VIP 198.51.100.10:80 is an IPVS `mh` (mh-port) service on every director, real servers
 in IPIP tunnel mode; the backends hold the VIP on tunl0 and answer the client directly.
 
-Usage (inside the guest, see ../run): lab.py OUT REPO demo|scenarios|control|page
+Usage (inside the guest, see ../run): lab.py OUT REPO demo|scenarios|control|page|tunnel
 
-`page` checks the status page and the fleet view in a real browser (page.py).
+`page` checks the status page and the fleet view in a real browser (page.py); `tunnel`
+checks through the tunnel against three data-path faults, with direct checks as the control
+(tunnel.py).
 
 `control` is the negative control of `scenarios`: the same events with the directors'
 `sloppy_tcp = 0`, so a flow that ECMP moves to another director is not picked up there. It
@@ -485,6 +487,9 @@ try:
     if MODE == "page":
         import page
         code = page.run(sys.modules[__name__])
+    elif MODE == "tunnel":
+        import tunnel
+        code = tunnel.run(sys.modules[__name__])
     else:
         code = demo() if MODE == "demo" else scenarios()  # scenarios or control
 finally:
