@@ -149,18 +149,12 @@ impl Net {
 
     /// Every address on `dev`, tagged or not (`ip addr show dev DEV`).
     pub async fn addresses(&self, dev: &str) -> Result<Vec<IpAddr>, NetError> {
-        let op = format!("ip addr show dev {dev}");
-        let index = self.index(dev, &op).await?;
-        let all: Vec<AddressMessage> = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(index)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| NetError::new(op, e))?;
-        Ok(all.iter().filter_map(address_of).collect())
+        Ok(self
+            .address_messages(dev)
+            .await?
+            .iter()
+            .filter_map(address_of)
+            .collect())
     }
 
     /// Creates the tunnel device, up, unless a device of that name and kind exists (then
@@ -301,19 +295,23 @@ impl Net {
         Ok(Change::Unchanged)
     }
 
-    async fn tagged(&self, dev: &str) -> Result<Vec<AddressMessage>, NetError> {
+    async fn address_messages(&self, dev: &str) -> Result<Vec<AddressMessage>, NetError> {
         let op = format!("ip addr show dev {dev}");
         let index = self.index(dev, &op).await?;
-        let all: Vec<AddressMessage> = self
-            .handle
+        self.handle
             .address()
             .get()
             .set_link_index_filter(index)
             .execute()
             .try_collect()
             .await
-            .map_err(|e| NetError::new(op, e))?;
-        Ok(all
+            .map_err(|e| NetError::new(op, e))
+    }
+
+    async fn tagged(&self, dev: &str) -> Result<Vec<AddressMessage>, NetError> {
+        Ok(self
+            .address_messages(dev)
+            .await?
             .into_iter()
             .filter(|m| {
                 m.attributes.iter().any(|a| matches!(a, AddressAttribute::Protocol(AddressProtocol::Other(p)) if *p == VIPD_ADDR_PROTO))

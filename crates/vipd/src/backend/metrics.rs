@@ -149,22 +149,11 @@ fn esc(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::backend::{AgentView, BackendStatus, LocalCheckView, TunnelView, VipView};
+    use crate::status::backend::{AgentView, BackendStatus, LocalCheckView};
 
     #[test]
     fn a_backend_missing_its_vip_is_not_serving() {
         let mut b = BackendStatus {
-            tunnels: vec![TunnelView {
-                name: "tunl0".into(),
-                mode: "ipip".into(),
-                present: true,
-                up: true,
-                vips: vec![VipView {
-                    address: "198.51.100.10".into(),
-                    present: false,
-                }],
-                ..TunnelView::default()
-            }],
             agent: Some(AgentView {
                 listen: "0.0.0.0:5555".into(),
                 answer: "drain #/etc/lb/disable present".into(),
@@ -174,7 +163,7 @@ mod tests {
                 health: Health::Up,
                 reason: "HTTP 200".into(),
             }],
-            ..BackendStatus::default()
+            ..crate::status::backend::missing_vip_example()
         };
         b.find_problems();
         let st = Status {

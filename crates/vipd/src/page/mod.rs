@@ -39,16 +39,7 @@ pub fn render(st: &Status, events: &[Entry], fleet: Option<&View>, now_ms: u64) 
         esc(node),
         esc(&st.version),
         age(st.uptime_secs),
-        badge(
-            if st.drained {
-                "drained"
-            } else if serving {
-                "serving"
-            } else {
-                "down"
-            },
-            "node"
-        ),
+        node_badge(st, serving),
     );
     let _ = write!(h, "<span>{}</span>", esc(&why));
     if st.drained {
@@ -110,16 +101,7 @@ pub fn render_backend(st: &Status) -> String {
         if serving { "✓" } else { "✗" },
         esc(&st.version),
         age(st.uptime_secs),
-        badge(
-            if st.drained {
-                "drained"
-            } else if serving {
-                "serving"
-            } else {
-                "down"
-            },
-            "node"
-        ),
+        node_badge(st, serving),
         esc(&why),
         st.last_reload.as_deref().map_or("none".into(), esc),
     );
@@ -374,6 +356,18 @@ fn health_word(h: Health) -> &'static str {
         Health::Down => "down",
         Health::Unknown => "unknown",
     }
+}
+
+/// The node's state: drained, serving or down.
+fn node_badge(st: &Status, serving: bool) -> String {
+    let word = if st.drained {
+        "drained"
+    } else if serving {
+        "serving"
+    } else {
+        "down"
+    };
+    badge(word, "node")
 }
 
 /// A coloured label; its class is the word itself (the stylesheet colours known words).

@@ -97,7 +97,6 @@ mod tests {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     use crate::status::Status;
-    use crate::status::backend::{BackendStatus, TunnelView, VipView};
 
     async fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -113,21 +112,7 @@ mod tests {
     /// (503 with the problem) and /metrics.
     #[tokio::test]
     async fn a_backend_serves_its_own_state() {
-        let mut b = BackendStatus {
-            tunnels: vec![TunnelView {
-                name: "tunl0".into(),
-                mode: "ipip".into(),
-                present: true,
-                up: true,
-                vips: vec![VipView {
-                    address: "198.51.100.10".into(),
-                    present: false,
-                }],
-                ..TunnelView::default()
-            }],
-            ..BackendStatus::default()
-        };
-        b.find_problems();
+        let b = crate::status::backend::missing_vip_example();
         let (tx, rx) = tokio::sync::watch::channel(Status {
             role: vipd_config::Role::Backend,
             backend: Some(b),

@@ -216,21 +216,7 @@ fn clock_and_age() {
 
 #[test]
 fn a_backend_page_shows_its_set_up() {
-    let mut b = crate::status::backend::BackendStatus {
-        tunnels: vec![crate::status::backend::TunnelView {
-            name: "tunl0".into(),
-            mode: "ipip".into(),
-            present: true,
-            up: true,
-            vips: vec![crate::status::backend::VipView {
-                address: "198.51.100.10".into(),
-                present: false,
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    b.find_problems();
+    let b = crate::status::backend::missing_vip_example();
     let st = Status {
         version: "1.2.3".into(),
         role: vipd_config::Role::Backend,

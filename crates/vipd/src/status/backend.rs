@@ -212,6 +212,27 @@ pub fn render_text(b: &BackendStatus) -> String {
     o
 }
 
+/// A backend whose tunl0 lacks its VIP (for tests).
+#[cfg(test)]
+pub fn missing_vip_example() -> BackendStatus {
+    let mut b = BackendStatus {
+        tunnels: vec![TunnelView {
+            name: "tunl0".into(),
+            mode: "ipip".into(),
+            present: true,
+            up: true,
+            vips: vec![VipView {
+                address: "198.51.100.10".into(),
+                present: false,
+            }],
+            ..TunnelView::default()
+        }],
+        ..BackendStatus::default()
+    };
+    b.find_problems();
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
