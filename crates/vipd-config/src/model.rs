@@ -1163,8 +1163,9 @@ pub struct Backend {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub loopback_vips: Vec<IpAddr>,
     /// Accept encapsulated packets (IPv4 or IPv6 inside IPv4 or IPv6, GRE) only from these
-    /// directors (nftables). Empty: from any source, which is what the design's footnote
-    /// calls unsafe.
+    /// directors (nftables); other GRE or 6in4 tunnels to this node from elsewhere are
+    /// dropped too. Empty: from any source, which is what the design's footnote calls
+    /// unsafe.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_directors: Vec<IpAddr>,
     /// HAProxy agent-check listener.

@@ -253,7 +253,7 @@ impl Director {
             }
             Input::Tick => {}
             Input::Reload(new) => {
-                timeouts_changed = self.reload(
+                (timeouts_changed, tail_checks) = self.reload(
                     *new,
                     &mut ev,
                     &mut head,
@@ -405,19 +405,22 @@ impl Director {
         changed: &mut Vec<DesiredService>,
         removed: &mut Vec<ServiceKey>,
         vips: &mut Option<BTreeSet<IpAddr>>,
-    ) -> bool {
+    ) -> (bool, Option<Output>) {
         let old = std::mem::replace(&mut self.cfg, Arc::new(new));
         let old_jobs = self.health.jobs().clone();
         // Jobs depend on the checks and on which servers use them, not on weights: a
         // weight-only reload keeps them without rebuilding 64,000 keys.
         let same_jobs = same_job_inputs(&old, &self.cfg);
+        let mut tail_checks = None;
         let jobs = if same_jobs {
             old_jobs.clone()
         } else {
             Arc::new(vipd_health::jobs::jobs(&self.cfg))
         };
         if jobs.servers != old_jobs.servers || !jobs.jobs.keys().eq(old_jobs.jobs.keys()) {
-            head.push(Output::Checks(jobs.clone()));
+            // After the IPVS intent: a tunnel-path job's firewall-mark service must exist (or
+            // have moved) before its first probe.
+            tail_checks = Some(Output::Checks(jobs.clone()));
         }
         // A server whose checks changed restarts them from unknown: until they report, it
         // keeps the weight it has (as over a restart), instead of dropping to 0 or up.
@@ -478,7 +481,10 @@ impl Director {
             *vips = Some(v);
         }
         // A timeouts-only change still needs an intent (an empty one carries them).
-        self.cfg.global.ipvs_timeouts != old.global.ipvs_timeouts
+        (
+            self.cfg.global.ipvs_timeouts != old.global.ipvs_timeouts,
+            tail_checks,
+        )
     }
 
     /// Adds the tunnel-path probes' services that are new or changed (see [`probes`]).
@@ -606,6 +612,8 @@ fn same_job_inputs(a: &Config, b: &Config) -> bool {
                 && x.checks == y.checks
                 && servers(x).eq(servers(y))
         })
+        // Tunnel-path jobs carry their VIP and mark.
+        && a.tunnel_probes() == b.tunnel_probes()
 }
 
 fn vip_set(cfg: &Config) -> BTreeSet<IpAddr> {

@@ -138,7 +138,7 @@ pub fn jobs(cfg: &Config) -> Jobs {
                     .then(|| tunnels.get(&(s.name.as_str(), server)).copied())
                     .flatten();
                 let k: Arc<str> = Arc::from(match tunnel {
-                    Some(t) => format!("{server} via {:#x} {json}", t.mark),
+                    Some(t) => format!("{server} via {} {:#x} {json}", t.vip, t.mark),
                     None => format!("{server} {json}"),
                 });
                 let job = out.jobs.entry(k.clone()).or_insert_with(|| JobSpec {

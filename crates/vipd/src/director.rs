@@ -355,9 +355,25 @@ fn tunnel_path_sysctls() -> Result<(), vipd_net::sysctl::SysctlError> {
     if let Some(c) = vipd_net::sysctl::set("net.ipv4.conf.all.accept_local", "1")? {
         info!(sysctl = %c.name, old = %c.old, new = %c.new, "sysctl set for tunnel-path checks");
     }
-    if vipd_net::sysctl::get("net.ipv4.conf.all.rp_filter").is_ok_and(|v| v == "1") {
+    // The kernel applies the larger of `all` and the interface's value; 1 is strict.
+    let rp = |dev: &str| {
+        vipd_net::sysctl::get(&format!("net.ipv4.conf.{dev}.rp_filter"))
+            .ok()
+            .and_then(|v| v.parse::<u8>().ok())
+    };
+    let all = rp("all");
+    let strict: Vec<String> = std::fs::read_dir("/proc/sys/net/ipv4/conf")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|d| !matches!(d.as_str(), "all" | "default" | "lo") && !d.contains('.'))
+        .filter(|d| all.max(rp(d)) == Some(1))
+        .collect();
+    if !strict.is_empty() {
         tracing::warn!(
-            "net.ipv4.conf.all.rp_filter = 1 (strict) drops the replies of tunnel-path checks; set it to 0 or 2"
+            interfaces = %strict.join(","),
+            "strict rp_filter (1) drops the replies of tunnel-path checks arriving there; set 0 or 2"
         );
     }
     Ok(())

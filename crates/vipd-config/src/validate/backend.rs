@@ -22,11 +22,11 @@ pub(super) fn backend(b: &Backend, defined: &BTreeSet<&str>, s: &mut Sink) {
             && t.name != ".."
             && !t
                 .name
-                .contains(|c: char| c == '/' || c == ':' || c.is_whitespace());
+                .contains(|c: char| c == '/' || c == ':' || c == '.' || c.is_whitespace());
         if !name_ok {
             s.push(
                 Diagnostic::error(tp.key("name"), format!("invalid device name {:?}", t.name))
-                    .hint("1 to 15 bytes, no '/', ':' or spaces (e.g. \"tunlv6\")"),
+                    .hint("1 to 15 bytes, no '/', ':', '.' or spaces (e.g. \"tunlv6\"): a dot cannot be named in the device's rp_filter sysctl"),
             );
         } else if let Some(first) = devs.insert(&t.name, i) {
             s.push(

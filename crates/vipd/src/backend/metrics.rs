@@ -100,9 +100,10 @@ pub fn render(st: &Status) -> String {
             &mut o,
             "backend_filter_loaded",
             "gauge",
-            "1 while the nftables director filter is loaded",
+            "1 while the nftables director filter is loaded, 0 when not, -1 when nft did not answer",
         );
-        let _ = writeln!(o, "vipd_backend_filter_loaded {}", u8::from(f.present));
+        let v = f.present.map_or(-1, i8::from);
+        let _ = writeln!(o, "vipd_backend_filter_loaded {v}");
     }
     if let Some(a) = &b.agent {
         head(

@@ -246,8 +246,8 @@ impl Node {
     }
 
     /// Looks at the node now (read-only, within [`observe::OBSERVE_DEADLINE`]) and returns
-    /// what it found; a deadline missed keeps the last observation, with the miss among its
-    /// problems.
+    /// what it found; a failed or late observation keeps the last one, with the failure among
+    /// its problems.
     pub async fn observe(&mut self, cfg: &Config) -> &crate::status::backend::BackendStatus {
         let agent = self.sources_tx.borrow().clone();
         let seen = tokio::time::timeout(
@@ -255,6 +255,20 @@ impl Node {
             observe::observe(&self.net, cfg, &self.errors, &self.local, &agent),
         )
         .await;
+        let seen = match seen {
+            Ok(Ok(st)) => Ok(st),
+            Ok(Err(e)) => {
+                // The rtnetlink connection may be dead: a new one for the next look.
+                if let Ok(n) = Net::connect() {
+                    self.net = n;
+                }
+                Err(format!("the node could not be observed: {e}"))
+            }
+            Err(_) => Err(format!(
+                "the node could not be observed within {:?} (rtnetlink or nft did not answer)",
+                observe::OBSERVE_DEADLINE
+            )),
+        };
         match seen {
             Ok(st) => {
                 let blackholes = st.blackholes();
@@ -277,12 +291,10 @@ impl Node {
                         .to_string();
                 }
             }
-            Err(_) => {
-                let miss = format!(
-                    "the node could not be observed within {:?} (rtnetlink or nft did not answer)",
-                    observe::OBSERVE_DEADLINE
-                );
+            Err(miss) => {
+                // The last observation stands (and the agent's answer with it), with why.
                 if !self.observed.problems.contains(&miss) {
+                    warn!("{miss}");
                     self.observed.problems.push(miss);
                 }
             }

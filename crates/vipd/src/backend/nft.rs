@@ -1,6 +1,6 @@
 //! The nftables filter of the backend role: encapsulated packets (IPv4 or IPv6 inside IPv4
 //! or IPv6, GRE) from anyone but the directors are dropped (table `inet vipd_backend`,
-//! replaced atomically).
+//! replaced atomically). GUE (UDP) is not matched: the backend role does not terminate it.
 
 use std::net::IpAddr;
 
@@ -36,7 +36,8 @@ pub fn nft_ruleset(directors: &[IpAddr]) -> String {
     s.push_str(&format!("table inet {NFT_TABLE} {{\n"));
     s.push_str(&set("directors4", "ipv4_addr", list(false)));
     s.push_str(&set("directors6", "ipv6_addr", list(true)));
-    // Every encapsulation a Linux node may decapsulate, whatever vipd configured: the
+    // Every IP-protocol encapsulation a Linux node may decapsulate, whatever vipd configured
+    // (GUE rides UDP and is not terminated by the backend role): the
     // kernel's catch-all devices take more than their name says (ip6tnl0 is in `any` mode:
     // IPv4-in-IPv6 too; sit0 takes 6in4; gre0/ip6gre0 appear with their module). 4: IPv4
     // inside, 41: IPv6 inside, 47: GRE. `meta l4proto` looks past IPv6 extension headers.
@@ -52,7 +53,7 @@ pub fn nft_ruleset(directors: &[IpAddr]) -> String {
 }
 
 pub(super) async fn nft_apply(directors: &[IpAddr]) -> Result<(), String> {
-    if directors.is_empty() && !nft_table_exists().await {
+    if directors.is_empty() && nft_table_loaded().await != Some(true) {
         return Ok(()); // nothing to remove; do not require nft on nodes that do not use it
     }
     let rules = nft_ruleset(directors);
@@ -83,17 +84,19 @@ pub(super) async fn nft_apply(directors: &[IpAddr]) -> Result<(), String> {
     }
 }
 
-/// Whether vipd's table is loaded (`nft list table`, killed if it takes over 2 s).
-pub(super) async fn nft_table_exists() -> bool {
+/// Whether vipd's table is loaded (`nft list table`); None when `nft` could not be run or
+/// took over a second (then killed).
+pub(super) async fn nft_table_loaded() -> Option<bool> {
     let status = tokio::process::Command::new("nft")
         .args(["list", "table", "inet", NFT_TABLE])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .status();
-    tokio::time::timeout(std::time::Duration::from_secs(2), status)
-        .await
-        .is_ok_and(|r| r.is_ok_and(|s| s.success()))
+    match tokio::time::timeout(std::time::Duration::from_secs(1), status).await {
+        Ok(Ok(s)) => Some(s.success()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

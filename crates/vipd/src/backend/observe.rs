@@ -15,21 +15,22 @@ use crate::status::backend::{
 /// Deadline of one observation (a few netlink dumps and one `nft list table`).
 pub const OBSERVE_DEADLINE: Duration = Duration::from_secs(2);
 
-/// Observes the node against `cfg`. A netlink query that fails counts as "not present"
-/// (the problem then names it; the set-up errors say why at the next resync).
+/// Observes the node against `cfg`. A netlink query that fails fails the observation: the
+/// caller keeps the last one (a query error says nothing about the device; counting it as
+/// missing would make the agent answer down on a transient error).
 pub async fn observe(
     net: &vipd_net::Net,
     cfg: &Config,
     setup_errors: &[String],
     local: &LocalHealth,
     agent: &AgentSources,
-) -> BackendStatus {
+) -> Result<BackendStatus, vipd_net::NetError> {
     let mut st = BackendStatus {
         setup_errors: setup_errors.to_vec(),
         ..BackendStatus::default()
     };
     let Some(b) = &cfg.backend else {
-        return st;
+        return Ok(st);
     };
     let vips = |have: &[std::net::IpAddr], want: &[std::net::IpAddr]| -> Vec<VipView> {
         want.iter()
@@ -40,8 +41,11 @@ pub async fn observe(
             .collect()
     };
     for t in &b.tunnels {
-        let up = net.link_up(&t.name).await.ok().flatten();
-        let have = net.addresses(&t.name).await.unwrap_or_default();
+        let up = net.link_up(&t.name).await?;
+        let have = match up {
+            Some(_) => net.addresses(&t.name).await?,
+            None => Vec::new(),
+        };
         st.tunnels.push(TunnelView {
             name: t.name.clone(),
             mode: match t.mode {
@@ -56,7 +60,7 @@ pub async fn observe(
         });
     }
     if !b.loopback_vips.is_empty() {
-        let have = net.addresses("lo").await.unwrap_or_default();
+        let have = net.addresses("lo").await?;
         st.loopback_vips = vips(&have, &b.loopback_vips);
     }
     st.sysctls = super::required_sysctls(cfg)
@@ -74,7 +78,7 @@ pub async fn observe(
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
-            present: super::nft::nft_table_exists().await,
+            present: super::nft::nft_table_loaded().await,
         });
     }
     if let Some(a) = &b.agent {
@@ -104,5 +108,5 @@ pub async fn observe(
         })
         .collect();
     st.find_problems();
-    st
+    Ok(st)
 }

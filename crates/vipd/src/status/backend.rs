@@ -71,8 +71,8 @@ pub struct SysctlView {
 pub struct FilterView {
     /// The directors allowed to send encapsulated packets.
     pub allowed_directors: Vec<String>,
-    /// vipd's nftables table is loaded.
-    pub present: bool,
+    /// vipd's nftables table is loaded (None: `nft` did not answer in time).
+    pub present: Option<bool>,
 }
 
 /// The agent.
@@ -97,9 +97,10 @@ pub struct LocalCheckView {
 
 impl BackendStatus {
     /// The problems that keep tunnelled traffic from this node's listeners (a missing or
-    /// down tunnel device, a missing VIP, a sysctl such as strict rp_filter): the agent
-    /// answers `down` with the first. Not the filter (a missing filter lets more in, not
-    /// less) nor the set-up errors (their effect, if any, is among these).
+    /// down tunnel device, a missing VIP, strict reverse-path filtering): the agent answers
+    /// `down` with the first. Not the filter (a missing filter lets more in, not less), the
+    /// ARP sysctls (they do not stop traffic arriving) nor the set-up errors (their effect,
+    /// if any, is among these).
     pub fn blackholes(&self) -> Vec<String> {
         let mut p = Vec::new();
         for t in &self.tunnels {
@@ -115,24 +116,69 @@ impl BackendStatus {
         for v in self.loopback_vips.iter().filter(|v| !v.present) {
             p.push(format!("VIP {} is missing on lo", v.address));
         }
+        // The kernel applies the larger of `all` and the device's value: 1 (strict) drops
+        // the decapsulated packets, 2 (loose) does not.
+        let rp = |name: &str| {
+            self.sysctls
+                .iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.value.as_deref()?.parse::<u8>().ok())
+        };
+        let all = rp("net.ipv4.conf.all.rp_filter");
         for s in &self.sysctls {
-            if s.value.as_deref() != Some(s.want.as_str()) {
+            let Some(dev) = s
+                .name
+                .strip_prefix("net.ipv4.conf.")
+                .and_then(|r| r.strip_suffix(".rp_filter"))
+                .filter(|d| *d != "all")
+            else {
+                continue;
+            };
+            if all.max(rp(&s.name)) == Some(1) {
                 p.push(format!(
-                    "{} is {} (needs {})",
-                    s.name,
-                    s.value.as_deref().unwrap_or("unreadable"),
-                    s.want
+                    "rp_filter is strict (1) on {dev}: decapsulated packets are dropped"
                 ));
             }
         }
         p
     }
 
+    /// Why the node cannot take traffic now (`/healthcheck` answers 503 with it): traffic
+    /// would be lost ([`BackendStatus::blackholes`]), the set-up failed, or the agent tells
+    /// the directors to stop (`down`, `drain`, `maint`, `stopped`, `fail`).
+    pub fn unavailable(&self) -> Option<String> {
+        if let Some(b) = self.blackholes().into_iter().next() {
+            return Some(b);
+        }
+        if let Some(e) = self.setup_errors.first() {
+            return Some(format!("set-up: {e}"));
+        }
+        let agent = self.agent.as_ref()?;
+        let word = agent.answer.split([' ', '#']).next().unwrap_or("");
+        matches!(word, "down" | "drain" | "maint" | "stopped" | "fail")
+            .then(|| format!("the agent answers {:?}", agent.answer))
+    }
+
     /// Fills `problems` from what was observed.
     pub fn find_problems(&mut self) {
         let mut p = self.blackholes();
-        if self.filter.as_ref().is_some_and(|f| !f.present) {
-            p.push("the nftables director filter (table inet vipd_backend) is not loaded".into());
+        for s in &self.sysctls {
+            let rp = s.name.ends_with(".rp_filter");
+            match s.value.as_deref() {
+                None => p.push(format!("{} is unreadable", s.name)),
+                // rp_filter: judged above with `all`; 2 (loose) works as well as 0.
+                Some(v) if !rp && v != s.want => {
+                    p.push(format!("{} is {v} (needs {})", s.name, s.want))
+                }
+                _ => {}
+            }
+        }
+        match self.filter.as_ref().map(|f| f.present) {
+            Some(Some(false)) => p.push(
+                "the nftables director filter (table inet vipd_backend) is not loaded".into(),
+            ),
+            Some(None) => p.push("nft did not answer: the director filter is unknown".into()),
+            _ => {}
         }
         p.extend(self.setup_errors.iter().map(|e| format!("set-up: {e}")));
         self.problems = p;
@@ -194,7 +240,11 @@ pub fn render_text(b: &BackendStatus) -> String {
         let _ = writeln!(
             o,
             "director filter (nftables inet vipd_backend): {}; allowed: {}",
-            yes(f.present, "loaded", "NOT LOADED"),
+            match f.present {
+                Some(true) => "loaded",
+                Some(false) => "NOT LOADED",
+                None => "unknown (nft did not answer)",
+            },
             f.allowed_directors.join(", ")
         );
     }
@@ -251,14 +301,21 @@ mod tests {
                 }],
                 ..TunnelView::default()
             }],
-            sysctls: vec![SysctlView {
-                name: "net.ipv4.conf.all.rp_filter".into(),
-                want: "0".into(),
-                value: Some("1".into()),
-            }],
+            sysctls: vec![
+                SysctlView {
+                    name: "net.ipv4.conf.all.rp_filter".into(),
+                    want: "0".into(),
+                    value: Some("1".into()),
+                },
+                SysctlView {
+                    name: "net.ipv4.conf.tunl0.rp_filter".into(),
+                    want: "0".into(),
+                    value: Some("0".into()),
+                },
+            ],
             filter: Some(FilterView {
                 allowed_directors: vec!["10.8.0.1".into()],
-                present: false,
+                present: Some(false),
             }),
             setup_errors: vec!["ip addr add 198.51.100.10/32 dev tunl0: EPERM".into()],
             ..BackendStatus::default()
@@ -268,10 +325,22 @@ mod tests {
             b.problems,
             [
                 "VIP 198.51.100.10 is missing on tunl0",
-                "net.ipv4.conf.all.rp_filter is 1 (needs 0)",
+                "rp_filter is strict (1) on tunl0: decapsulated packets are dropped",
                 "the nftables director filter (table inet vipd_backend) is not loaded",
                 "set-up: ip addr add 198.51.100.10/32 dev tunl0: EPERM",
             ]
+        );
+        // Loose reverse-path filtering works: neither a blackhole nor a problem.
+        b.sysctls[0].value = Some("2".into());
+        b.find_problems();
+        assert!(
+            !b.problems.iter().any(|p| p.contains("rp_filter")),
+            "{:?}",
+            b.problems
+        );
+        assert_eq!(
+            b.unavailable().as_deref(),
+            Some("VIP 198.51.100.10 is missing on tunl0")
         );
         b.tunnels[0].up = false;
         b.tunnels[0].vips[0].present = true;

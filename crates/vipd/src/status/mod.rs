@@ -477,20 +477,14 @@ pub fn add_checks(st: &mut Status, checks: &[vipd_health::engine::CheckStatus]) 
 }
 
 /// Whether the node serves traffic, and why: down when drained, on a director when no
-/// service is announced, on a backend when its set-up has a problem (the `/healthcheck`
-/// verdict).
+/// service is announced, on a backend when tunnelled traffic would be lost, its set-up
+/// failed or its agent tells the directors to stop (the `/healthcheck` verdict).
 pub fn serving(st: &Status) -> (bool, String) {
     if let Some(b) = &st.backend {
         return if st.drained {
             (false, format!("drained ({} present)", st.drain_file))
-        } else if let Some(p) = b.problems.first() {
-            let more = b.problems.len() - 1;
-            let more = if more > 0 {
-                format!(" (and {more} more)")
-            } else {
-                String::new()
-            };
-            (false, format!("{p}{more}"))
+        } else if let Some(why) = b.unavailable() {
+            (false, why)
         } else {
             (true, "backend set up".to_string())
         };
