@@ -462,13 +462,13 @@ pub fn render(
 }
 
 /// `# TYPE` and `# HELP` lines of a family.
-fn family_head(o: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn family_head(o: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(o, "# HELP vipd_{name} {help}.");
     let _ = writeln!(o, "# TYPE vipd_{name} {kind}");
 }
 
 /// A label value escaped for the text format.
-fn esc(v: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn esc(v: &str) -> std::borrow::Cow<'_, str> {
     if v.contains(['\\', '"', '\n']) {
         std::borrow::Cow::Owned(
             v.replace('\\', "\\\\")

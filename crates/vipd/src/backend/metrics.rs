@@ -3,25 +3,22 @@
 
 use std::fmt::Write as _;
 
+use crate::metrics::{esc, family_head};
 use crate::status::{Health, Status};
 
 /// Renders a backend's metrics from its status.
 pub fn render(st: &Status) -> String {
     let mut o = String::new();
-    let head = |o: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(o, "# HELP vipd_{name} {help}.");
-        let _ = writeln!(o, "# TYPE vipd_{name} {kind}");
-    };
-    head(
+    family_head(
         &mut o,
         "uptime_seconds",
         "gauge",
         "Seconds since vipd started",
     );
     let _ = writeln!(o, "vipd_uptime_seconds {}", st.uptime_secs);
-    head(&mut o, "drained", "gauge", "1 while the drain file exists");
+    family_head(&mut o, "drained", "gauge", "1 while the drain file exists");
     let _ = writeln!(o, "vipd_drained {}", u8::from(st.drained));
-    head(
+    family_head(
         &mut o,
         "serving",
         "gauge",
@@ -32,21 +29,21 @@ pub fn render(st: &Status) -> String {
         o.push_str("# EOF\n");
         return o;
     };
-    head(
+    family_head(
         &mut o,
         "backend_problems",
         "gauge",
         "Problems found in the set-up (vipd status names them)",
     );
     let _ = writeln!(o, "vipd_backend_problems {}", b.problems.len());
-    head(
+    family_head(
         &mut o,
         "backend_setup_errors",
         "gauge",
         "Errors of the last set-up (retried at each resync)",
     );
     let _ = writeln!(o, "vipd_backend_setup_errors {}", b.setup_errors.len());
-    head(
+    family_head(
         &mut o,
         "backend_tunnel_up",
         "gauge",
@@ -61,7 +58,7 @@ pub fn render(st: &Status) -> String {
             u8::from(t.present && t.up)
         );
     }
-    head(
+    family_head(
         &mut o,
         "backend_vip_present",
         "gauge",
@@ -81,7 +78,7 @@ pub fn render(st: &Status) -> String {
             u8::from(v.present)
         );
     }
-    head(
+    family_head(
         &mut o,
         "backend_sysctl_ok",
         "gauge",
@@ -96,7 +93,7 @@ pub fn render(st: &Status) -> String {
         );
     }
     if let Some(f) = &b.filter {
-        head(
+        family_head(
             &mut o,
             "backend_filter_loaded",
             "gauge",
@@ -106,7 +103,7 @@ pub fn render(st: &Status) -> String {
         let _ = writeln!(o, "vipd_backend_filter_loaded {v}");
     }
     if let Some(a) = &b.agent {
-        head(
+        family_head(
             &mut o,
             "backend_agent_answer",
             "info",
@@ -119,7 +116,7 @@ pub fn render(st: &Status) -> String {
             esc(word)
         );
     }
-    head(
+    family_head(
         &mut o,
         "backend_local_check_state",
         "gauge",
@@ -139,12 +136,6 @@ pub fn render(st: &Status) -> String {
     }
     o.push_str("# EOF\n");
     o
-}
-
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

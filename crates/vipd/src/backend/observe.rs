@@ -7,7 +7,6 @@ use vipd_config::{Config, TunnelMode};
 use vipd_health::fsm::State;
 
 use super::agent::{AgentSources, LocalHealth, agent_reply};
-use crate::status::Health;
 use crate::status::backend::{
     AgentView, BackendStatus, FilterView, LocalCheckView, SysctlView, TunnelView, VipView,
 };
@@ -98,11 +97,7 @@ pub async fn observe(
                 .unwrap_or((State::Unknown, "no result yet".into()));
             LocalCheckView {
                 name: j.name.to_string(),
-                health: match state {
-                    State::Up => Health::Up,
-                    State::Down => Health::Down,
-                    State::Unknown => Health::Unknown,
-                },
+                health: state.into(),
                 reason,
             }
         })

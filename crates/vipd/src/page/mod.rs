@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use crate::events::Entry;
 use crate::fleet::View;
-use crate::status::{CheckHistory, Health, Ipvs, Status};
+use crate::status::{CheckHistory, Ipvs, Status};
 
 /// The stylesheet, inlined.
 pub const CSS: &str = include_str!("page.css");
@@ -160,7 +160,7 @@ fn service(h: &mut String, s: &crate::status::ServiceStatus) {
          <th>kernel<th>active<th>inactive<th>last checks (latency; red: failed)</tr></thead><tbody>",
     );
     for r in &s.real_servers {
-        let health = health_word(r.health);
+        let health = r.health.word();
         let _ = write!(
             h,
             "<tr class={health} data-server=\"{}\" data-health={health}><td><code>{}</code>\
@@ -208,7 +208,7 @@ fn spark(h: &mut String, c: &CheckHistory) {
          height=18 stroke-width=3><title>{}</title><path class=ok d=\"{ok}\"/>\
          <path class=ko d=\"{ko}\"/></svg></span> ",
         esc(&c.name),
-        health_word(c.health),
+        c.health.word(),
         esc(&c.name),
         esc(&title),
     );
@@ -348,14 +348,6 @@ fn fleet_section(h: &mut String, v: &View) {
         h.push_str("</ul>");
     }
     h.push_str("</section>");
-}
-
-fn health_word(h: Health) -> &'static str {
-    match h {
-        Health::Up => "up",
-        Health::Down => "down",
-        Health::Unknown => "unknown",
-    }
 }
 
 /// The node's state: drained, serving or down.

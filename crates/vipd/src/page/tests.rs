@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::events::{Entry, Kind};
-use crate::status::Announce;
+use crate::status::{Announce, Health};
 use crate::status::{
     BfdView, CheckHistory, CheckResult, NeighborStatus, RealServerStatus, ServiceStatus,
 };

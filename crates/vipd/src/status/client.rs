@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{Announce, Health, Status};
+use super::{Announce, Status};
 
 /// Sends one command line to the daemon; its answer, or the error already explained.
 fn ask(socket: &Path, command: &str) -> Result<String, String> {
@@ -141,14 +141,6 @@ fn announce_word(a: Announce) -> &'static str {
     }
 }
 
-fn health_word(h: Health) -> &'static str {
-    match h {
-        Health::Up => "up",
-        Health::Down => "down",
-        Health::Unknown => "unknown",
-    }
-}
-
 /// The human form: services like `ipvsadm -Ln`, neighbors like `birdc show protocols`.
 pub fn render(st: &Status) -> String {
     let mut o = String::new();
@@ -210,7 +202,7 @@ pub fn render(st: &Status) -> String {
                 o,
                 "  -> {:<24} {:<6} {:>6}({:<3}) {:>10} {:>9} {}",
                 r.address,
-                health_word(r.health),
+                r.health.word(),
                 w,
                 r.weight,
                 r.active_conns,
@@ -273,7 +265,7 @@ pub fn render(st: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{NeighborStatus, RealServerStatus, ServiceStatus};
+    use crate::status::{Health, NeighborStatus, RealServerStatus, ServiceStatus};
 
     #[test]
     fn human_form_reads_like_ipvsadm_and_birdc() {

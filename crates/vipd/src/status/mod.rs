@@ -50,6 +50,27 @@ pub enum Health {
     Unknown,
 }
 
+impl Health {
+    /// The word `vipd status` and the page show.
+    pub fn word(self) -> &'static str {
+        match self {
+            Health::Up => "up",
+            Health::Down => "down",
+            Health::Unknown => "unknown",
+        }
+    }
+}
+
+impl From<State> for Health {
+    fn from(s: State) -> Health {
+        match s {
+            State::Up => Health::Up,
+            State::Down => Health::Down,
+            State::Unknown => Health::Unknown,
+        }
+    }
+}
+
 /// Whether IPVS holds a service as desired.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -441,11 +462,7 @@ pub fn add_checks(st: &mut Status, checks: &[vipd_health::engine::CheckStatus]) 
     for c in checks {
         let h = CheckHistory {
             name: c.name.to_string(),
-            health: match c.state {
-                State::Up => Health::Up,
-                State::Down => Health::Down,
-                State::Unknown => Health::Unknown,
-            },
+            health: c.state.into(),
             results: c
                 .history
                 .iter()
