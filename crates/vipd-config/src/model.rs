@@ -805,7 +805,8 @@ pub enum TunnelChecksum {
     /// No checksum in the outer header.
     #[default]
     None,
-    /// A checksum in the outer UDP (GUE) or GRE header.
+    /// A checksum in the outer UDP header (GUE). Refused with GRE: the checksummed GRE
+    /// IPVS sends is dropped by Linux's GRE receive path (measured on 6.1).
     Csum,
     /// GUE remote checksum offload (the inner checksum completed by the receiver), as
     /// `ipvsadm --tun-remcsum` sets it; GUE only.
@@ -883,8 +884,9 @@ pub struct Service {
     /// UDP port of GUE encapsulation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_port: Option<u16>,
-    /// Outer checksum of GUE or GRE encapsulation: `"none"`, `"csum"` or `"remcsum"` (GUE
-    /// only). Refused with IPIP, which has none.
+    /// Outer checksum of GUE or GRE encapsulation: `"none"`, `"csum"` (GUE only: Linux's GRE
+    /// receiver drops IPVS's checksummed GRE) or `"remcsum"` (GUE only). Refused with IPIP,
+    /// which has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_checksum: Option<TunnelChecksum>,
     /// The VIP is announced when the sum of healthy real server weights reaches this.
@@ -1146,10 +1148,47 @@ pub const MAX_WEIGHT: u32 = 65535;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TunnelMode {
-    /// IPv4 in IPv4 (`ip tunnel add NAME mode ipip`).
+    /// IPv4 in IPv4 (`ip link add NAME type ipip`): IPVS's `ipip` (and `gue` with
+    /// `gue_port`) to an IPv4 real server.
     Ipip,
-    /// IPv6 in IPv6 (`ip tunnel add NAME mode ip6ip6`).
+    /// IPv6 (or IPv4) in IPv6 (`ip link add NAME type ip6tnl mode ip6ip6`, or `mode any` when
+    /// the device has an IPv4 VIP): IPVS's `ipip` (and `gue` with `gue_port`) to an IPv6 real
+    /// server.
     Ip6ip6,
+    /// GRE over IPv4 (`ip link add NAME type gre`), either inner family: IPVS's `gre` to an
+    /// IPv4 real server.
+    Gre,
+    /// GRE over IPv6 (`ip link add NAME type ip6gre`), either inner family: IPVS's `gre` to
+    /// an IPv6 real server.
+    Ip6gre,
+}
+
+impl TunnelMode {
+    /// Whether the outer header is IPv4.
+    pub fn outer_v4(self) -> bool {
+        matches!(self, Self::Ipip | Self::Gre)
+    }
+
+    /// The kernel's catch-all device of this mode (created with the module in every
+    /// namespace, receiving from and on any address).
+    pub fn catch_all(self) -> &'static str {
+        match self {
+            Self::Ipip => "tunl0",
+            Self::Ip6ip6 => "ip6tnl0",
+            Self::Gre => "gre0",
+            Self::Ip6gre => "ip6gre0",
+        }
+    }
+
+    /// The mode's name in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ipip => "ipip",
+            Self::Ip6ip6 => "ip6ip6",
+            Self::Gre => "gre",
+            Self::Ip6gre => "ip6gre",
+        }
+    }
 }
 
 /// `[backend]`: the L7 node role.
@@ -1162,9 +1201,9 @@ pub struct Backend {
     /// VIPs to put on `lo` for `dr` forwarding (sets arp_ignore=1 / arp_announce=2).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub loopback_vips: Vec<IpAddr>,
-    /// Accept encapsulated packets (IPv4 or IPv6 inside IPv4 or IPv6, GRE) only from these
-    /// directors (nftables); other GRE or 6in4 tunnels to this node from elsewhere are
-    /// dropped too. Empty: from any source, which is what the design's footnote calls
+    /// Accept encapsulated packets (IPv4 or IPv6 inside IPv4 or IPv6, GRE, and GUE on the
+    /// tunnels' `gue_port`s) only from these directors (nftables); other GRE or 6in4 tunnels
+    /// to this node from elsewhere are dropped too. Empty: from any source, which is what the design's footnote calls
     /// unsafe.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_directors: Vec<IpAddr>,
@@ -1179,14 +1218,20 @@ pub struct Backend {
 pub struct BackendTunnel {
     /// Device name (at most 15 bytes).
     pub name: String,
-    /// ipip or ip6ip6.
+    /// ipip, ip6ip6, gre or ip6gre.
     pub mode: TunnelMode,
-    /// Local endpoint. Unset only on the kernel's catch-all devices `tunl0` (ipip) and
-    /// `ip6tnl0` (ip6ip6), which receive on every address.
+    /// Local endpoint. Unset only on the kernel's catch-all devices `tunl0` (ipip),
+    /// `ip6tnl0` (ip6ip6), `gre0` (gre) and `ip6gre0` (ip6gre), which receive on every
+    /// address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<IpAddr>,
     /// VIPs put on the device (as /32 or /128).
     pub vips: Vec<IpAddr>,
+    /// Also receive this device's encapsulation inside GUE on this UDP port (the directors'
+    /// `tunnel_port`): vipd adds the kernel's FOU listener (`ip fou add port P gue`, `-6` on
+    /// an ip6ip6 device), which hands the inner packet to this device. ipip and ip6ip6 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gue_port: Option<u16>,
 }
 
 /// `[backend.agent]`: answers directors' agent checks.

@@ -5,8 +5,10 @@ use std::net::IpAddr;
 use futures::TryStreamExt;
 use netlink_packet_route::IpProtocol;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressProtocol};
-use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
-use rtnetlink::{Handle, LinkIp6Tnl, LinkIpIp, LinkUnspec};
+use netlink_packet_route::link::{
+    InfoData, InfoIpTunnel, InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use rtnetlink::{Handle, LinkGre, LinkGre6, LinkIp6Tnl, LinkIpIp, LinkUnspec};
 use vipd_config::TunnelMode;
 
 /// errno values the idempotent operations interpret.
@@ -57,10 +59,13 @@ impl NetError {
 pub struct TunnelSpec {
     /// Device name.
     pub name: String,
-    /// ipip or ip6ip6.
+    /// ipip, ip6ip6, gre or ip6gre.
     pub mode: TunnelMode,
     /// Local endpoint; `None` receives from any address.
     pub local: Option<IpAddr>,
+    /// ip6ip6 only: take IPv4 inside IPv6 too (`mode any`), for an IPv4 VIP behind an IPv6
+    /// real server.
+    pub any_inner: bool,
 }
 
 impl TunnelSpec {
@@ -70,11 +75,28 @@ impl TunnelSpec {
             .local
             .map(|l| format!(" local {l}"))
             .unwrap_or_default();
+        let n = &self.name;
         match self.mode {
-            TunnelMode::Ipip => format!("ip link add {} type ipip{local}", self.name),
-            TunnelMode::Ip6ip6 => {
-                format!("ip link add {} type ip6tnl mode ip6ip6{local}", self.name)
-            }
+            TunnelMode::Ipip => format!("ip link add {n} type ipip{local}"),
+            TunnelMode::Ip6ip6 => format!(
+                "ip link add {n} type ip6tnl mode {}{local}",
+                self.ip6_mode()
+            ),
+            TunnelMode::Gre => format!("ip link add {n} type gre{local}"),
+            TunnelMode::Ip6gre => format!("ip link add {n} type ip6gre{local}"),
+        }
+    }
+
+    fn ip6_mode(&self) -> &'static str {
+        if self.any_inner { "any" } else { "ip6ip6" }
+    }
+
+    /// The ip6tnl protocol the device must have: 0 (`any`) or IPv6.
+    fn ip6_proto(&self) -> IpProtocol {
+        if self.any_inner {
+            IpProtocol::Hopopts // 0: any
+        } else {
+            IpProtocol::Ipv6
         }
     }
 
@@ -82,27 +104,43 @@ impl TunnelSpec {
         match self.mode {
             TunnelMode::Ipip => InfoKind::IpIp,
             TunnelMode::Ip6ip6 => InfoKind::Ip6Tnl,
+            TunnelMode::Gre => InfoKind::GreTun,
+            TunnelMode::Ip6gre => InfoKind::GreTun6,
         }
     }
 
     fn message(&self) -> Result<LinkMessage, String> {
+        let n = &self.name;
         match (self.mode, self.local) {
-            (TunnelMode::Ipip, None) => Ok(LinkIpIp::new(&self.name).up().build()),
-            (TunnelMode::Ipip, Some(IpAddr::V4(l))) => {
-                Ok(LinkIpIp::new(&self.name).local(l).up().build())
+            (TunnelMode::Ipip, None) => Ok(LinkIpIp::new(n).up().build()),
+            (TunnelMode::Ipip, Some(IpAddr::V4(l))) => Ok(LinkIpIp::new(n).local(l).up().build()),
+            (TunnelMode::Ip6ip6, None) => {
+                Ok(LinkIp6Tnl::new(n).mode(self.ip6_proto()).up().build())
             }
-            (TunnelMode::Ip6ip6, None) => Ok(LinkIp6Tnl::new(&self.name)
-                .mode(IpProtocol::Ipv6)
-                .up()
-                .build()),
-            (TunnelMode::Ip6ip6, Some(IpAddr::V6(l))) => Ok(LinkIp6Tnl::new(&self.name)
-                .mode(IpProtocol::Ipv6)
+            (TunnelMode::Ip6ip6, Some(IpAddr::V6(l))) => Ok(LinkIp6Tnl::new(n)
+                .mode(self.ip6_proto())
                 .local(l)
                 .up()
                 .build()),
-            (m, Some(l)) => Err(format!("local address {l} does not fit tunnel mode {m:?}")),
+            (TunnelMode::Gre, None) => Ok(LinkGre::new(n).up().build()),
+            (TunnelMode::Gre, Some(IpAddr::V4(l))) => Ok(LinkGre::new(n).local(l).up().build()),
+            (TunnelMode::Ip6gre, None) => Ok(LinkGre6::new(n).up().build()),
+            (TunnelMode::Ip6gre, Some(IpAddr::V6(l))) => Ok(LinkGre6::new(n).local(l).up().build()),
+            (m, Some(l)) => Err(format!(
+                "local address {l} does not fit tunnel mode {}",
+                m.as_str()
+            )),
         }
     }
+}
+
+/// What [`Net::tunnel_state`] reads of a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunnelState {
+    /// Administratively up.
+    pub up: bool,
+    /// ip6tnl devices: whether IPv4 inside IPv6 is taken (`mode any` or `ipip6`).
+    pub takes_ipv4: Option<bool>,
 }
 
 /// One rtnetlink socket.
@@ -147,6 +185,15 @@ impl Net {
             .map(|l| l.header.flags.contains(LinkFlags::Up)))
     }
 
+    /// A tunnel device as the kernel has it (`ip -d link show NAME`); None when absent.
+    pub async fn tunnel_state(&self, name: &str) -> Result<Option<TunnelState>, NetError> {
+        Ok(self.link(name).await?.map(|l| TunnelState {
+            up: l.header.flags.contains(LinkFlags::Up),
+            takes_ipv4: matches!(link_kind(&l), Some(InfoKind::Ip6Tnl))
+                .then(|| ip6_proto(&l).is_some_and(|p| matches!(i32::from(p), 0 | 4))),
+        }))
+    }
+
     /// Every address on `dev`, tagged or not (`ip addr show dev DEV`).
     pub async fn addresses(&self, dev: &str) -> Result<Vec<IpAddr>, NetError> {
         Ok(self
@@ -175,6 +222,9 @@ impl Net {
                     errno: Some(EEXIST),
                 });
             }
+            if t.mode == TunnelMode::Ip6ip6 && ip6_proto(&existing) != Some(t.ip6_proto()) {
+                return self.change_ip6_mode(t, existing.header.index).await;
+            }
             return self.set_up(&t.name, existing.header.index).await;
         }
         let msg = t.message().map_err(|detail| NetError {
@@ -185,6 +235,25 @@ impl Net {
         self.handle
             .link()
             .add(msg)
+            .execute()
+            .await
+            .map_err(|e| NetError::new(op, e))?;
+        Ok(Change::Changed)
+    }
+
+    /// Sets an existing ip6tnl device's protocol (`ip link set NAME type ip6tnl mode M`),
+    /// keeping its endpoints, and brings it up.
+    async fn change_ip6_mode(&self, t: &TunnelSpec, index: u32) -> Result<Change, NetError> {
+        let op = format!("ip link set {} type ip6tnl mode {}", t.name, t.ip6_mode());
+        let mut msg = t.message().map_err(|detail| NetError {
+            op: op.clone(),
+            detail,
+            errno: None,
+        })?;
+        msg.header.index = index;
+        self.handle
+            .link()
+            .change(msg)
             .execute()
             .await
             .map_err(|e| NetError::new(op, e))?;
@@ -349,6 +418,20 @@ fn address_of(m: &AddressMessage) -> Option<IpAddr> {
         })
 }
 
+/// The protocol of an ip6tnl link (`IFLA_IPTUN_PROTO`: 0 is `any`).
+fn ip6_proto(l: &LinkMessage) -> Option<IpProtocol> {
+    l.attributes.iter().find_map(|a| match a {
+        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+            LinkInfo::Data(InfoData::IpTunnel(d)) => d.iter().find_map(|x| match x {
+                InfoIpTunnel::Protocol(p) => Some(*p),
+                _ => None,
+            }),
+            _ => None,
+        }),
+        _ => None,
+    })
+}
+
 /// The `IFLA_INFO_KIND` of a link.
 fn link_kind(l: &LinkMessage) -> Option<InfoKind> {
     l.attributes.iter().find_map(|a| match a {
@@ -370,6 +453,7 @@ mod tests {
             name: "tunlv6".into(),
             mode: TunnelMode::Ip6ip6,
             local: Some("2001:db8::1".parse().unwrap()),
+            any_inner: false,
         };
         assert_eq!(
             t.ip_command(),
@@ -383,6 +467,7 @@ mod tests {
             name: "t".into(),
             mode: TunnelMode::Ipip,
             local: Some("2001:db8::1".parse().unwrap()),
+            any_inner: false,
         };
         assert!(t.message().unwrap_err().contains("does not fit"));
     }

@@ -24,11 +24,13 @@ fn kernel_ipip_and_ip6tnl_devices_with_vips() {
         name: "tunlv4".into(),
         mode: TunnelMode::Ipip,
         local: Some(ip("192.0.2.132")),
+        any_inner: false,
     };
     let v6 = TunnelSpec {
         name: "tunlv6".into(),
         mode: TunnelMode::Ip6ip6,
         local: Some(ip("2001:db8::c000:284")),
+        any_inner: false,
     };
     let (first, second) = ns.run(|| async {
         let net = Net::connect().expect("rtnetlink");
@@ -92,16 +94,19 @@ fn kernel_catch_all_devices_are_adopted() {
             name: "tunl0".into(),
             mode: TunnelMode::Ipip,
             local: None,
+            any_inner: false,
         };
         let t6 = TunnelSpec {
             name: "ip6tnl0".into(),
             mode: TunnelMode::Ip6ip6,
             local: None,
+            any_inner: false,
         };
         let clash = TunnelSpec {
             name: "other".into(),
             mode: TunnelMode::Ipip,
             local: None,
+            any_inner: false,
         };
         let e = net
             .ensure_tunnel(&clash)
@@ -144,6 +149,7 @@ fn kernel_existing_device_of_another_kind_is_an_error() {
             name: "tunlv4".into(),
             mode: TunnelMode::Ipip,
             local: None,
+            any_inner: false,
         };
         net.ensure_tunnel(&t)
             .await

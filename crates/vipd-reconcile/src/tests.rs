@@ -442,13 +442,16 @@ mod from_config {
         );
         assert!(d.dests.iter().all(|x| x.tun_flags == 2));
         let d = desired(
-            &cfg("tunnel_type = \"gre\"\ntunnel_checksum = \"csum\""),
+            &cfg("tunnel_type = \"gue\"\ntunnel_port = 6080\ntunnel_checksum = \"csum\""),
             |_, _| Health::Up(1),
         );
+        assert!(d.dests.iter().all(|x| x.tun_flags == 1));
+        // GRE: without checksum (with one is refused at load: Linux's receiver drops it).
+        let d = desired(&cfg("tunnel_type = \"gre\""), |_, _| Health::Up(1));
         assert!(
             d.dests
                 .iter()
-                .all(|x| x.tun_type == TunnelType::Gre && x.tun_flags == 1)
+                .all(|x| x.tun_type == TunnelType::Gre && x.tun_flags == 0)
         );
     }
 }

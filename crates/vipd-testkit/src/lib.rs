@@ -20,6 +20,10 @@ pub enum Feature {
     Ipip,
     /// IPv6 tunnels (`ip6_tunnel`).
     Ip6Tnl,
+    /// GUE receive side (FOU listeners, `fou` and `fou6`).
+    Fou,
+    /// GRE devices over IPv4 and IPv6 (`ip_gre`, `ip6_gre`).
+    Gre,
 }
 
 impl Feature {
@@ -28,6 +32,8 @@ impl Feature {
             Feature::Ipvs => &["ip_vs", "ip_vs_mh"],
             Feature::Ipip => &["ipip"],
             Feature::Ip6Tnl => &["ip6_tunnel"],
+            Feature::Fou => &["fou", "fou6"],
+            Feature::Gre => &["ip_gre", "ip6_gre"],
         }
     }
 }
@@ -89,7 +95,11 @@ fn module_present(m: &str) -> bool {
     if sys.exists() {
         return true;
     }
-    let _ = Command::new("modprobe").arg("-q").arg(m).status();
+    // The kernel's own modprobe (the UML guest registers a wrapper that finds its modules).
+    let modprobe = std::fs::read_to_string("/proc/sys/kernel/modprobe")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "modprobe".into());
+    let _ = Command::new(modprobe).arg("-q").arg(m).status();
     sys.exists()
 }
 

@@ -1,8 +1,9 @@
 //! The backend's director filter (`allowed_directors`, an nftables table) on the host kernel,
 //! which has nf_tables (Debian's UML kernel lacks its ip/inet families). Two senders on a
 //! LAN send raw encapsulated packets to the backend (IPIP, and every other encapsulation a
-//! Linux node may decapsulate: 6in4, GRE, and over IPv6 4in6, ip6ip6, GRE); the rules'
-//! counters tell which were dropped.
+//! Linux node may decapsulate: 6in4, GRE, and over IPv6 4in6, ip6ip6, GRE), and UDP to
+//! the GUE port of the backend's tunnels over both families; the rules' counters tell which
+//! were dropped.
 
 mod common;
 
@@ -44,6 +45,47 @@ fn send_raw(ns: &Netns, proto: i32, v6: bool, count: usize) {
 }
 
 const BACKEND6: &str = "2001:db8:5::10";
+
+/// `count` UDP datagrams to the backend's GUE port 6080, over IPv6 if `v6`.
+fn send_gue(ns: &Netns, v6: bool, count: usize) {
+    ns.run(move || async move {
+        let (bind, to) = if v6 {
+            ("[::]:0", format!("[{BACKEND6}]:6080"))
+        } else {
+            ("0.0.0.0:0", "10.5.0.10:6080".to_string())
+        };
+        let s = std::net::UdpSocket::bind(bind).expect("udp");
+        for _ in 0..count {
+            s.send_to(b"\0\x04\0\0 not a real inner packet", &to)
+                .expect("send");
+        }
+    });
+}
+
+/// Packets counted by the GUE rule of the family whose director set is `set`.
+fn dropped_gue(be: &Netns, set: &str) -> Option<u64> {
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            be.name(),
+            "nft",
+            "list",
+            "table",
+            "inet",
+            "vipd_backend",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.contains("udp dport 6080") && l.contains(set))?;
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == "packets")?;
+    words.next()?.parse().ok()
+}
 
 /// Packets counted by vipd's drop rule, or None while the table is absent.
 fn dropped(be: &Netns) -> Option<u64> {
@@ -107,7 +149,7 @@ fn only_the_directors_encapsulated_packets_get_through() {
     std::fs::write(
         &cfg,
         format!(
-            "[global]\nrole = \"backend\"\ncontrol_socket = \"{d}/vipd.sock\"\ndrain_file = \"{d}/disable\"\nresync_interval = \"1s\"\n[backend]\nloopback_vips = [\"198.51.100.1\"]\nallowed_directors = [\"10.5.0.1\", \"2001:db8:5::1\"]\n",
+            "[global]\nrole = \"backend\"\ncontrol_socket = \"{d}/vipd.sock\"\ndrain_file = \"{d}/disable\"\nresync_interval = \"1s\"\n[backend]\nloopback_vips = [\"198.51.100.1\"]\nallowed_directors = [\"10.5.0.1\", \"2001:db8:5::1\"]\n[[backend.tunnel]]\nname = \"tunl0\"\nmode = \"ipip\"\nvips = [\"198.51.100.2\"]\ngue_port = 6080\n[[backend.tunnel]]\nname = \"t6\"\nmode = \"ip6ip6\"\nlocal = \"2001:db8:5::10\"\nvips = [\"2001:db8:100::2\"]\ngue_port = 6080\n",
             d = dir.display()
         ),
     )
@@ -144,6 +186,28 @@ fn only_the_directors_encapsulated_packets_get_through() {
         &v,
         || dropped_by(&be, "@directors6").filter(|n| *n == 3),
     );
+    // GUE: UDP to the tunnels' GUE port (the host kernel has no FOU, which changes nothing
+    // for the filter, in front of every socket). The director's pass, the other's are
+    // dropped, per family.
+    send_gue(&director, false, 2);
+    send_gue(&director, true, 2);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        dropped_gue(&be, "@directors4"),
+        Some(0),
+        "the director's GUE passes"
+    );
+    assert_eq!(
+        dropped_gue(&be, "@directors6"),
+        Some(0),
+        "the director's GUE passes"
+    );
+    send_gue(&other, false, 3);
+    send_gue(&other, true, 4);
+    until("GUE from a non-director dropped", &v, || {
+        (dropped_gue(&be, "@directors4") == Some(3) && dropped_gue(&be, "@directors6") == Some(4))
+            .then_some(())
+    });
     // Removed by hand: the resync puts it back.
     be.exec(&["nft", "delete", "table", "inet", "vipd_backend"]);
     until("the table restored", &v, || dropped(&be));

@@ -37,10 +37,11 @@ pub(super) fn backend(b: &Backend, defined: &BTreeSet<&str>, s: &mut Sink) {
                 .hint(format!("backend.tunnel[{first}] has it already")),
             );
         }
-        let v4 = t.mode == TunnelMode::Ipip;
-        // The kernel keeps one catch-all device per mode and namespace (tunl0, ip6tnl0)
-        // that receives from any address; another device without endpoints collides with it.
-        let catch_all = if v4 { "tunl0" } else { "ip6tnl0" };
+        let v4 = t.mode.outer_v4();
+        // The kernel keeps one catch-all device per mode and namespace (tunl0, ip6tnl0,
+        // gre0, ip6gre0) that receives from any address; another device without endpoints
+        // collides with it.
+        let catch_all = t.mode.catch_all();
         if t.local.is_none() && t.name != catch_all {
             s.push(
                 Diagnostic::error(tp.key("name"), format!("tunnel {:?} has no local address", t.name))
@@ -52,23 +53,42 @@ pub(super) fn backend(b: &Backend, defined: &BTreeSet<&str>, s: &mut Sink) {
                 s.push(
                     Diagnostic::error(
                         tp.key("local"),
-                        format!("local {l} does not fit mode {:?}", t.mode),
+                        format!("local {l} does not fit mode {:?}", t.mode.as_str()),
                     )
-                    .hint("ipip tunnels have an IPv4 unicast local address, ip6ip6 an IPv6 one"),
+                    .hint("ipip and gre tunnels have an IPv4 unicast local address, ip6ip6 and ip6gre an IPv6 one"),
                 );
             }
         }
         for (j, v) in t.vips.iter().enumerate() {
-            if v.is_ipv4() != v4 {
+            if let Some(hint) = vip_misfit(t, *v) {
                 s.push(
                     Diagnostic::error(
                         tp.key("vips").idx(j),
-                        format!("VIP {v} cannot arrive over a {:?} tunnel", t.mode),
+                        format!(
+                            "VIP {v} cannot arrive over {:?} device {:?}",
+                            t.mode.as_str(),
+                            t.name
+                        ),
                     )
-                    .hint("IPv4 VIPs go on an ipip device, IPv6 VIPs on an ip6ip6 device"),
+                    .hint(hint),
                 );
             }
             vip(*v, &t.name, tp.key("vips").idx(j), &mut vips, s);
+        }
+        match (t.mode, t.gue_port) {
+            (_, None) => {}
+            (_, Some(0)) => s.push(
+                Diagnostic::error(tp.key("gue_port"), "GUE needs a fixed UDP port")
+                    .hint("the port the directors' services use as tunnel_port, e.g. 6080"),
+            ),
+            (TunnelMode::Ipip | TunnelMode::Ip6ip6, Some(_)) => {}
+            (TunnelMode::Gre | TunnelMode::Ip6gre, Some(_)) => s.push(
+                Diagnostic::error(
+                    tp.key("gue_port"),
+                    "IPVS's GUE carries IP in UDP, never GRE",
+                )
+                .hint("put gue_port on an ipip (IPv4 real server) or ip6ip6 (IPv6 real server) device"),
+            ),
         }
     }
     for (j, v) in b.loopback_vips.iter().enumerate() {
@@ -131,5 +151,21 @@ fn vip(
             Diagnostic::error(at, format!("VIP {v} is already on {other}"))
                 .hint("put each VIP on one device"),
         );
+    }
+}
+
+/// Why VIP `v` cannot be received on tunnel `t`, if it cannot.
+fn vip_misfit(t: &crate::model::BackendTunnel, v: std::net::IpAddr) -> Option<&'static str> {
+    match (t.mode, v.is_ipv4()) {
+        // IPv6 in IPv4 is protocol 41 (sit), which an ipip device does not take.
+        (TunnelMode::Ipip, false) => Some(
+            "an ipip device takes IPv4 inside IPv4 only: put the IPv6 VIP on an ip6ip6 device (IPv6 real server) or a gre device",
+        ),
+        // The catch-all keeps its ip6ip6 protocol (the kernel refuses to change it), so
+        // IPv4 inside IPv6 needs a device of vipd's in `mode any`.
+        (TunnelMode::Ip6ip6, true) if t.name == TunnelMode::Ip6ip6.catch_all() => Some(
+            "ip6tnl0 takes IPv6 inside IPv6 only: use a named ip6ip6 device with local = \"<this node's IPv6 address>\" (vipd creates it in mode any)",
+        ),
+        _ => None,
     }
 }

@@ -13,6 +13,8 @@ mod services;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_backend;
+#[cfg(test)]
 mod tests_fleet;
 #[cfg(test)]
 mod tests_rules;

@@ -518,6 +518,17 @@ fn tunnel_checksum_applies_to_gue_and_gre_only() {
         &format!("{svc}\ntunnel_type = \"gre\"\ntunnel_checksum = \"remcsum\""),
     );
     error_at(&gre, "remcsum) is GUE's only", "tunnel_checksum");
+    let gre_csum = with(
+        svc,
+        &format!("{svc}\ntunnel_type = \"gre\"\ntunnel_checksum = \"csum\""),
+    );
+    let d = error_at(&gre_csum, "drops IPVS's checksummed GRE", "tunnel_checksum");
+    assert!(d.hint.unwrap().contains("tunnel_type = \"gue\""));
+    let gre_none = with(
+        svc,
+        &format!("{svc}\ntunnel_type = \"gre\"\ntunnel_checksum = \"none\""),
+    );
+    load_str(&gre_none, "t.toml").expect("GRE without checksum");
     let dr = with(
         svc,
         &format!("{svc}\nforwarding = \"dr\"\ntunnel_checksum = \"none\""),

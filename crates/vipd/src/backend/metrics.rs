@@ -60,6 +60,23 @@ pub fn render(st: &Status) -> String {
     }
     family_head(
         &mut o,
+        "backend_gue_listening",
+        "gauge",
+        "1 when the kernel has the GUE listener a tunnel device is configured with",
+    );
+    for t in &b.tunnels {
+        if let Some(g) = &t.gue {
+            let _ = writeln!(
+                o,
+                "vipd_backend_gue_listening{{device=\"{}\",port=\"{}\"}} {}",
+                esc(&t.name),
+                g.port,
+                u8::from(g.listening)
+            );
+        }
+    }
+    family_head(
+        &mut o,
         "backend_vip_present",
         "gauge",
         "1 when the VIP is on its device",

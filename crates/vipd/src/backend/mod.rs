@@ -19,6 +19,7 @@ use nft::nft_apply;
 
 use crate::tasks::RunError;
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -26,26 +27,55 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 use vipd_config::{Config, TunnelMode};
 use vipd_health::engine::Update;
+use vipd_net::fou::{Fou, GuePort};
 use vipd_net::{Change, Net, TunnelSpec};
 
 /// The nftables table vipd owns on a backend (replaced as a whole at each apply).
 pub const NFT_TABLE: &str = "vipd_backend";
 
+/// The GUE listeners `[backend]` asks for: one per (family, port), whatever the devices
+/// sharing it (the kernel hands each inner packet to the device its outer addresses match).
+pub(crate) fn gue_ports(cfg: &Config) -> BTreeSet<GuePort> {
+    cfg.backend
+        .iter()
+        .flat_map(|b| &b.tunnels)
+        .filter_map(|t| {
+            t.gue_port.map(|port| GuePort {
+                port,
+                v6: !t.mode.outer_v4(),
+            })
+        })
+        .collect()
+}
+
+/// The device vipd keeps for `t`: ip6ip6 in `mode any` when an IPv4 VIP arrives over it.
+fn tunnel_spec(t: &vipd_config::BackendTunnel) -> TunnelSpec {
+    TunnelSpec {
+        name: t.name.clone(),
+        mode: t.mode,
+        local: t.local,
+        any_inner: t.mode == TunnelMode::Ip6ip6 && t.vips.iter().any(IpAddr::is_ipv4),
+    }
+}
+
 /// Brings the node to `[backend]`. Every step is tried; the failures are returned, each
-/// naming the equivalent command.
-pub async fn apply(net: &Net, cfg: &Config) -> Vec<String> {
+/// naming the equivalent command. `gue_owned` holds the GUE listeners vipd added (the
+/// kernel keeps no owner for them); a listener no longer configured is removed only if it
+/// is there.
+pub async fn apply(
+    net: &Net,
+    fou: &Fou,
+    cfg: &Config,
+    gue_owned: &mut BTreeSet<GuePort>,
+) -> Vec<String> {
     let mut errors = Vec::new();
     let Some(b) = &cfg.backend else {
         return errors;
     };
     for t in &b.tunnels {
-        let spec = TunnelSpec {
-            name: t.name.clone(),
-            mode: t.mode,
-            local: t.local,
-        };
+        let spec = tunnel_spec(t);
         match net.ensure_tunnel(&spec).await {
-            Ok(Change::Changed) => info!(device = %t.name, "tunnel created: {}", spec.ip_command()),
+            Ok(Change::Changed) => info!(device = %t.name, "tunnel set: {}", spec.ip_command()),
             Ok(Change::Unchanged) => {}
             Err(e) => {
                 errors.push(e.to_string());
@@ -54,11 +84,39 @@ pub async fn apply(net: &Net, cfg: &Config) -> Vec<String> {
         }
         errors.extend(sync_addresses(net, &t.name, &t.vips).await);
     }
+    let want = gue_ports(cfg);
+    for at in &want {
+        match fou.ensure_gue(*at).await {
+            Ok(c) => {
+                if c == Change::Changed {
+                    info!(
+                        port = at.port,
+                        "GUE listener added: {}",
+                        at.ip_command("add")
+                    );
+                }
+                gue_owned.insert(*at);
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    for at in gue_owned.clone().difference(&want) {
+        match fou.remove(*at).await {
+            Ok(_) => {
+                info!(
+                    port = at.port,
+                    "GUE listener removed (no longer configured)"
+                );
+                gue_owned.remove(at);
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
     for (name, value) in required_sysctls(cfg) {
         set_sysctl(&name, value, &mut errors);
     }
     errors.extend(sync_addresses(net, "lo", &b.loopback_vips).await);
-    if let Err(e) = nft_apply(&b.allowed_directors).await {
+    if let Err(e) = nft_apply(&b.allowed_directors, &want).await {
         errors.push(e);
     }
     errors
@@ -70,10 +128,14 @@ pub(crate) fn required_sysctls(cfg: &Config) -> Vec<(String, &'static str)> {
     let Some(b) = &cfg.backend else {
         return out;
     };
-    for t in b.tunnels.iter().filter(|t| t.mode == TunnelMode::Ipip) {
+    let v4_inside = |t: &&vipd_config::BackendTunnel| {
+        t.mode == TunnelMode::Ipip || t.vips.iter().any(IpAddr::is_ipv4)
+    };
+    for t in b.tunnels.iter().filter(v4_inside) {
         // The reply leaves by another interface than the one the packet came in on: strict
-        // reverse-path filtering would drop every tunnelled packet. The effective value is
-        // the max of `all` and the device's.
+        // reverse-path filtering would drop every tunnelled IPv4 packet (whatever the outer
+        // family: the check is on the inner header, against the device it arrived on). The
+        // effective value is the max of `all` and the device's.
         for dev in ["all", t.name.as_str()] {
             let name = format!("net.ipv4.conf.{dev}.rp_filter");
             if !out.iter().any(|(n, _)| *n == name) {
@@ -129,6 +191,9 @@ async fn sync_addresses(net: &Net, dev: &str, vips: &[IpAddr]) -> Vec<String> {
 /// The backend role's running state, owned by the main task.
 pub struct Node {
     net: Net,
+    fou: Fou,
+    /// The GUE listeners vipd added (removed when no longer configured).
+    gue_owned: BTreeSet<GuePort>,
     health: Option<vipd_health::engine::Handle>,
     local: LocalHealth,
     local_tx: watch::Sender<LocalHealth>,
@@ -192,6 +257,8 @@ impl Node {
         };
         let mut node = Node {
             net,
+            fou: Fou::connect().map_err(RunError::Net)?,
+            gue_owned: BTreeSet::new(),
             health,
             local: LocalHealth::default(),
             local_tx,
@@ -207,9 +274,12 @@ impl Node {
     /// Re-applies `[backend]` (repairs what was removed by hand).
     pub async fn resync(&mut self, cfg: &Config) {
         let deadline = crate::director::NETLINK_DEADLINE;
-        let errors = tokio::time::timeout(deadline, apply(&self.net, cfg))
-            .await
-            .unwrap_or_else(|_| vec![format!("rtnetlink did not answer within {deadline:?}")]);
+        let errors = tokio::time::timeout(
+            deadline,
+            apply(&self.net, &self.fou, cfg, &mut self.gue_owned),
+        )
+        .await
+        .unwrap_or_else(|_| vec![format!("rtnetlink did not answer within {deadline:?}")]);
         if errors != self.errors {
             for e in &errors {
                 tracing::error!("backend set-up: {e} (retried at each resync)");
@@ -252,7 +322,7 @@ impl Node {
         let agent = self.sources_tx.borrow().clone();
         let seen = tokio::time::timeout(
             observe::OBSERVE_DEADLINE,
-            observe::observe(&self.net, cfg, &self.errors, &self.local, &agent),
+            observe::observe(&self.net, &self.fou, cfg, &self.errors, &self.local, &agent),
         )
         .await;
         let seen = match seen {

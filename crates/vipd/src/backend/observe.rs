@@ -8,8 +8,9 @@ use vipd_health::fsm::State;
 
 use super::agent::{AgentSources, LocalHealth, agent_reply};
 use crate::status::backend::{
-    AgentView, BackendStatus, FilterView, LocalCheckView, SysctlView, TunnelView, VipView,
+    AgentView, BackendStatus, FilterView, GueView, LocalCheckView, SysctlView, TunnelView, VipView,
 };
+use vipd_net::fou::GuePort;
 
 /// Deadline of one observation (a few netlink dumps and one `nft list table`).
 pub const OBSERVE_DEADLINE: Duration = Duration::from_secs(2);
@@ -19,6 +20,7 @@ pub const OBSERVE_DEADLINE: Duration = Duration::from_secs(2);
 /// missing would make the agent answer down on a transient error).
 pub async fn observe(
     net: &vipd_net::Net,
+    fou: &vipd_net::fou::Fou,
     cfg: &Config,
     setup_errors: &[String],
     local: &LocalHealth,
@@ -39,23 +41,41 @@ pub async fn observe(
             })
             .collect()
     };
+    let gue = if super::gue_ports(cfg).is_empty() {
+        Vec::new()
+    } else {
+        fou.listeners().await?
+    };
     for t in &b.tunnels {
-        let up = net.link_up(&t.name).await?;
+        let link = net.tunnel_state(&t.name).await?;
+        let up = link.map(|l| l.up);
         let have = match up {
             Some(_) => net.addresses(&t.name).await?,
             None => Vec::new(),
         };
+        let takes_ipv4 = (t.mode == TunnelMode::Ip6ip6 && t.vips.iter().any(|v| v.is_ipv4()))
+            .then_some(link)
+            .flatten()
+            .map(|l| l.takes_ipv4.unwrap_or(false));
         st.tunnels.push(TunnelView {
             name: t.name.clone(),
-            mode: match t.mode {
-                TunnelMode::Ipip => "ipip",
-                TunnelMode::Ip6ip6 => "ip6ip6",
-            }
-            .to_string(),
+            mode: t.mode.as_str().to_string(),
             local: t.local.map(|l| l.to_string()),
             present: up.is_some(),
             up: up == Some(true),
             vips: vips(&have, &t.vips),
+            takes_ipv4,
+            gue: t.gue_port.map(|port| GueView {
+                port,
+                listening: gue.iter().any(|l| {
+                    l.gue
+                        && l.at
+                            == GuePort {
+                                port,
+                                v6: !t.mode.outer_v4(),
+                            }
+                }),
+            }),
         });
     }
     if !b.loopback_vips.is_empty() {

@@ -34,7 +34,7 @@ pub struct BackendStatus {
 pub struct TunnelView {
     /// Device name.
     pub name: String,
-    /// `ipip` or `ip6ip6`.
+    /// `ipip`, `ip6ip6`, `gre` or `ip6gre`.
     pub mode: String,
     /// The configured local address (None: the catch-all device, from any remote).
     pub local: Option<String>,
@@ -44,6 +44,21 @@ pub struct TunnelView {
     pub up: bool,
     /// Its VIPs.
     pub vips: Vec<VipView>,
+    /// ip6ip6 with an IPv4 VIP: whether the device takes IPv4 inside IPv6 (`mode any`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takes_ipv4: Option<bool>,
+    /// The GUE listener feeding this device, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gue: Option<GueView>,
+}
+
+/// A GUE (FOU) listener.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GueView {
+    /// The UDP port.
+    pub port: u16,
+    /// The kernel has a GUE listener on it (of the device's outer family).
+    pub listening: bool,
 }
 
 /// A VIP on a device.
@@ -111,6 +126,18 @@ impl BackendStatus {
             }
             for v in t.vips.iter().filter(|v| !v.present) {
                 p.push(format!("VIP {} is missing on {}", v.address, t.name));
+            }
+            if t.takes_ipv4 == Some(false) {
+                p.push(format!(
+                    "tunnel device {} takes IPv6 inside IPv6 only: its IPv4 VIPs get nothing",
+                    t.name
+                ));
+            }
+            if let Some(g) = t.gue.as_ref().filter(|g| !g.listening) {
+                p.push(format!(
+                    "no GUE listener on UDP port {} for {}: GUE traffic is dropped",
+                    g.port, t.name
+                ));
             }
         }
         for v in self.loopback_vips.iter().filter(|v| !v.present) {
@@ -209,6 +236,14 @@ pub fn render_text(b: &BackendStatus) -> String {
                 yes(t.up, "up", "DOWN")
             }
         );
+        if let Some(g) = &t.gue {
+            let _ = writeln!(
+                o,
+                "  GUE on UDP port {}: {}",
+                g.port,
+                yes(g.listening, "listening", "NOT LISTENING")
+            );
+        }
         for v in &t.vips {
             let _ = writeln!(
                 o,
@@ -286,6 +321,37 @@ pub fn missing_vip_example() -> BackendStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_gue_listener_and_an_ipv6_only_device_are_blackholes() {
+        let mut b = BackendStatus {
+            tunnels: vec![TunnelView {
+                name: "t6".into(),
+                mode: "ip6ip6".into(),
+                present: true,
+                up: true,
+                takes_ipv4: Some(false),
+                gue: Some(GueView {
+                    port: 6080,
+                    listening: false,
+                }),
+                ..TunnelView::default()
+            }],
+            ..BackendStatus::default()
+        };
+        let p = b.blackholes();
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].contains("t6 takes IPv6 inside IPv6 only"), "{p:?}");
+        assert!(p[1].contains("no GUE listener on UDP port 6080"), "{p:?}");
+        b.tunnels[0].takes_ipv4 = Some(true);
+        b.tunnels[0].gue = Some(GueView {
+            port: 6080,
+            listening: true,
+        });
+        assert!(b.blackholes().is_empty());
+        b.find_problems();
+        assert!(render_text(&b).contains("GUE on UDP port 6080: listening"));
+    }
 
     #[test]
     fn problems_name_what_is_missing() {
