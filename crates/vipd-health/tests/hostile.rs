@@ -11,6 +11,7 @@ use common::check;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use vipd_health::probe::Probe;
+use vipd_health::probe::direct::{self, Direct};
 use vipd_health::{Outcome, Verdict};
 
 /// A server that answers every connection with `reply`, a byte every `drip` when given,
@@ -51,13 +52,22 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
+/// Runs the probe on the tokio path and, when the scheduler would run it on its epoll driver
+/// (tcp, plain HTTP without a body regex), there too: same verdict and reason.
 async fn probe(body: &str, target: SocketAddr) -> Outcome {
     // An agent check names its own port.
     let body = body.replace("PORT", &target.port().to_string());
-    Probe::new(&check(&body), target)
-        .expect("probe")
-        .run()
-        .await
+    let p = std::sync::Arc::new(Probe::new(&check(&body), target).expect("probe"));
+    let o = p.run().await;
+    if Direct::handles(&p) {
+        let d = direct::run_once(p.clone()).await.expect("epoll");
+        assert_eq!(
+            (d.verdict, d.reason.as_str()),
+            (o.verdict, o.reason.as_str()),
+            "the direct path and the tokio path differ for {body}"
+        );
+    }
+    o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,6 +103,38 @@ async fn hostile_backends_get_reasons_not_panics_and_leak_nothing() {
             "kind = \"http\"\ntimeout = \"1s\"",
             Verdict::Fail,
             "timeout after 1s",
+        ),
+        (
+            "nothing, then a close",
+            hostile(Vec::new(), None).await,
+            "kind = \"http\"\ntimeout = \"2s\"",
+            Verdict::Fail,
+            "connection closed before a response",
+        ),
+        (
+            "half a status line, then a close",
+            hostile(b"HTTP/1.1 2".to_vec(), None).await,
+            "kind = \"http\"\ntimeout = \"2s\"",
+            Verdict::Fail,
+            "connection closed in the response head (10 bytes)",
+        ),
+        (
+            "an SSH banner",
+            hostile(b"SSH-2.0-OpenSSH_9.2\r\n".to_vec(), None).await,
+            "kind = \"http\"\ntimeout = \"2s\"",
+            Verdict::Fail,
+            "",
+        ),
+        (
+            "a megabyte of headers, status line first",
+            hostile(
+                b"HTTP/1.1 503 Busy\r\nX-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n".repeat(16_000),
+                None,
+            )
+            .await,
+            "kind = \"http\"\ntimeout = \"2s\"",
+            Verdict::Fail,
+            "HTTP 503 (expected 200-299)",
         ),
         (
             "TLS garbage",

@@ -1,6 +1,7 @@
-//! The scheduler: one task owns every job's state machine and timer; probes run as
-//! short-lived tasks, at most `max_in_flight` at once; results come back to the owner, which
-//! feeds the state machine and sends an [`Update`] on each transition.
+//! The scheduler: one task owns every job's state machine and timer; probes run on its own
+//! epoll driver (plain TCP and HTTP: `probe::direct`) or as short-lived tasks (the others),
+//! at most `max_in_flight` at once; results come back to the owner, which feeds the state
+//! machine and sends an [`Update`] on each transition. Deadlines: `deadlines`.
 //!
 //! - First runs are spread uniformly over each check's interval, and every later interval is
 //!   jittered, so thousands of checks never fire in lockstep (at start or after a reload).
@@ -11,8 +12,13 @@
 //!   does not shift its schedule and the initial spread is kept.
 //! - Damping holds end at the job's next result after the penalty (at most one interval late).
 
+mod deadlines;
+mod status;
+
+pub use status::CheckStatus;
+
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +33,9 @@ pub use crate::update::Update;
 
 use crate::fsm::{self, Fsm, State, Transition};
 use crate::outcome::Outcome;
+use crate::probe::direct::Direct;
 use crate::probe::{Probe, Stage};
+use deadlines::{Deadline, Deadlines};
 
 /// Scheduler settings.
 #[derive(Clone, Debug)]
@@ -70,37 +78,6 @@ pub fn latency_histograms() -> LatencyHistograms {
         )
     }
     prometheus_client::metrics::family::Family::new_with_constructor(make)
-}
-
-/// What status pages and metrics see of a job.
-#[derive(Clone, Debug)]
-pub struct CheckStatus {
-    /// Key.
-    pub key: Arc<str>,
-    /// Check name.
-    pub name: Arc<str>,
-    /// Kind (`http`, `tcp`...).
-    pub kind: &'static str,
-    /// Target.
-    pub target: SocketAddr,
-    /// Users.
-    pub users: Vec<ServerRef>,
-    /// State.
-    pub state: State,
-    /// Drained.
-    pub drain: bool,
-    /// Agent/file weight.
-    pub weight_pct: Option<u32>,
-    /// Last result.
-    pub last: Option<Outcome>,
-    /// Last results, oldest first: (passed, reason, latency).
-    pub history: Vec<(bool, String, Duration)>,
-    /// Transitions so far.
-    pub transitions: u64,
-    /// Results so far.
-    pub results: u64,
-    /// Damped until (from now).
-    pub damped_for: Option<Duration>,
 }
 
 /// What a reload did.
@@ -180,9 +157,11 @@ pub fn spawn(jobs: Vec<JobSpec>, opts: Options) -> (Handle, mpsc::UnboundedRecei
     let mut s = Scheduler {
         jobs: BTreeMap::new(),
         heap: BinaryHeap::new(),
-        deadlines: BinaryHeap::new(),
+        deadlines: Deadlines::default(),
         waiting: VecDeque::new(),
         inflight: JoinSet::new(),
+        direct: None,
+        direct_keys: HashMap::new(),
         next_gen: 0,
         seq: 0,
         opts,
@@ -209,16 +188,22 @@ struct Job {
     abort: Option<AbortHandle>,
 }
 
+/// A probe in flight on the direct driver: the run id is its token.
+type DirectKey = (Arc<str>, u64);
+
 type Due = Reverse<(Instant, u64, Arc<str>, u64)>;
-/// (deadline, seq, key, generation, run id, is the connect deadline).
-type Deadline = Reverse<(Instant, u64, Arc<str>, u64, u64, bool)>;
 
 struct Scheduler {
     jobs: BTreeMap<Arc<str>, Job>,
     heap: BinaryHeap<Due>,
-    deadlines: BinaryHeap<Deadline>,
+    deadlines: Deadlines,
     waiting: VecDeque<(Arc<str>, u64)>,
     inflight: JoinSet<(Arc<str>, u64, u64, Outcome)>,
+    /// Plain TCP and HTTP probes, on the scheduler's own epoll instance (created with the
+    /// first such probe; see `probe::direct`).
+    direct: Option<Direct>,
+    /// Run id -> (key, generation) of the probes on `direct`.
+    direct_keys: HashMap<u64, DirectKey>,
     next_gen: u64,
     seq: u64,
     opts: Options,
@@ -252,7 +237,7 @@ impl Scheduler {
         loop {
             let next = match (
                 self.heap.peek().map(|Reverse((t, ..))| *t),
-                self.deadlines.peek().map(|Reverse((t, ..))| *t),
+                self.deadlines.next(),
             ) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -290,6 +275,10 @@ impl Scheduler {
                         Err(e) if e.is_cancelled() => {} // timed out: already reported
                         Err(e) => warn!(error = %e, "a health probe task failed"),
                     }
+                    self.start_waiting();
+                }
+                () = ready(&self.direct), if self.direct.as_ref().is_some_and(|d| !d.is_empty()) => {
+                    self.on_direct();
                     self.start_waiting();
                 }
                 () = &mut sleep, if armed.is_some() => {
@@ -377,7 +366,7 @@ impl Scheduler {
             {
                 continue; // dropped or replaced by a reload
             }
-            if self.inflight.len() < self.opts.max_in_flight {
+            if self.busy() < self.opts.max_in_flight {
                 self.start(key, generation);
             } else {
                 self.waiting.push_back((key, generation));
@@ -386,7 +375,7 @@ impl Scheduler {
     }
 
     fn start_waiting(&mut self) {
-        while self.inflight.len() < self.opts.max_in_flight {
+        while self.busy() < self.opts.max_in_flight {
             let Some((key, generation)) = self.waiting.pop_front() else {
                 break;
             };
@@ -422,30 +411,47 @@ impl Scheduler {
                 return;
             }
         };
+        let direct = Direct::handles(&p);
         if let Some((connect, total)) = p.deadlines() {
             job.stage = Arc::new(Stage::default());
-            self.seq += 1;
-            self.deadlines.push(Reverse((
-                now + total,
-                self.seq,
-                key.clone(),
+            let deadline = |after: Duration, is_connect: bool| Deadline {
+                at: now + after,
+                key: key.clone(),
                 generation,
                 run_id,
-                false,
-            )));
+                is_connect,
+                direct,
+            };
+            self.deadlines.push(total, deadline(total, false));
             if connect < total {
-                self.seq += 1;
-                self.deadlines.push(Reverse((
-                    now + connect,
-                    self.seq,
-                    key.clone(),
-                    generation,
-                    run_id,
-                    true,
-                )));
+                self.deadlines.push(connect, deadline(connect, true));
             }
         }
         let stage = job.stage.clone();
+        if direct {
+            if self.direct.is_none() {
+                match Direct::new() {
+                    Ok(d) => self.direct = Some(d),
+                    Err(e) => {
+                        warn!(error = %e, "no epoll instance for the probes; they run as tasks")
+                    }
+                }
+            }
+            if let Some(d) = self.direct.as_mut() {
+                match d.start(run_id, p, stage) {
+                    None => {
+                        self.direct_keys.insert(run_id, (key, generation));
+                    }
+                    // Over at once (refused on loopback, out of descriptors): reported on
+                    // the next turn of the loop, like any result.
+                    Some(o) => {
+                        self.inflight
+                            .spawn(async move { (key, generation, run_id, o) });
+                    }
+                }
+                return;
+            }
+        }
         let handle = self.inflight.spawn(async move {
             let o = p.run_untimed(&stage).await;
             (key, generation, run_id, o)
@@ -456,19 +462,32 @@ impl Scheduler {
     /// Cancels the probes whose deadline passed and reports them as timed out.
     fn on_deadlines(&mut self) {
         let now = Instant::now();
-        while let Some(Reverse((t, ..))) = self.deadlines.peek() {
-            if *t > now {
-                break;
+        while let Some(dl) = self.deadlines.pop_due(now) {
+            let Deadline {
+                key,
+                generation,
+                run_id,
+                is_connect,
+                direct,
+                ..
+            } = dl;
+            if direct && !self.direct_keys.contains_key(&run_id) {
+                continue; // finished in time (the common case: no lookup)
             }
-            let Some(Reverse((_, _, key, generation, run_id, is_connect))) = self.deadlines.pop()
-            else {
-                break;
-            };
             let Some(job) = self.jobs.get_mut(&key) else {
+                if let Some(d) = self.direct.as_mut() {
+                    d.cancel(run_id);
+                }
+                self.direct_keys.remove(&run_id);
                 continue;
             };
             if job.generation != generation || job.run_id != run_id || !job.running {
-                continue; // finished in time, or an older run
+                // Finished in time, or an older run; a dropped job's probe ends here.
+                if let Some(d) = self.direct.as_mut() {
+                    d.cancel(run_id);
+                }
+                self.direct_keys.remove(&run_id);
+                continue;
             }
             let stage = job.stage.get();
             if is_connect && stage != Stage::CONNECT {
@@ -477,12 +496,35 @@ impl Scheduler {
             if let Some(a) = job.abort.take() {
                 a.abort();
             }
+            if let Some(d) = self.direct.as_mut() {
+                d.cancel(run_id);
+            }
+            self.direct_keys.remove(&run_id);
             let mut o = match &job.probe {
                 Ok(p) => p.timed_out(stage, is_connect),
                 Err(e) => Outcome::fail(e.clone(), Duration::ZERO),
             };
             o.latency = now.saturating_duration_since(job.started);
             self.on_result(key, generation, run_id, o);
+        }
+    }
+
+    /// Probes in flight, on tasks and on the direct driver.
+    fn busy(&self) -> usize {
+        self.inflight.len() + self.direct.as_ref().map_or(0, Direct::len)
+    }
+
+    /// Collects the direct driver's finished probes.
+    fn on_direct(&mut self) {
+        let Some(d) = self.direct.as_mut() else {
+            return;
+        };
+        let mut done = Vec::new();
+        d.drain(&mut done);
+        for (run_id, o) in done {
+            if let Some((key, generation)) = self.direct_keys.remove(&run_id) {
+                self.on_result(key, generation, run_id, o);
+            }
         }
     }
 
@@ -525,33 +567,12 @@ impl Scheduler {
         let next = (job.started + delay).max(now);
         self.schedule(key, generation, next);
     }
+}
 
-    fn snapshot(&self) -> Vec<CheckStatus> {
-        let now = std::time::Instant::now();
-        self.jobs
-            .values()
-            .map(|j| CheckStatus {
-                key: j.spec.key.clone(),
-                name: j.spec.name.clone(),
-                kind: j.spec.check.kind.as_str(),
-                target: j.spec.server,
-                users: j.spec.users.clone(),
-                state: j.fsm.state(),
-                drain: j.fsm.drain(),
-                weight_pct: j.fsm.weight_pct(),
-                last: j.fsm.last().cloned(),
-                history: j
-                    .fsm
-                    .history()
-                    .map(|(p, r, l)| (p, r.to_string(), l))
-                    .collect(),
-                transitions: j.fsm.transitions(),
-                results: j.fsm.results(),
-                damped_for: j
-                    .fsm
-                    .damped_until()
-                    .map(|t| t.saturating_duration_since(now)),
-            })
-            .collect()
+/// Resolves when the direct driver has news (never without one: the branch is disabled).
+async fn ready(d: &Option<Direct>) {
+    match d {
+        Some(d) => d.ready().await,
+        None => std::future::pending().await,
     }
 }

@@ -15,21 +15,12 @@ pub async fn connect(p: &Probe, timed: bool) -> Result<TcpStream, ProbeError> {
         TcpSocket::new_v6()
     }
     .map_err(|e| ProbeError::local("socket", &e))?;
-    let mut source = p.source;
     if let Some(mark) = p.mark {
         socket2::SockRef::from(&sock)
             .set_mark(mark)
             .map_err(|e| ProbeError::local("SO_MARK", &e))?;
-        // The VIP is local on a director: left to itself the kernel would take it as the
-        // source too, and the real server's reply would stay on the real server. The
-        // address that reaches the real server is the one its reply comes back to.
-        if source.is_none() {
-            source = Some(source_toward(p.server.ip()).map_err(|e| {
-                ProbeError::Failed(format!("no route to {}: {}", p.server.ip(), words(&e)))
-            })?);
-        }
     }
-    if let Some(src) = source {
+    if let Some(src) = source_for(p)? {
         sock.bind(std::net::SocketAddr::new(src, 0))
             .map_err(|e| format!("bind {src}: {}", words(&e)))?;
     }
@@ -49,6 +40,21 @@ pub async fn connect(p: &Probe, timed: bool) -> Result<TcpStream, ProbeError> {
         sock.connect(p.addr).await
     };
     r.map_err(|e| ProbeError::Failed(format!("connect: {}", words(&e))))
+}
+
+/// The address to bind a probe's socket to: the configured source, or for a tunnel-path
+/// probe the address that reaches the real server. The VIP is local on a director: left to
+/// itself the kernel would take it as the source too, and the real server's reply would
+/// stay on the real server; the address that reaches the real server is the one its reply
+/// comes back to.
+pub fn source_for(p: &Probe) -> Result<Option<std::net::IpAddr>, ProbeError> {
+    match (p.source, p.mark) {
+        (Some(s), _) => Ok(Some(s)),
+        (None, Some(_)) => source_toward(p.server.ip()).map(Some).map_err(|e| {
+            ProbeError::Failed(format!("no route to {}: {}", p.server.ip(), words(&e)))
+        }),
+        (None, None) => Ok(None),
+    }
 }
 
 /// The source address the kernel picks toward `to` (a route lookup: a UDP socket's

@@ -131,6 +131,46 @@ impl HttpProbe {
         })
     }
 
+    /// Whether the check needs nothing but a plain connection and the status line (no TLS,
+    /// no body regex): such checks run on the direct driver (`probe::direct`).
+    pub fn plain_status_only(&self) -> bool {
+        self.tls.is_none() && self.body_regex.is_none()
+    }
+
+    /// The request, built once.
+    pub fn request_bytes(&self) -> &[u8] {
+        &self.request
+    }
+
+    /// For a check that needs the status line only: what the response so far says, or None
+    /// while more is needed. The same reasons as the tokio path's [`HttpProbe::run`].
+    pub fn judge_status_line(&self, buf: &[u8]) -> Option<Result<Outcome, String>> {
+        if find(buf, b"\r\n").is_none() {
+            if buf.len() >= 5 && !buf.starts_with(b"HTTP/") {
+                return Some(Err(status_code(buf)
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default()));
+            }
+            if buf.len() >= MAX_HEAD {
+                return Some(Err(format!("response head longer than {MAX_HEAD} bytes")));
+            }
+            return None;
+        }
+        let status = match status_code(buf) {
+            Ok(s) => s,
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        Some(Ok(if self.expect.iter().any(|r| r.contains(status)) {
+            Outcome::pass(format!("HTTP {status}"), Duration::ZERO)
+        } else {
+            Outcome::fail(
+                format!("HTTP {status} (expected {})", self.expect_words),
+                Duration::ZERO,
+            )
+        }))
+    }
+
     /// Runs the check within its own timeouts.
     pub async fn run(&self, p: &Probe) -> Outcome {
         let stage = Stage::default();

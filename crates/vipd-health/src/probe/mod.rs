@@ -7,6 +7,7 @@
 
 mod agent;
 mod conn;
+pub mod direct;
 mod dns;
 mod exec;
 mod file;
@@ -208,7 +209,7 @@ impl Probe {
 
     /// A tunnel-path outcome says so: with a direct check beside it, the status tells which
     /// path failed.
-    fn path_said(&self, mut o: Outcome) -> Outcome {
+    pub(crate) fn path_said(&self, mut o: Outcome) -> Outcome {
         if self.mark.is_some() {
             o.reason = format!("via tunnel: {}", o.reason);
         }
