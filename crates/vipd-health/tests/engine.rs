@@ -230,3 +230,92 @@ async fn the_scheduler_enforces_probe_deadlines() {
         "{latency:?}"
     );
 }
+
+/// A server that accepts and never answers; each connection's end (the client gone) is
+/// counted.
+async fn silent_server() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use tokio::io::AsyncReadExt;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let closed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = closed.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let c = c.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+                c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, closed)
+}
+
+/// A reload that drops a job stops its probe in flight at once, on the epoll driver (plain
+/// HTTP) and as a task (an agent check): neither keeps its connection to the end of its 9 s
+/// timeout.
+#[tokio::test]
+async fn a_reload_stops_the_probes_of_the_jobs_it_drops() {
+    let (addr, closed) = silent_server().await;
+    let body = format!(
+        "[[check]]\nname = \"plain\"\nkind = \"http\"\ntimeout = \"9s\"\ninterval = \"10s\"\njitter = \"0%\"\n\
+         [[check]]\nname = \"agent\"\nkind = \"agent\"\nport = {port}\ntimeout = \"9s\"\ninterval = \"10s\"\njitter = \"0%\"\n\
+         [[service]]\nname = \"a\"\nvip = \"198.51.100.1\"\nport = {port}\nchecks = [\"plain\", \"agent\"]\n\
+         [[service.real_server]]\naddress = \"{ip}\"\n",
+        port = addr.port(),
+        ip = addr.ip()
+    );
+    let jobs = engine::jobs(&config(&body))
+        .jobs
+        .into_values()
+        .collect::<Vec<_>>();
+    assert_eq!(jobs.len(), 2);
+    let (handle, _rx) = engine::spawn(jobs, Options::default());
+    // First runs are spread over the 10 s interval: wait until both probes are connected.
+    let start = Instant::now();
+    while tcp_connections_to(addr) < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the probes never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        closed.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "still waiting for answers"
+    );
+    let stats = handle.reload(Vec::new()).await;
+    assert_eq!(stats.stopped, 2);
+    let t = Instant::now();
+    while closed.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "a dropped job's probe still holds its connection"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Established connections to `addr` seen in /proc/net/tcp (client side).
+fn tcp_connections_to(addr: std::net::SocketAddr) -> usize {
+    let want = format!(":{:04X}", addr.port());
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[2].ends_with(&want) && f[3] == "01"
+        })
+        .count()
+}

@@ -241,8 +241,10 @@ impl Net {
         Ok(Change::Changed)
     }
 
-    /// Sets an existing ip6tnl device's protocol (`ip link set NAME type ip6tnl mode M`),
-    /// keeping its endpoints, and brings it up.
+    /// Sets an existing ip6tnl device to vipd's definition (`ip link set NAME type ip6tnl
+    /// mode M local L`) and brings it up. The kernel takes a change as a whole: what the
+    /// message leaves out (a remote set by hand, hop limit, encapsulation limit, flags)
+    /// returns to its default, as for a device vipd creates.
     async fn change_ip6_mode(&self, t: &TunnelSpec, index: u32) -> Result<Change, NetError> {
         let op = format!("ip link set {} type ip6tnl mode {}", t.name, t.ip6_mode());
         let mut msg = t.message().map_err(|detail| NetError {

@@ -40,7 +40,7 @@ fn kernel_gue_and_gre_checksums_as_ipvsadm_sets_them() {
             "tunnel_type = \"gue\"\ntunnel_port = 6080\ntunnel_checksum = \"remcsum\"",
             "gue:6080:r+c",
         ),
-        // GRE with a checksum is refused at load (Linux's receiver drops it: kernel_encaps).
+        // GRE with a checksum is refused at load (the receiver drops it: kernel_encaps).
         (
             83,
             "tunnel_type = \"gre\"\ntunnel_checksum = \"none\"",

@@ -161,6 +161,7 @@ pub fn spawn(jobs: Vec<JobSpec>, opts: Options) -> (Handle, mpsc::UnboundedRecei
         waiting: VecDeque::new(),
         inflight: JoinSet::new(),
         direct: None,
+        direct_failed: false,
         direct_keys: HashMap::new(),
         next_gen: 0,
         seq: 0,
@@ -202,6 +203,8 @@ struct Scheduler {
     /// Plain TCP and HTTP probes, on the scheduler's own epoll instance (created with the
     /// first such probe; see `probe::direct`).
     direct: Option<Direct>,
+    /// `Direct::new` failed once: the probes run as tasks (said once).
+    direct_failed: bool,
     /// Run id -> (key, generation) of the probes on `direct`.
     direct_keys: HashMap<u64, DirectKey>,
     next_gen: u64,
@@ -283,6 +286,8 @@ impl Scheduler {
                 }
                 () = &mut sleep, if armed.is_some() => {
                     armed = None;
+                    // Answers already in the epoll queue count before any deadline.
+                    self.on_direct();
                     self.on_deadlines();
                     self.on_due();
                     self.start_waiting();
@@ -336,7 +341,21 @@ impl Scheduler {
             self.schedule(key, generation, first);
         }
         stats.stopped = self.jobs.len();
-        self.jobs = new;
+        // The probes of dropped jobs stop now: a task would run to its end (dropping an
+        // AbortHandle does not abort), a direct probe would keep its socket until its
+        // deadline. Their results would be ignored anyway.
+        for (_, j) in std::mem::replace(&mut self.jobs, new) {
+            if !j.running {
+                continue;
+            }
+            if let Some(a) = j.abort {
+                a.abort();
+            }
+            if let Some(d) = self.direct.as_mut() {
+                d.cancel(j.run_id);
+            }
+            self.direct_keys.remove(&j.run_id);
+        }
         self.waiting
             .retain(|(k, g)| self.jobs.get(k).is_some_and(|j| j.generation == *g));
         if stats.started + stats.stopped > 0 {
@@ -411,7 +430,18 @@ impl Scheduler {
                 return;
             }
         };
-        let direct = Direct::handles(&p);
+        let mut direct = Direct::handles(&p);
+        if direct && self.direct.is_none() && !self.direct_failed {
+            match Direct::new() {
+                Ok(d) => self.direct = Some(d),
+                Err(e) => {
+                    // Said once: the probes then run as tasks, timed the same way.
+                    self.direct_failed = true;
+                    warn!(error = %e, "no epoll instance for the probes; they run as tasks");
+                }
+            }
+        }
+        direct &= self.direct.is_some();
         if let Some((connect, total)) = p.deadlines() {
             job.stage = Arc::new(Stage::default());
             let deadline = |after: Duration, is_connect: bool| Deadline {
@@ -429,14 +459,6 @@ impl Scheduler {
         }
         let stage = job.stage.clone();
         if direct {
-            if self.direct.is_none() {
-                match Direct::new() {
-                    Ok(d) => self.direct = Some(d),
-                    Err(e) => {
-                        warn!(error = %e, "no epoll instance for the probes; they run as tasks")
-                    }
-                }
-            }
             if let Some(d) = self.direct.as_mut() {
                 match d.start(run_id, p, stage) {
                     None => {

@@ -3,12 +3,16 @@
 //!
 //! Why: at 10,000 checks a second the per-check cost is what matters, and most of it is
 //! syscalls. Through tokio a check was `socket, connect, epoll_ctl ADD, getsockopt(SO_ERROR),
-//! setsockopt(SO_LINGER), sendto, recvfrom, epoll_ctl DEL, close` plus a spawned task; here it
-//! is `socket, setsockopt(SO_LINGER), connect, epoll_ctl ADD, sendto, recvfrom, close`:
+//! setsockopt(SO_LINGER), sendto, recvfrom, epoll_ctl DEL, close` plus a spawned task; here an
+//! HTTP check is `socket, setsockopt(SO_LINGER), connect, sendto, epoll_ctl ADD, recvfrom,
+//! close` (7; a TCP check 5; an HTTP check of a server the handshake has not reached yet 8,
+//! the early `sendto` saying EAGAIN):
 //! - connect success is read from the event (EPOLLOUT without EPOLLERR); SO_ERROR is asked
 //!   only for a failure's reason;
-//! - no `epoll_ctl DEL`: closing a socket removes it from the epoll set (vipd holds no other
-//!   reference to it), which is what tokio cannot assume and HAProxy does;
+//! - no `epoll_ctl DEL`: closing a socket removes it from the epoll set once no descriptor
+//!   refers to it (a child between fork and exec may hold a close-on-exec copy for a moment;
+//!   its late event then finds no probe under a token never reused), which is what tokio
+//!   cannot assume and HAProxy does;
 //! - edge-triggered from the start (IN|OUT|RDHUP): the connect completion, the response and
 //!   the server's close each raise one event, no re-arming between them.
 //!
@@ -127,9 +131,11 @@ impl Direct {
                     EVENTS
                 };
                 if let Err(e) = self.ep.get_ref().add(c.sock.as_fd(), events, token) {
+                    // This host's limit (max_user_watches, memory), never the server's.
+                    let reason = format!("not run, epoll_ctl: {}", conn::words(&e));
                     return Some(finish(
                         &c.probe,
-                        ProbeError::local("epoll_ctl", &e).outcome(""),
+                        Outcome::not_run(reason, Duration::ZERO),
                         started,
                     ));
                 }
@@ -198,7 +204,7 @@ impl Direct {
         match sock.connect(&p.addr.into()) {
             Ok(()) => Ok((sock, true)),
             // EINPROGRESS: the event says how it ends.
-            Err(e) if e.raw_os_error() == Some(115) => Ok((sock, false)),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((sock, false)),
             Err(e) => Err(ProbeError::Failed(format!("connect: {}", conn::words(&e)))),
         }
     }
@@ -273,13 +279,18 @@ fn send_early(c: &mut Conn) -> Option<Outcome> {
     if !matches!(c.probe.kind, Kind::Http(_)) {
         return None;
     }
-    match c.sock.send(request(c)) {
+    match c.sock.send_with_flags(request(c), libc::MSG_NOSIGNAL) {
         Ok(n) => {
             c.sent = n;
             c.stage.set(Stage::RESPONSE);
             None
         }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(107) => None,
+        Err(e)
+            if e.kind() == io::ErrorKind::WouldBlock
+                || e.raw_os_error() == Some(libc::ENOTCONN) =>
+        {
+            None
+        }
         Err(e) => Some(finish(
             &c.probe,
             Outcome::fail(format!("connect: {}", conn::words(&e)), Duration::ZERO),
@@ -292,7 +303,8 @@ fn send_rest(c: &mut Conn) -> Option<Outcome> {
     while c.sent < request(c).len() {
         let r = {
             let req = request(c);
-            c.sock.send(&req[c.sent..])
+            // No SIGPIPE for a peer gone: the error is the reason.
+            c.sock.send_with_flags(&req[c.sent..], libc::MSG_NOSIGNAL)
         };
         match r {
             Ok(n) => c.sent += n,

@@ -87,16 +87,16 @@ pub async fn apply(
     let want = gue_ports(cfg);
     for at in &want {
         match fou.ensure_gue(*at).await {
-            Ok(c) => {
-                if c == Change::Changed {
-                    info!(
-                        port = at.port,
-                        "GUE listener added: {}",
-                        at.ip_command("add")
-                    );
-                }
+            Ok(Change::Changed) => {
+                info!(
+                    port = at.port,
+                    "GUE listener added: {}",
+                    at.ip_command("add")
+                );
                 gue_owned.insert(*at);
             }
+            // There already: an operator's or an earlier run's, never removed by vipd.
+            Ok(Change::Unchanged) => {}
             Err(e) => errors.push(e.to_string()),
         }
     }

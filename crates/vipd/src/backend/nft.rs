@@ -40,8 +40,9 @@ pub fn nft_ruleset(directors: &[IpAddr], gue: &BTreeSet<GuePort>) -> String {
     s.push_str(&set("directors4", "ipv4_addr", list(false)));
     s.push_str(&set("directors6", "ipv6_addr", list(true)));
     // Every IP-protocol encapsulation a Linux node may decapsulate, whatever vipd configured:
-    // the kernel's catch-all devices take more than their name says (ip6tnl0 is in `any` mode:
-    // IPv4-in-IPv6 too; sit0 takes 6in4; gre0/ip6gre0 appear with their module). 4: IPv4
+    // the kernel's catch-all devices take more than their name says (sit0 takes 6in4;
+    // gre0/ip6gre0 appear with their module and take either inner family), and a named
+    // ip6tnl device in `mode any` takes IPv4 in IPv6. 4: IPv4
     // inside, 41: IPv6 inside, 47: GRE. `meta l4proto` looks past IPv6 extension headers.
     s.push_str(
         "  chain input {\n    type filter hook input priority -150; policy accept;\n    \
