@@ -56,6 +56,7 @@ def long_conn(i):
 
 def short_loop():
     while True:
+        started = time.monotonic()
         try:
             s = socket.create_connection((VIP, 80), timeout=2)
             s.settimeout(2)
@@ -77,7 +78,7 @@ def short_loop():
         except OSError as e:
             with lock:
                 state["short_fail"] += 1
-            record("short_fail", error=str(e))
+            record("short_fail", error=str(e), started=started)
         time.sleep(0.02)
 
 

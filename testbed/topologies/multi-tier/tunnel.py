@@ -62,14 +62,17 @@ def faults(lab):
     ]
 
 
-def window_failures(lab, since):
-    """The client's failure reasons since `since` (monotonic), counted by reason."""
+def window_failures(lab, since, until):
+    """The reasons of the client's requests that started in [since, until) (monotonic) and
+    failed, counted by reason. By start: a request sent to b2 just before it was taken out
+    fails up to 2 s later (its connect timeout), inside the window, though nothing sent
+    after b2 left failed."""
     out = {}
     try:
         with open(f"{lab.RUN}/client.json.events") as f:
             for line in f:
                 e = json.loads(line)
-                if e.get("kind") == "short_fail" and e.get("t", 0) >= since:
+                if e.get("kind") == "short_fail" and since <= e.get("started", 0) < until:
                     out[e["error"]] = out.get(e["error"], 0) + 1
     except OSError:
         pass
@@ -97,21 +100,35 @@ def run(lab):
             before = lab.client()
             t0 = time.monotonic()
             time.sleep(WINDOW)
+            t1 = time.monotonic()
             after = lab.client()
-            reasons = window_failures(lab, t0)
-            failed = after["short_fail"] - before["short_fail"]
+            # The last requests of the window may still be running (a failure ends up to
+            # 2 s after its start).
+            time.sleep(2.5)
+            reasons = window_failures(lab, t0, t1)
+            failed = sum(reasons.values())
             ok = after["short_ok"] - before["short_ok"]
             undo()
             rows.append({"fault": fault, "checks": label, "b2_weight": w,
                          "out_after_ms": None if out_after is None else int(out_after * 1000),
                          "failed": failed, "ok": ok, "reasons": reasons})
             print(json.dumps(rows[-1]), flush=True)
-            if label == "direct + tunnel" and (w != (0, 0) or failed):
-                failures.append(f"{fault}, {label}: weights {w}, {failed} failed")
+            if label == "direct + tunnel":
+                # Against the control of the same fault (the row before): b2 out on both
+                # directors, and the failure rate at most a quarter of the control's. Not 0:
+                # a few requests still reach b2 after both directors set its weight to 0
+                # (seen with the code before the tunnel checks' driver changed too); see
+                # docs/SCENARIOS.md.
+                control = rows[-2]
+                rate = failed / max(1, failed + ok)
+                c_rate = control["failed"] / max(1, control["failed"] + control["ok"])
+                if w != (0, 0) or rate > c_rate / 4:
+                    failures.append(f"{fault}, {label}: weights {w}, {failed} failed "
+                                    f"({rate:.1%} against the control's {c_rate:.1%})")
             if label == "direct only" and (w != (1, 1) or failed == 0):
                 failures.append(f"{fault}, {label} (control): weights {w}, {failed} failed: "
                                 "the control shows nothing")
-    table = [f"Requests in the {WINDOW:.0f} s after the first {DETECT + 0.5} s of each fault "
+    table = [f"Requests started in the {WINDOW:.0f} s after the first {DETECT + 0.5} s of each fault "
              "(client through both routers and both directors; b2 out: when both directors "
              "had weight 0 for it):", "",
              "| fault | checks | b2 out after | b2's weight (d1, d2) | requests ok "
