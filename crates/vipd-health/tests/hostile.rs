@@ -11,7 +11,6 @@ use common::check;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use vipd_health::probe::Probe;
-use vipd_health::probe::direct::{self, Direct};
 use vipd_health::{Outcome, Verdict};
 
 /// A server that answers every connection with `reply`, a byte every `drip` when given,
@@ -52,22 +51,12 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
-/// Runs the probe on the tokio path and, when the scheduler would run it on its epoll driver
-/// (tcp, plain HTTP without a body regex), there too: same verdict and reason.
+/// Every case on both paths (`common::run_both_paths`).
 async fn probe(body: &str, target: SocketAddr) -> Outcome {
     // An agent check names its own port.
     let body = body.replace("PORT", &target.port().to_string());
-    let p = std::sync::Arc::new(Probe::new(&check(&body), target).expect("probe"));
-    let o = p.run().await;
-    if Direct::handles(&p) {
-        let d = direct::run_once(p.clone()).await.expect("epoll");
-        assert_eq!(
-            (d.verdict, d.reason.as_str()),
-            (o.verdict, o.reason.as_str()),
-            "the direct path and the tokio path differ for {body}"
-        );
-    }
-    o
+    let p = Probe::new(&check(&body), target).expect("probe");
+    common::run_both_paths(p, &body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,24 +7,12 @@ use std::time::Duration;
 
 use common::{Http, Mode, agent, check, resetting_server};
 use vipd_health::probe::Probe;
-use vipd_health::probe::direct::{self, Direct};
 use vipd_health::{Outcome, Verdict};
 
-/// Runs the probe on the tokio path and, for the checks the scheduler runs on its epoll
-/// driver (tcp, plain HTTP without a body regex), on that path too: both must give the same
-/// verdict and reason.
+/// Every case on both paths (`common::run_both_paths`).
 async fn run(toml_body: &str, target: SocketAddr) -> Outcome {
-    let p = std::sync::Arc::new(Probe::new(&check(toml_body), target).expect("probe"));
-    let o = p.run().await;
-    if Direct::handles(&p) {
-        let d = direct::run_once(p.clone()).await.expect("epoll");
-        assert_eq!(
-            (d.verdict, d.reason.as_str()),
-            (o.verdict, o.reason.as_str()),
-            "the direct path and the tokio path differ for {toml_body}"
-        );
-    }
-    o
+    let p = Probe::new(&check(toml_body), target).expect("probe");
+    common::run_both_paths(p, toml_body).await
 }
 
 fn assert_outcome(o: &Outcome, verdict: Verdict, reason: &str) {

@@ -64,27 +64,7 @@ fn send_gue(ns: &Netns, v6: bool, count: usize) {
 
 /// Packets counted by the GUE rule of the family whose director set is `set`.
 fn dropped_gue(be: &Netns, set: &str) -> Option<u64> {
-    let out = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            be.name(),
-            "nft",
-            "list",
-            "table",
-            "inet",
-            "vipd_backend",
-        ])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let line = text
-        .lines()
-        .find(|l| l.contains("udp dport 6080") && l.contains(set))?;
-    let mut words = line.split_whitespace();
-    words.find(|w| *w == "packets")?;
-    words.next()?.parse().ok()
+    counted(be, |l| l.contains("udp dport 6080") && l.contains(set))
 }
 
 /// Packets counted by vipd's drop rule, or None while the table is absent.
@@ -92,8 +72,15 @@ fn dropped(be: &Netns) -> Option<u64> {
     dropped_by(be, "@directors4")
 }
 
-/// Packets counted by the drop rule of the line naming `set`.
+/// Packets counted by the drop rule of the line naming `set` (the first: the IP-protocol
+/// rule comes before the GUE one).
 fn dropped_by(be: &Netns, set: &str) -> Option<u64> {
+    counted(be, |l| l.contains(set))
+}
+
+/// The packet counter of the first rule of vipd's table that `pick` selects, or None while
+/// the table is absent.
+fn counted(be: &Netns, pick: impl Fn(&str) -> bool) -> Option<u64> {
     let out = std::process::Command::new("ip")
         .args([
             "netns",
@@ -109,7 +96,7 @@ fn dropped_by(be: &Netns, set: &str) -> Option<u64> {
         .ok()
         .filter(|o| o.status.success())?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let line = text.lines().find(|l| l.contains(set))?;
+    let line = text.lines().find(|l| pick(l))?;
     let mut words = line.split_whitespace();
     words.find(|w| *w == "packets")?;
     words.next()?.parse().ok()

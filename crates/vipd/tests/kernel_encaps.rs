@@ -337,12 +337,7 @@ fn every_encapsulation_end_to_end() {
     // Control: the backend without its GUE ports. vipd removes the two listeners it added;
     // the GUE VIPs go silent, the others still answer.
     write_backend(false);
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_vipd"))
-        .args(["reload", "--config"])
-        .arg(&b_cfg)
-        .output()
-        .expect("vipd reload");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    reload(&b_cfg);
     let fou = backend.exec(&["ip", "fou", "show"]);
     assert!(fou.trim().is_empty(), "listeners removed: {fou}");
     for c in CASES {
@@ -358,12 +353,7 @@ fn every_encapsulation_end_to_end() {
         }
     }
     write_backend(true);
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_vipd"))
-        .args(["reload", "--config"])
-        .arg(&b_cfg)
-        .output()
-        .expect("vipd reload");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    reload(&b_cfg);
     for c in CASES.iter().filter(|c| c.gue) {
         answers(&client, c.vip, "GUE back", &logs);
     }
@@ -402,6 +392,16 @@ fn every_encapsulation_end_to_end() {
 
     bv.stop(&b_cfg);
     dv.stop(&d_cfg);
+}
+
+/// `vipd reload --config cfg`, which must succeed.
+fn reload(cfg: &std::path::Path) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_vipd"))
+        .args(["reload", "--config"])
+        .arg(cfg)
+        .output()
+        .expect("vipd reload");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 /// The receive checksum errors of `dev` (`ip -s -s link show`: the `crc` column).

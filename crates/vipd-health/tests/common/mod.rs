@@ -247,3 +247,20 @@ pub fn check(toml_body: &str) -> CheckDef {
         .unwrap_or_else(|e| panic!("check does not load: {e}\n{src}"));
     loaded.config.checks[0].clone()
 }
+
+/// Runs `p` on the tokio path and, when the scheduler would run it on its epoll driver (tcp,
+/// plain HTTP without a body regex), there too: both must give the same verdict and reason.
+pub async fn run_both_paths(p: vipd_health::probe::Probe, what: &str) -> vipd_health::Outcome {
+    use vipd_health::probe::direct::{self, Direct};
+    let p = std::sync::Arc::new(p);
+    let o = p.run().await;
+    if Direct::handles(&p) {
+        let d = direct::run_once(p.clone()).await.expect("epoll");
+        assert_eq!(
+            (d.verdict, d.reason.as_str()),
+            (o.verdict, o.reason.as_str()),
+            "the direct path and the tokio path differ for {what}"
+        );
+    }
+    o
+}
