@@ -216,6 +216,15 @@ fn finish(p: &Probe, mut o: Outcome, started: Instant) -> Outcome {
     p.path_said(o)
 }
 
+/// The probe failed for `reason`.
+fn failed(c: &Conn, reason: String) -> Option<Outcome> {
+    Some(finish(
+        &c.probe,
+        Outcome::fail(reason, Duration::ZERO),
+        c.started,
+    ))
+}
+
 fn on_event(c: &mut Conn, flags: u32) -> Option<Outcome> {
     if c.stage.get() == Stage::CONNECT {
         if flags & epoll::ERR != 0 || (flags & epoll::HUP != 0 && flags & epoll::OUT == 0) {
@@ -224,11 +233,7 @@ fn on_event(c: &mut Conn, flags: u32) -> Option<Outcome> {
                 Ok(None) => "connection closed".to_string(),
                 Err(e) => conn::words(&e),
             };
-            return Some(finish(
-                &c.probe,
-                Outcome::fail(format!("connect: {reason}"), Duration::ZERO),
-                c.started,
-            ));
+            return failed(c, format!("connect: {reason}"));
         }
         if flags & epoll::OUT == 0 {
             return None;
@@ -291,11 +296,7 @@ fn send_early(c: &mut Conn) -> Option<Outcome> {
         {
             None
         }
-        Err(e) => Some(finish(
-            &c.probe,
-            Outcome::fail(format!("connect: {}", conn::words(&e)), Duration::ZERO),
-            c.started,
-        )),
+        Err(e) => failed(c, format!("connect: {}", conn::words(&e))),
     }
 }
 
@@ -310,13 +311,7 @@ fn send_rest(c: &mut Conn) -> Option<Outcome> {
             Ok(n) => c.sent += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Some(finish(
-                    &c.probe,
-                    Outcome::fail(format!("write: {}", conn::words(&e)), Duration::ZERO),
-                    c.started,
-                ));
-            }
+            Err(e) => return failed(c, format!("write: {}", conn::words(&e))),
         }
     }
     None
@@ -335,31 +330,11 @@ fn read_response(c: &mut Conn) -> Option<Outcome> {
         }
         let mut chunk = [0u8; 4096];
         match (&c.sock).read(&mut chunk) {
-            Ok(0) => {
-                let reason = if c.buf.is_empty() {
-                    "connection closed before a response".to_string()
-                } else {
-                    format!(
-                        "connection closed in the response head ({} bytes)",
-                        c.buf.len()
-                    )
-                };
-                return Some(finish(
-                    &c.probe,
-                    Outcome::fail(reason, Duration::ZERO),
-                    c.started,
-                ));
-            }
+            Ok(0) => return failed(c, super::http::closed_in_head(&c.buf)),
             Ok(n) => c.buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Some(finish(
-                    &c.probe,
-                    Outcome::fail(format!("read: {}", conn::words(&e)), Duration::ZERO),
-                    c.started,
-                ));
-            }
+            Err(e) => return failed(c, format!("read: {}", conn::words(&e))),
         }
     }
 }

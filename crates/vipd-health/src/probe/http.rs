@@ -240,14 +240,7 @@ impl HttpProbe {
                 return Err(format!("response head longer than {MAX_HEAD} bytes"));
             }
             if read_more(&mut s, &mut buf).await? == 0 {
-                return Err(if buf.is_empty() {
-                    "connection closed before a response".to_string()
-                } else {
-                    format!(
-                        "connection closed in the response head ({} bytes)",
-                        buf.len()
-                    )
-                });
+                return Err(closed_in_head(&buf));
             }
         };
         let status = status_code(&buf).map_err(|e| e.to_string())?;
@@ -324,6 +317,18 @@ impl HttpProbe {
                 Duration::ZERO,
             ))
         }
+    }
+}
+
+/// The reason of a server that closed before the end of the response head.
+pub(super) fn closed_in_head(buf: &[u8]) -> String {
+    if buf.is_empty() {
+        "connection closed before a response".to_string()
+    } else {
+        format!(
+            "connection closed in the response head ({} bytes)",
+            buf.len()
+        )
     }
 }
 
